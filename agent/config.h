@@ -1,0 +1,63 @@
+// Everything the operator can set, from flags and from the --config file.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "agent/address.h"
+
+namespace sockeye {
+
+struct PoolMapping {
+  std::string name;
+  CidrMatch match;
+};
+
+struct HistogramBuckets {
+  // Upper bounds in base units (seconds, or a plain count), strictly increasing.
+  std::vector<double> connect_duration;
+  std::vector<double> connection_duration;
+  std::vector<double> time_to_first_byte;
+  std::vector<double> rtt;
+  std::vector<double> requests_per_connection;
+};
+
+HistogramBuckets DefaultHistogramBuckets();
+
+enum class ProbeMode { kAuto, kTracepoint, kFentry, kKprobe };
+const char* ProbeModeName(ProbeMode mode);
+
+enum class LogLevel { kDebug, kInfo, kWarn, kError };
+
+struct Config {
+  std::string config_file;  // empty when none was given
+  std::string listen_address = ":19480";
+  std::string telemetry_path = "/metrics";
+  std::vector<std::string> processes;  // comm names, at most 8, each <= 15 chars
+  std::vector<CidrMatch> include;      // empty = every backend
+  std::vector<CidrMatch> exclude;
+  std::vector<PoolMapping> pools;      // first match wins
+  size_t max_backends = 5000;
+  std::chrono::seconds backend_idle_timeout{600};
+  std::chrono::milliseconds sweep_interval{1000};
+  size_t ringbuf_bytes = 8u << 20;     // power of two, >= 4096
+  bool bpf_stats = false;
+  ProbeMode probe_mode = ProbeMode::kAuto;
+  LogLevel log_level = LogLevel::kInfo;
+  HistogramBuckets buckets = DefaultHistogramBuckets();
+};
+
+struct ParseOutcome {
+  std::optional<Config> config;  // set when the agent should run
+  int exit_code = 0;             // meaningful when config is empty
+  std::string message;           // help/version text (stdout) or a one-line error (stderr)
+};
+
+// Parses flags and the optional --config file (flags win over the file).
+// Never throws and never exits.
+ParseOutcome ParseCommandLine(int argc, const char* const* argv);
+
+}  // namespace sockeye

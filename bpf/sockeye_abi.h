@@ -1,0 +1,91 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * The contract between sockeye's BPF programs and the agent: plain
+ * fixed-width types only, included both by clang -target bpf (after
+ * vmlinux.h) and by the C++ agent (after <linux/types.h>).
+ */
+#ifndef SOCKEYE_ABI_H
+#define SOCKEYE_ABI_H
+
+#ifndef __VMLINUX_H__
+#include <linux/types.h>
+#endif
+
+#define SOCKEYE_COMM_LEN 16
+#define SOCKEYE_MAX_COMM_FILTERS 8
+#define SOCKEYE_MAX_CIDR_FILTERS 32
+
+/* Every record the kernel hands to the agent, from the ring buffer or
+ * from an iterator's seq_file, is one struct sockeye_event. */
+enum sockeye_event_kind {
+	SOCKEYE_EV_CONNECTED = 1,   /* SYN_SENT -> ESTABLISHED */
+	SOCKEYE_EV_CONNECT_FAILED,  /* SYN_SENT -> CLOSE */
+	SOCKEYE_EV_TURN,            /* first response byte after a request */
+	SOCKEYE_EV_CLOSED,          /* established connection reached CLOSE */
+	SOCKEYE_EV_PROGRESS,        /* periodic sweep: totals of a live connection */
+	SOCKEYE_EV_ADOPTED,         /* connection found open at start-up */
+	SOCKEYE_EV_KIND_COUNT,
+};
+
+enum sockeye_connect_failure {
+	SOCKEYE_FAIL_REFUSED = 0,
+	SOCKEYE_FAIL_TIMEOUT,
+	SOCKEYE_FAIL_UNREACHABLE,
+	SOCKEYE_FAIL_RESET,
+	SOCKEYE_FAIL_OTHER,
+	SOCKEYE_FAIL_COUNT,
+};
+
+enum sockeye_closed_by {
+	SOCKEYE_CLOSED_BY_LOCAL = 0,
+	SOCKEYE_CLOSED_BY_REMOTE,
+};
+
+/* Backend address: IPv6, or IPv4 as a v4-mapped IPv6 address
+ * (::ffff:a.b.c.d) so that one code path matches and keys both. */
+struct sockeye_endpoint {
+	__u8 addr[16];
+	__u16 port; /* host byte order */
+	__u16 pad[3];
+};
+
+/* Per-connection totals are cumulative since the connection was
+ * established (or adopted). The agent turns them into counter increments
+ * by differencing against the last totals it saw for the same conn_id, so
+ * a lost or reordered record delays a count but never loses or doubles it. */
+struct sockeye_conn_totals {
+	__u64 bytes_sent;
+	__u64 bytes_received;
+	__u32 requests;
+	__u32 retransmits;
+	__u32 resets_sent;
+	__u32 resets_received;
+};
+
+struct sockeye_event {
+	__u8 kind;      /* enum sockeye_event_kind */
+	__u8 reason;    /* enum sockeye_connect_failure, CONNECT_FAILED only */
+	__u8 closed_by; /* enum sockeye_closed_by, CLOSED only */
+	__u8 pad0;
+	__u32 srtt_us;  /* smoothed RTT at the time of the record, 0 if none */
+	__u64 conn_id;  /* unique per connection for the agent's lifetime */
+	__u64 timestamp_ns; /* bpf_ktime_get_ns() */
+	/* CONNECTED: connect duration; CLOSED: lifetime since connect start
+	 * (since adoption for adopted connections); TURN: time to first byte. */
+	__u64 duration_ns;
+	struct sockeye_endpoint backend;
+	struct sockeye_conn_totals totals;
+	char comm[SOCKEYE_COMM_LEN];
+};
+
+/* Backend filter, set in rodata before load. Addresses and masks are in
+ * network byte order over the 16-byte (v4-mapped) address. */
+struct sockeye_cidr_filter {
+	__u32 addr[4];
+	__u32 mask[4];
+	__u16 port; /* host byte order, 0 = any port */
+	__u8 exclude;
+	__u8 pad;
+};
+
+#endif /* SOCKEYE_ABI_H */
