@@ -27,6 +27,23 @@ enum sockeye_event_kind {
 	SOCKEYE_EV_KIND_COUNT,
 };
 
+/* sockeye_event.flags */
+#define SOCKEYE_EVF_ADOPTED 0x1 /* open before the agent started: no connect time, partial lifetime */
+#define SOCKEYE_EVF_CLOSED 0x2  /* the kernel saw this connection reach CLOSE */
+
+/* Per-CPU counters the kernel side keeps so that nothing is dropped
+ * silently; the agent sums them over CPUs and exports them. */
+enum sockeye_kernel_counter {
+	/* SOCKEYE_KC_RINGBUF_FULL + kind: ring buffer reservation failed for
+	 * a record of that kind. Index 0 itself is unused. */
+	SOCKEYE_KC_RINGBUF_FULL = 0,
+	/* Connect not followed: socket storage could not be allocated. */
+	SOCKEYE_KC_STORAGE_FAILED = SOCKEYE_EV_KIND_COUNT,
+	/* An iterator's seq_file write failed (record lost). */
+	SOCKEYE_KC_SEQ_WRITE_FAILED,
+	SOCKEYE_KC_COUNT,
+};
+
 enum sockeye_connect_failure {
 	SOCKEYE_FAIL_REFUSED = 0,
 	SOCKEYE_FAIL_TIMEOUT,
@@ -66,7 +83,7 @@ struct sockeye_event {
 	__u8 kind;      /* enum sockeye_event_kind */
 	__u8 reason;    /* enum sockeye_connect_failure, CONNECT_FAILED only */
 	__u8 closed_by; /* enum sockeye_closed_by, CLOSED only */
-	__u8 pad0;
+	__u8 flags;     /* SOCKEYE_EVF_* */
 	__u32 srtt_us;  /* smoothed RTT at the time of the record, 0 if none */
 	__u64 conn_id;  /* unique per connection for the agent's lifetime */
 	__u64 timestamp_ns; /* bpf_ktime_get_ns() */

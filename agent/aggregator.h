@@ -1,0 +1,131 @@
+// Turns kernel records into per-backend counters and histograms.
+//
+// Records carry cumulative per-connection totals; the aggregator keeps the
+// last totals it saw for each connection and adds only the difference, so
+// a lost or reordered record delays a count but never loses or doubles it.
+// Thread-safe: the event thread calls Handle()/Maintain(), scrapes call
+// Collect().
+#pragma once
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "agent/address.h"
+#include "agent/config.h"
+#include "agent/histogram.h"
+#include "exporters/metric_model.h"
+#include "sockeye_abi.h"
+
+namespace sockeye {
+
+struct AggregatorOptions {
+  size_t max_backends = 5000;
+  std::chrono::seconds backend_idle_timeout{600};
+  // Closed connections are remembered this long so that late records for
+  // them (a sweep racing the close) are differenced, not counted again.
+  std::chrono::seconds closed_connection_memory{60};
+  HistogramBuckets buckets = DefaultHistogramBuckets();
+  std::vector<PoolMapping> pools;
+};
+
+// The label value of the series that collects backends beyond
+// --max-backends; parentheses never appear in an address:port.
+inline constexpr const char* kOverflowBackend = "(overflow)";
+
+// "connected", "turn", ... for enum sockeye_event_kind values.
+const char* EventKindName(size_t kind);
+
+class Aggregator : public metrics::Collector {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  explicit Aggregator(AggregatorOptions options);
+
+  void Handle(const sockeye_event& event, Clock::time_point now);
+
+  // A full sweep reports every open connection the kernel still follows.
+  // Connections the agent thinks open that it did not report were closed
+  // while their CLOSED record was lost: they are retired (and counted).
+  void BeginFullSweep();
+  void EndFullSweep();
+
+  // Forgets idle backends and expired closed-connection memories.
+  void Maintain(Clock::time_point now);
+
+  // Pools and buckets can change on reload; counters are kept.
+  void SetPools(std::vector<PoolMapping> pools);
+
+  void Collect(std::vector<metrics::MetricFamily>& out) override;
+
+  size_t backend_count() const;
+  size_t open_connection_count() const;
+
+ private:
+  struct Backend {
+    Backend(std::string label_value, std::string pool_name, const Aggregator& agg);
+
+    std::string label;
+    std::string pool;
+    uint64_t established = 0;
+    std::array<uint64_t, SOCKEYE_FAIL_COUNT> failures{};
+    std::array<uint64_t, 2> closed{};  // by enum sockeye_closed_by
+    int64_t active = 0;
+    uint64_t bytes_sent = 0;
+    uint64_t bytes_received = 0;
+    uint64_t requests = 0;
+    uint64_t retransmits = 0;
+    uint64_t resets_sent = 0;
+    uint64_t resets_received = 0;
+    Histogram connect_duration;
+    Histogram connection_duration;
+    Histogram time_to_first_byte;
+    Histogram rtt;
+    Histogram requests_per_connection;
+    Clock::time_point last_activity;
+  };
+
+  struct Connection {
+    Endpoint endpoint;
+    bool overflow = false;
+    bool open = true;
+    bool close_recorded = false;
+    bool adopted = false;
+    sockeye_conn_totals last{};
+    Clock::time_point closed_at;
+    uint64_t born_generation = 0;
+    uint64_t seen_generation = 0;
+  };
+
+
+  Backend* BackendFor(const Endpoint& endpoint, Clock::time_point now);
+  Connection* ConnectionFor(const sockeye_event& event, Clock::time_point now, bool create_open);
+  void ApplyTotals(Connection& conn, const sockeye_conn_totals& totals);
+  std::string PoolFor(const Endpoint& endpoint) const;
+
+  AggregatorOptions options_;
+  BucketBounds connect_bounds_, lifetime_bounds_, ttfb_bounds_, rtt_bounds_, requests_bounds_;
+
+  mutable std::mutex mutex_;
+  std::unordered_map<Endpoint, std::unique_ptr<Backend>, EndpointHash> backends_;
+  std::unique_ptr<Backend> overflow_;
+  // Distinct addresses folded into the overflow series (bounded).
+  std::unordered_map<Endpoint, Clock::time_point, EndpointHash> overflowed_;
+  std::unordered_map<uint64_t, Connection> connections_;
+  uint64_t sweep_generation_ = 0;
+  bool in_full_sweep_ = false;
+
+  std::array<uint64_t, SOCKEYE_EV_KIND_COUNT> events_by_kind_{};
+  uint64_t malformed_events_ = 0;
+  uint64_t overflow_connections_ = 0;
+  uint64_t retired_connections_ = 0;
+  uint64_t expired_backends_ = 0;
+};
+
+}  // namespace sockeye

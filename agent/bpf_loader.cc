@@ -1,0 +1,427 @@
+#include "agent/bpf_loader.h"
+
+#include <arpa/inet.h>
+#include <bpf/bpf.h>
+#include <bpf/btf.h>
+#include <bpf/libbpf.h>
+#include <dirent.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdarg>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <string_view>
+#include <utility>
+
+#include "agent/log.h"
+#include "sockeye.skel.h"
+
+namespace sockeye {
+namespace {
+
+constexpr const char* kVmlinuxBtfPath = "/sys/kernel/btf/vmlinux";
+
+int RouteLibbpfLog(enum libbpf_print_level level, const char* format, va_list args) {
+  char buffer[1024];
+  int n = std::vsnprintf(buffer, sizeof(buffer), format, args);
+  if (n <= 0) return 0;
+  std::string_view text(buffer, std::min<size_t>(static_cast<size_t>(n), sizeof(buffer) - 1));
+  while (!text.empty() && text.back() == '\n') text.remove_suffix(1);
+  // libbpf's INFO and DEBUG lines (including verifier logs) are for --log.level=debug.
+  Log(level == LIBBPF_WARN ? LogLevel::kWarn : LogLevel::kDebug, std::string("libbpf: ") + std::string(text));
+  return 0;
+}
+
+struct SkeletonDeleter {
+  void operator()(sockeye_bpf* skel) const { sockeye_bpf__destroy(skel); }
+};
+struct LinkDeleter {
+  void operator()(bpf_link* link) const { bpf_link__destroy(link); }
+};
+struct RingBufferDeleter {
+  void operator()(ring_buffer* rb) const { ring_buffer__free(rb); }
+};
+struct BtfDeleter {
+  void operator()(btf* b) const { btf__free(b); }
+};
+using LinkPtr = std::unique_ptr<bpf_link, LinkDeleter>;
+
+class UniqueFd {
+ public:
+  UniqueFd() = default;
+  explicit UniqueFd(int fd) : fd_(fd) {}
+  UniqueFd(UniqueFd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
+  UniqueFd& operator=(UniqueFd&& other) noexcept {
+    if (this != &other) {
+      Reset();
+      fd_ = std::exchange(other.fd_, -1);
+    }
+    return *this;
+  }
+  ~UniqueFd() { Reset(); }
+  int get() const { return fd_; }
+  bool valid() const { return fd_ >= 0; }
+
+ private:
+  void Reset() {
+    if (fd_ >= 0) close(fd_);
+    fd_ = -1;
+  }
+  int fd_ = -1;
+};
+
+std::string ErrnoText(int err) { return std::strerror(err < 0 ? -err : err); }
+
+bool HasTracepoint(const btf* vmlinux, const char* name) {
+  std::string type_name = std::string("btf_trace_") + name;
+  return btf__find_by_name_kind(vmlinux, type_name.c_str(), BTF_KIND_TYPEDEF) > 0;
+}
+
+// Fills a v4-mapped/v6 network+mask pair in network byte order.
+sockeye_cidr_filter ToKernelFilter(const CidrMatch& match, bool exclude) {
+  sockeye_cidr_filter f{};
+  std::array<uint8_t, 16> mask{};
+  for (int bit = 0; bit < match.prefix_len; ++bit) mask[bit / 8] |= uint8_t(0x80 >> (bit % 8));
+  std::memcpy(f.addr, match.addr.data(), 16);
+  std::memcpy(f.mask, mask.data(), 16);
+  for (int i = 0; i < 4; ++i) f.addr[i] &= f.mask[i];
+  f.port = match.port;
+  f.exclude = exclude ? 1 : 0;
+  return f;
+}
+
+std::string LoadFailureHint(int err) {
+  if (err == -EPERM || err == -EACCES) {
+    return geteuid() == 0 ? " (the kernel refused: check lockdown mode and "
+                            "kernel.unprivileged_bpf_disabled; --log.level=debug shows the verifier log)"
+                          : " (needs CAP_BPF and CAP_PERFMON, or root)";
+  }
+  if (err == -ENOMEM) return " (locked memory or map memory exhausted)";
+  return " (--log.level=debug shows libbpf's and the verifier's log)";
+}
+
+// Socket inodes held by processes whose comm is in `names`, for adopting
+// their connections (the kernel filters new connects by comm itself).
+std::vector<uint64_t> SocketInodesOf(const std::vector<std::string>& names) {
+  std::vector<uint64_t> inodes;
+  DIR* proc = opendir("/proc");
+  if (!proc) return inodes;
+  while (dirent* entry = readdir(proc)) {
+    std::string_view pid(entry->d_name);
+    if (pid.empty() || pid.find_first_not_of("0123456789") != std::string_view::npos) continue;
+    std::string base = "/proc/" + std::string(pid);
+    std::ifstream comm_file(base + "/comm");
+    std::string comm;
+    if (!std::getline(comm_file, comm)) continue;
+    bool wanted = false;
+    for (const auto& name : names) wanted = wanted || name == comm;
+    if (!wanted) continue;
+    DIR* fds = opendir((base + "/fd").c_str());
+    if (!fds) continue;
+    while (dirent* fd = readdir(fds)) {
+      char target[64];
+      std::string link = base + "/fd/" + fd->d_name;
+      ssize_t n = readlink(link.c_str(), target, sizeof(target) - 1);
+      if (n <= 0) continue;
+      target[n] = '\0';
+      unsigned long long ino = 0;
+      if (std::sscanf(target, "socket:[%llu]", &ino) == 1) inodes.push_back(ino);
+    }
+    closedir(fds);
+  }
+  closedir(proc);
+  return inodes;
+}
+
+}  // namespace
+
+struct BpfProbes::State {
+  std::unique_ptr<sockeye_bpf, SkeletonDeleter> skel;
+  std::vector<LinkPtr> links;
+  LinkPtr adopt_link;
+  LinkPtr sweep_link;
+  std::unique_ptr<ring_buffer, RingBufferDeleter> ring;
+  UniqueFd stats_fd;
+  std::vector<ProbeChoice> probes;
+  std::vector<std::string> processes;
+  const EventHandler* handler = nullptr;  // set for the duration of Poll()
+  int possible_cpus = 1;
+};
+
+BpfProbes::BpfProbes(std::unique_ptr<State> state) : state_(std::move(state)) {}
+BpfProbes::~BpfProbes() = default;
+
+std::unique_ptr<BpfProbes> BpfProbes::Load(const LoaderSettings& settings, std::string* error) {
+  libbpf_set_print(RouteLibbpfLog);
+
+  if (settings.probe_mode == ProbeMode::kFentry || settings.probe_mode == ProbeMode::kKprobe) {
+    *error = std::string("--probe-mode ") + ProbeModeName(settings.probe_mode) +
+             ": this build only has tp_btf tracepoint programs; use auto or tracepoint";
+    return nullptr;
+  }
+  if (access(kVmlinuxBtfPath, R_OK) != 0) {
+    *error = std::string("kernel BTF not readable at ") + kVmlinuxBtfPath + ": " +
+             ErrnoText(errno) + " (needs a kernel built with CONFIG_DEBUG_INFO_BTF=y)";
+    return nullptr;
+  }
+  std::unique_ptr<btf, BtfDeleter> vmlinux(btf__parse(kVmlinuxBtfPath, nullptr));
+  if (!vmlinux) {
+    *error = std::string("cannot parse kernel BTF at ") + kVmlinuxBtfPath + ": " + ErrnoText(errno);
+    return nullptr;
+  }
+  if (settings.processes.size() > SOCKEYE_MAX_COMM_FILTERS) {
+    *error = "at most " + std::to_string(SOCKEYE_MAX_COMM_FILTERS) + " --process filters";
+    return nullptr;
+  }
+  if (settings.include.size() + settings.exclude.size() > SOCKEYE_MAX_CIDR_FILTERS) {
+    *error = "at most " + std::to_string(SOCKEYE_MAX_CIDR_FILTERS) + " --include/--exclude filters";
+    return nullptr;
+  }
+
+  auto state = std::make_unique<State>();
+  state->processes = settings.processes;
+  state->possible_cpus = libbpf_num_possible_cpus();
+  if (state->possible_cpus <= 0) {
+    *error = "cannot read the number of possible CPUs: " + ErrnoText(state->possible_cpus);
+    return nullptr;
+  }
+
+  state->skel.reset(sockeye_bpf__open());
+  if (!state->skel) {
+    *error = "opening the BPF object failed: " + ErrnoText(errno);
+    return nullptr;
+  }
+  sockeye_bpf* skel = state->skel.get();
+
+  // --- rodata: filters.
+  auto* rodata = skel->rodata;
+  rodata->filter_comm_count = static_cast<__u32>(settings.processes.size());
+  for (size_t i = 0; i < settings.processes.size(); ++i) {
+    char* slot = const_cast<char*>(rodata->filter_comms[i]);
+    std::memset(slot, 0, SOCKEYE_COMM_LEN);
+    std::memcpy(slot, settings.processes[i].data(),
+                std::min<size_t>(settings.processes[i].size(), SOCKEYE_COMM_LEN - 1));
+  }
+  size_t n = 0;
+  for (const auto& inc : settings.include)
+    const_cast<sockeye_cidr_filter&>(rodata->filter_cidrs[n++]) = ToKernelFilter(inc, false);
+  for (const auto& exc : settings.exclude)
+    const_cast<sockeye_cidr_filter&>(rodata->filter_cidrs[n++]) = ToKernelFilter(exc, true);
+  rodata->filter_cidr_count = static_cast<__u32>(n);
+  rodata->filter_include_count = static_cast<__u32>(settings.include.size());
+
+  // --- choose a program per hook.
+  auto choose = [&](bpf_program* prog, const char* hook, const char* tracepoint, bool required,
+                    const char* consequence) -> bool {
+    if (HasTracepoint(vmlinux.get(), tracepoint)) {
+      state->probes.push_back({hook, "tp_btf", tracepoint});
+      return true;
+    }
+    bpf_program__set_autoload(prog, false);
+    if (required) {
+      *error = std::string("kernel lacks the tracepoint ") + tracepoint + " needed for " + hook;
+      return false;
+    }
+    state->probes.push_back({hook, "off", std::string(tracepoint) + " missing: " + consequence});
+    LogWarn(std::string("tracepoint ") + tracepoint + " not in this kernel: " + consequence);
+    return true;
+  };
+  if (!choose(skel->progs.on_inet_sock_set_state, "connection_state", "inet_sock_set_state", true, ""))
+    return nullptr;
+  bool have_send = choose(skel->progs.on_sock_send_length, "send", "sock_send_length", false,
+                          "a request is noticed at the next received segment, so "
+                          "time-to-first-byte is shorter by up to one round trip");
+  bool have_segments = choose(skel->progs.on_tcp_probe, "receive_segment", "tcp_probe", false,
+                              "first response bytes are timed when the application reads them");
+  if (have_segments) {
+    // tcp_probe already marks responses and send progress: the receive
+    // call hook would only add cost.
+    bpf_program__set_autoload(skel->progs.on_sock_recv_length, false);
+    state->probes.push_back({"receive_call", "off", "not needed: receive_segment marks responses"});
+  } else {
+    rodata->response_from_recv_hook = 1;
+    if (!choose(skel->progs.on_sock_recv_length, "receive_call", "sock_recv_length", !have_send,
+                "no request/response turns or time-to-first-byte")) {
+      *error += " (with neither sock_send_length nor tcp_probe, no turns can be seen)";
+      return nullptr;
+    }
+  }
+  choose(skel->progs.on_tcp_send_reset, "reset_sent", "tcp_send_reset", false,
+         "sockeye_backend_resets_sent_total stays 0");
+  choose(skel->progs.on_tcp_receive_reset, "reset_received", "tcp_receive_reset", false,
+         "sockeye_backend_resets_received_total stays 0");
+
+  if (bpf_map__set_max_entries(skel->maps.events, static_cast<__u32>(settings.ringbuf_bytes)) != 0) {
+    *error = "cannot size the ring buffer to " + std::to_string(settings.ringbuf_bytes) + " bytes";
+    return nullptr;
+  }
+
+  // --- load.
+  if (int err = sockeye_bpf__load(skel); err != 0) {
+    *error = "loading BPF programs failed: " + ErrnoText(err) + LoadFailureHint(err);
+    return nullptr;
+  }
+
+  // --- attach.
+  auto attach = [&](bpf_program* prog) -> bool {
+    if (!bpf_program__autoload(prog)) return true;
+    LinkPtr link(bpf_program__attach(prog));
+    if (!link) {
+      int err = errno;
+      *error = std::string("attaching ") + bpf_program__name(prog) + " failed: " + ErrnoText(err) +
+               LoadFailureHint(-err);
+      return false;
+    }
+    state->links.push_back(std::move(link));
+    return true;
+  };
+  for (bpf_program* prog :
+       {skel->progs.on_inet_sock_set_state, skel->progs.on_sock_send_length,
+        skel->progs.on_sock_recv_length, skel->progs.on_tcp_probe, skel->progs.on_tcp_send_reset,
+        skel->progs.on_tcp_receive_reset}) {
+    if (!attach(prog)) return nullptr;
+  }
+
+  state->adopt_link.reset(bpf_program__attach_iter(skel->progs.adopt_open_connections, nullptr));
+  if (!state->adopt_link) {
+    *error = "attaching the iter/tcp adoption iterator failed: " + ErrnoText(errno);
+    return nullptr;
+  }
+  state->probes.push_back({"adopt", "iter", "tcp"});
+
+  union bpf_iter_link_info link_info = {};
+  link_info.map.map_fd = static_cast<__u32>(bpf_map__fd(skel->maps.conns));
+  bpf_iter_attach_opts iter_opts = {};
+  iter_opts.sz = sizeof(iter_opts);
+  iter_opts.link_info = &link_info;
+  iter_opts.link_info_len = sizeof(link_info);
+  state->sweep_link.reset(bpf_program__attach_iter(skel->progs.sweep_connections, &iter_opts));
+  if (!state->sweep_link) {
+    *error = "attaching the socket-storage sweep iterator failed: " + ErrnoText(errno);
+    return nullptr;
+  }
+  state->probes.push_back({"sweep", "iter", "bpf_sk_storage_map"});
+
+  // --- ring buffer.
+  State* raw_state = state.get();
+  state->ring.reset(ring_buffer__new(
+      bpf_map__fd(skel->maps.events),
+      [](void* ctx, void* data, size_t size) -> int {
+        auto* s = static_cast<State*>(ctx);
+        if (size < sizeof(sockeye_event) || !s->handler) return 0;
+        sockeye_event event;
+        std::memcpy(&event, data, sizeof(event));
+        (*s->handler)(event);
+        return 0;
+      },
+      raw_state, nullptr));
+  if (!state->ring) {
+    *error = "creating the ring buffer reader failed: " + ErrnoText(errno);
+    return nullptr;
+  }
+
+  if (settings.bpf_stats) {
+    int fd = bpf_enable_stats(BPF_STATS_RUN_TIME);
+    if (fd < 0) {
+      *error = "--bpf-stats: enabling kernel BPF run-time statistics failed: " + ErrnoText(errno);
+      return nullptr;
+    }
+    state->stats_fd = UniqueFd(fd);
+  }
+
+  for (const auto& p : state->probes) {
+    LogInfo("probe " + p.hook + ": " + p.mode + (p.target.empty() ? "" : " " + p.target));
+  }
+  return std::unique_ptr<BpfProbes>(new BpfProbes(std::move(state)));
+}
+
+int BpfProbes::Poll(int timeout_ms, const EventHandler& handler) {
+  state_->handler = &handler;
+  int n = ring_buffer__poll(state_->ring.get(), timeout_ms);
+  state_->handler = nullptr;
+  return n;
+}
+
+namespace {
+
+// Reads an iterator to the end; records may straddle read() boundaries.
+bool DrainIterator(bpf_link* link, const EventHandler& handler, std::string* error) {
+  UniqueFd fd(bpf_iter_create(bpf_link__fd(link)));
+  if (!fd.valid()) {
+    *error = "creating an iterator failed: " + ErrnoText(errno);
+    return false;
+  }
+  std::vector<char> buffer(64 * sizeof(sockeye_event));
+  size_t filled = 0;
+  for (;;) {
+    ssize_t n = read(fd.get(), buffer.data() + filled, buffer.size() - filled);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      *error = "reading an iterator failed: " + ErrnoText(errno);
+      return false;
+    }
+    if (n == 0) break;
+    filled += static_cast<size_t>(n);
+    size_t offset = 0;
+    for (; offset + sizeof(sockeye_event) <= filled; offset += sizeof(sockeye_event)) {
+      sockeye_event event;
+      std::memcpy(&event, buffer.data() + offset, sizeof(event));
+      handler(event);
+    }
+    std::memmove(buffer.data(), buffer.data() + offset, filled - offset);
+    filled -= offset;
+  }
+  return true;
+}
+
+}  // namespace
+
+bool BpfProbes::AdoptOpenConnections(const EventHandler& handler, std::string* error) {
+  if (!state_->processes.empty()) {
+    int map_fd = bpf_map__fd(state_->skel->maps.adopt_inodes);
+    __u8 one = 1;
+    for (uint64_t ino : SocketInodesOf(state_->processes)) {
+      __u64 key = ino;
+      bpf_map_update_elem(map_fd, &key, &one, BPF_ANY);
+    }
+  }
+  return DrainIterator(state_->adopt_link.get(), handler, error);
+}
+
+bool BpfProbes::Sweep(bool all, const EventHandler& handler, std::string* error) {
+  state_->skel->bss->sweep_all = all ? 1 : 0;
+  return DrainIterator(state_->sweep_link.get(), handler, error);
+}
+
+std::array<uint64_t, SOCKEYE_KC_COUNT> BpfProbes::KernelCounters() const {
+  std::array<uint64_t, SOCKEYE_KC_COUNT> totals{};
+  std::vector<uint64_t> per_cpu(static_cast<size_t>(state_->possible_cpus));
+  int fd = bpf_map__fd(state_->skel->maps.kernel_counters);
+  for (__u32 key = 0; key < SOCKEYE_KC_COUNT; ++key) {
+    if (bpf_map_lookup_elem(fd, &key, per_cpu.data()) != 0) continue;
+    for (uint64_t v : per_cpu) totals[key] += v;
+  }
+  return totals;
+}
+
+std::vector<ProgramStats> BpfProbes::ProgramStatistics() const {
+  std::vector<ProgramStats> stats;
+  bpf_program* prog = nullptr;
+  bpf_object__for_each_program(prog, state_->skel->obj) {
+    if (!bpf_program__autoload(prog)) continue;
+    bpf_prog_info info = {};
+    __u32 len = sizeof(info);
+    if (bpf_obj_get_info_by_fd(bpf_program__fd(prog), &info, &len) != 0) continue;
+    stats.push_back({bpf_program__name(prog), info.run_time_ns, info.run_cnt});
+  }
+  return stats;
+}
+
+bool BpfProbes::bpf_stats_enabled() const { return state_->stats_fd.valid(); }
+
+const std::vector<ProbeChoice>& BpfProbes::probes() const { return state_->probes; }
+
+}  // namespace sockeye

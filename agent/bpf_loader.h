@@ -1,0 +1,77 @@
+// Loads sockeye's BPF programs: probe the kernel, choose a program for each
+// hook, open -> set rodata -> load -> attach (each step checked), then hand
+// out records from the ring buffer and the adoption/sweep iterators.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "agent/config.h"
+#include "sockeye_abi.h"
+
+namespace sockeye {
+
+// What was chosen for one logical hook; exported as sockeye_probe_info.
+struct ProbeChoice {
+  std::string hook;    // e.g. "connection_state", "send", "receive_segment"
+  std::string mode;    // "tp_btf", "iter", or "off"
+  std::string target;  // the tracepoint or iterator, or why it is off
+};
+
+struct ProgramStats {
+  std::string name;
+  uint64_t run_time_ns = 0;
+  uint64_t run_count = 0;
+};
+
+struct LoaderSettings {
+  std::vector<std::string> processes;
+  std::vector<CidrMatch> include;
+  std::vector<CidrMatch> exclude;
+  size_t ringbuf_bytes = 8u << 20;
+  ProbeMode probe_mode = ProbeMode::kAuto;
+  bool bpf_stats = false;
+};
+
+using EventHandler = std::function<void(const sockeye_event&)>;
+
+class BpfProbes {
+ public:
+  // Returns nullptr and a message naming the missing feature or capability.
+  static std::unique_ptr<BpfProbes> Load(const LoaderSettings& settings, std::string* error);
+  ~BpfProbes();
+  BpfProbes(const BpfProbes&) = delete;
+  BpfProbes& operator=(const BpfProbes&) = delete;
+
+  // Waits up to timeout_ms for ring-buffer records and hands each to the
+  // handler. Returns the number handled, or a negative errno.
+  int Poll(int timeout_ms, const EventHandler& handler);
+
+  // Walks every TCP socket once and starts following the open backend
+  // connections that pass the filters (one ADOPTED record each).
+  bool AdoptOpenConnections(const EventHandler& handler, std::string* error);
+
+  // Reports totals of followed connections (PROGRESS records): only those
+  // that changed since the last sweep, or all open ones when `all`.
+  bool Sweep(bool all, const EventHandler& handler, std::string* error);
+
+  // Summed over CPUs, indexed by enum sockeye_kernel_counter.
+  std::array<uint64_t, SOCKEYE_KC_COUNT> KernelCounters() const;
+
+  // Kernel BPF run-time statistics per program (zero unless BPF stats are on).
+  std::vector<ProgramStats> ProgramStatistics() const;
+  bool bpf_stats_enabled() const;
+
+  const std::vector<ProbeChoice>& probes() const;
+
+ private:
+  struct State;
+  explicit BpfProbes(std::unique_ptr<State> state);
+  std::unique_ptr<State> state_;
+};
+
+}  // namespace sockeye

@@ -1,0 +1,48 @@
+// A fixed-bucket histogram in base units; bounds are shared by all series
+// of one metric so each series stores only its counts.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "exporters/metric_model.h"
+
+namespace sockeye {
+
+using BucketBounds = std::shared_ptr<const std::vector<double>>;
+
+class Histogram {
+ public:
+  explicit Histogram(BucketBounds bounds) : bounds_(std::move(bounds)), counts_(bounds_->size()) {}
+
+  void Observe(double value) {
+    // le semantics: a value equal to a bound belongs to that bucket.
+    auto it = std::lower_bound(bounds_->begin(), bounds_->end(), value);
+    if (it != bounds_->end()) ++counts_[static_cast<size_t>(it - bounds_->begin())];
+    sum_ += value;
+    ++count_;
+  }
+
+  uint64_t count() const { return count_; }
+  double sum() const { return sum_; }
+
+  metrics::HistogramSample ToSample(metrics::Labels labels) const {
+    metrics::HistogramSample s;
+    s.labels = std::move(labels);
+    s.upper_bounds = *bounds_;
+    s.bucket_counts = counts_;
+    s.sum = sum_;
+    s.count = count_;
+    return s;
+  }
+
+ private:
+  BucketBounds bounds_;
+  std::vector<uint64_t> counts_;
+  double sum_ = 0;
+  uint64_t count_ = 0;
+};
+
+}  // namespace sockeye

@@ -1,0 +1,68 @@
+#include "agent/probes_collector.h"
+
+#include "agent/aggregator.h"
+
+#ifndef SOCKEYE_VERSION
+#define SOCKEYE_VERSION "dev"
+#endif
+#ifndef SOCKEYE_REVISION
+#define SOCKEYE_REVISION "unknown"
+#endif
+
+namespace sockeye {
+
+using metrics::MetricFamily;
+using metrics::MetricType;
+
+void ProbesCollector::Collect(std::vector<MetricFamily>& out) {
+  MetricFamily info{"sockeye_probe_info",
+                    "The kernel program attached for each hook (mode=\"off\" when none could be).",
+                    MetricType::kGauge, {}, {}};
+  for (const auto& p : probes_.probes())
+    info.samples.push_back({{{"hook", p.hook}, {"mode", p.mode}}, 1});
+  out.push_back(std::move(info));
+
+  auto counters = probes_.KernelCounters();
+  MetricFamily lost{"sockeye_events_lost_total",
+                    "Kernel records dropped because the ring buffer was full, by kind "
+                    "(raise --ringbuf-size).",
+                    MetricType::kCounter, {}, {}};
+  for (size_t kind = 1; kind < SOCKEYE_EV_KIND_COUNT; ++kind)
+    lost.samples.push_back({{{"kind", EventKindName(kind)}},
+                            static_cast<double>(counters[SOCKEYE_KC_RINGBUF_FULL + kind])});
+  out.push_back(std::move(lost));
+  out.push_back(MetricFamily{"sockeye_connections_unfollowed_total",
+                             "Connects not followed because socket storage could not be allocated.",
+                             MetricType::kCounter,
+                             {{{}, static_cast<double>(counters[SOCKEYE_KC_STORAGE_FAILED])}},
+                             {}});
+  out.push_back(MetricFamily{"sockeye_iterator_records_lost_total",
+                             "Adoption or sweep records the kernel could not write.",
+                             MetricType::kCounter,
+                             {{{}, static_cast<double>(counters[SOCKEYE_KC_SEQ_WRITE_FAILED])}},
+                             {}});
+
+  if (!probes_.bpf_stats_enabled()) return;
+  MetricFamily run_time{"sockeye_bpf_program_run_time_seconds_total",
+                        "Kernel time spent in each sockeye BPF program (BPF stats, --bpf-stats).",
+                        MetricType::kCounter, {}, {}};
+  MetricFamily run_count{"sockeye_bpf_program_runs_total",
+                         "Invocations of each sockeye BPF program (BPF stats, --bpf-stats).",
+                         MetricType::kCounter, {}, {}};
+  for (const auto& s : probes_.ProgramStatistics()) {
+    run_time.samples.push_back({{{"program", s.name}}, static_cast<double>(s.run_time_ns) / 1e9});
+    run_count.samples.push_back({{{"program", s.name}}, static_cast<double>(s.run_count)});
+  }
+  out.push_back(std::move(run_time));
+  out.push_back(std::move(run_count));
+}
+
+void BuildInfoCollector::Collect(std::vector<MetricFamily>& out) {
+  out.push_back(MetricFamily{"sockeye_build_info",
+                             "Build of the running agent; always 1.",
+                             MetricType::kGauge,
+                             {{{{"version", SOCKEYE_VERSION}, {"revision", SOCKEYE_REVISION}}, 1}},
+                             {}});
+}
+
+}  // namespace sockeye

@@ -1,0 +1,64 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * Data hooks on followed connections: they only mark request/response
+ * turns; byte totals come from sequence numbers (read_totals()). Every
+ * hook returns at once for sockets without a struct conn.
+ */
+#include "sockeye.bpf.h"
+
+/* After sock_sendmsg() (Linux 6.3+): data was queued, maybe a new turn. */
+SEC("tp_btf/sock_send_length")
+int BPF_PROG(on_sock_send_length, struct sock *sk, int ret, int flags)
+{
+	struct conn *c;
+
+	if (ret <= 0)
+		return 0;
+	c = conn_lookup(sk);
+	if (!c || c->lifecycle != CONN_OPEN)
+		return 0;
+	note_send_progress(sk, c, bpf_ktime_get_ns());
+	return 0;
+}
+
+/* After sock_recvmsg() (Linux 6.3+). Only needed to mark the first
+ * response byte when no receive-segment hook is attached; a MSG_PEEK read
+ * (nginx checks idle upstream connections that way) never counts. */
+SEC("tp_btf/sock_recv_length")
+int BPF_PROG(on_sock_recv_length, struct sock *sk, int ret, int flags)
+{
+	struct conn *c;
+	__u64 now;
+
+	if (ret <= 0 || (flags & MSG_PEEK))
+		return 0;
+	c = conn_lookup(sk);
+	if (!c || c->lifecycle != CONN_OPEN)
+		return 0;
+	now = bpf_ktime_get_ns();
+	note_send_progress(sk, c, now);
+	if (response_from_recv_hook)
+		note_response_bytes(sk, c, now);
+	return 0;
+}
+
+/* tcp:tcp_probe fires at the top of tcp_rcv_established() for every
+ * segment on an established socket: the first segment carrying payload
+ * after a request is the response's first byte, timed at arrival rather
+ * than when the application gets round to reading it. Send progress is
+ * checked first because on loopback the response can arrive before the
+ * sender's sock_send_length fires. */
+SEC("tp_btf/tcp_probe")
+int BPF_PROG(on_tcp_probe, struct sock *sk, const struct sk_buff *skb)
+{
+	struct conn *c = conn_lookup(sk);
+	__u64 now;
+
+	if (!c || c->lifecycle != CONN_OPEN)
+		return 0;
+	now = bpf_ktime_get_ns();
+	note_send_progress(sk, c, now);
+	if (c->phase == PHASE_AWAITING_RESPONSE && skb_tcp_payload_len(skb) > 0)
+		note_response_bytes(sk, c, now);
+	return 0;
+}

@@ -1,0 +1,116 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * Connection lifecycle from sock:inet_sock_set_state: which sockets to
+ * follow (active opens that pass the filters), connect time and failures,
+ * who closed first, and the final totals at close.
+ */
+#define SOCKEYE_DEFINE_SHARED
+#include "sockeye.bpf.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+static __always_inline __u8 failure_reason(const struct sock *sk)
+{
+	int err = BPF_CORE_READ(sk, sk_err);
+
+	switch (err) {
+	case ECONNREFUSED:
+		return SOCKEYE_FAIL_REFUSED;
+	/* sk_err is 0 when the application gave up first (e.g. a proxy's own
+	 * connect timeout closing the socket), which users see as a timeout. */
+	case 0:
+	case ETIMEDOUT:
+		return SOCKEYE_FAIL_TIMEOUT;
+	case EHOSTUNREACH:
+	case ENETUNREACH:
+		return SOCKEYE_FAIL_UNREACHABLE;
+	case ECONNRESET:
+	case ECONNABORTED:
+		return SOCKEYE_FAIL_RESET;
+	default:
+		return SOCKEYE_FAIL_OTHER;
+	}
+}
+
+/* CLOSE -> SYN_SENT runs in the connecting process, so comm is the
+ * process that called connect(). */
+static __always_inline int follow_connect(const struct sock *sk)
+{
+	struct sockeye_endpoint backend;
+	char comm[SOCKEYE_COMM_LEN] = {};
+	struct conn *c;
+
+	bpf_get_current_comm(comm, sizeof(comm));
+	if (!comm_wanted(comm))
+		return 0;
+	read_endpoint(sk, &backend);
+	if (!backend_wanted(&backend))
+		return 0;
+
+	c = bpf_sk_storage_get(&conns, (struct sock *)sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!c) {
+		count_kernel(SOCKEYE_KC_STORAGE_FAILED);
+		return 0;
+	}
+	/* A socket may connect() again after a failure: start afresh. */
+	__builtin_memset(c, 0, sizeof(*c));
+	c->conn_id = next_conn_id();
+	c->connect_start_ns = bpf_ktime_get_ns();
+	c->backend = backend;
+	c->lifecycle = CONN_CONNECTING;
+	c->closed_by = CLOSED_BY_UNKNOWN;
+	__builtin_memcpy(c->comm, comm, sizeof(comm));
+	return 0;
+}
+
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(on_inet_sock_set_state, const struct sock *sk, int oldstate, int newstate)
+{
+	struct conn *c;
+	__u64 now;
+
+	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
+		return 0;
+	if (newstate == TCP_SYN_SENT)
+		return follow_connect(sk);
+
+	c = conn_lookup(sk);
+	if (!c)
+		return 0;
+	now = bpf_ktime_get_ns();
+
+	if (c->lifecycle == CONN_CONNECTING) {
+		if (newstate == TCP_ESTABLISHED) {
+			conn_mark_open(sk, c);
+			emit(sk, c, SOCKEYE_EV_CONNECTED, now - c->connect_start_ns, 0, now);
+		} else if (newstate == TCP_CLOSE) {
+			c->lifecycle = CONN_CLOSED;
+			emit(sk, c, SOCKEYE_EV_CONNECT_FAILED, now - c->connect_start_ns,
+			     failure_reason(sk), now);
+		}
+		return 0;
+	}
+	if (c->lifecycle != CONN_OPEN)
+		return 0;
+
+	/* tcp_close_state() moves to FIN_WAIT1/LAST_ACK just before
+	 * tcp_send_fin() adds the FIN to write_seq: freeze the send total. */
+	if (newstate == TCP_FIN_WAIT1 || newstate == TCP_LAST_ACK) {
+		c->final_write_seq = BPF_CORE_READ((const struct tcp_sock *)sk, write_seq);
+		c->tx_final = 1;
+	}
+	if (c->closed_by == CLOSED_BY_UNKNOWN) {
+		if (newstate == TCP_FIN_WAIT1)
+			c->closed_by = SOCKEYE_CLOSED_BY_LOCAL;
+		else if (newstate == TCP_CLOSE_WAIT)
+			c->closed_by = SOCKEYE_CLOSED_BY_REMOTE;
+		else if (newstate == TCP_CLOSE)
+			c->closed_by = c->resets_received ? SOCKEYE_CLOSED_BY_REMOTE
+							  : SOCKEYE_CLOSED_BY_LOCAL;
+	}
+	if (newstate == TCP_CLOSE) {
+		c->lifecycle = CONN_CLOSED;
+		emit(sk, c, SOCKEYE_EV_CLOSED, now - c->connect_start_ns, 0, now);
+	}
+	return 0;
+}

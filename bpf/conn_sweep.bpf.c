@@ -1,0 +1,116 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * Iterators the agent runs from user space: adopting connections that were
+ * open before it started, and a periodic sweep that reports the totals of
+ * live connections, so long downloads and idle keep-alive connections never
+ * leave counters stale for longer than the sweep interval. Records go to
+ * the iterator's seq_file, not the ring buffer, so a busy ring never loses
+ * them.
+ */
+#include "sockeye.bpf.h"
+
+static __always_inline void seq_emit(struct seq_file *seq, struct sockeye_event *e)
+{
+	if (bpf_seq_write(seq, e, sizeof(*e)))
+		count_kernel(SOCKEYE_KC_SEQ_WRITE_FAILED);
+}
+
+static __always_inline __u64 socket_inode(const struct sock *sk)
+{
+	struct socket *sock = BPF_CORE_READ(sk, sk_socket);
+	struct socket_alloc *alloc;
+
+	if (!sock)
+		return 0;
+	alloc = container_of(sock, struct socket_alloc, socket);
+	return BPF_CORE_READ(alloc, vfs_inode.i_ino);
+}
+
+/* bpf_iter_tcp walks the listening hash before the established hash, so
+ * every listener's port is known before the first connection is judged. */
+SEC("iter/tcp")
+int adopt_open_connections(struct bpf_iter__tcp *ctx)
+{
+	struct sock_common *skc = ctx->sk_common;
+	struct sockeye_endpoint backend;
+	struct sockeye_event e = {};
+	struct tcp_sock *tp;
+	struct sock *sk;
+	struct conn *c;
+	__u16 local_port;
+	__u8 one = 1;
+	int state;
+
+	if (!skc)
+		return 0;
+	state = BPF_CORE_READ(skc, skc_state);
+	local_port = BPF_CORE_READ(skc, skc_num);
+	if (state == TCP_LISTEN) {
+		bpf_map_update_elem(&listen_ports, &local_port, &one, BPF_ANY);
+		return 0;
+	}
+	if (state != TCP_ESTABLISHED && state != TCP_CLOSE_WAIT)
+		return 0;
+	if (bpf_map_lookup_elem(&listen_ports, &local_port))
+		return 0; /* accepted from one of our listeners: not a backend */
+	tp = bpf_skc_to_tcp_sock(skc);
+	if (!tp)
+		return 0;
+	sk = (struct sock *)tp;
+
+	read_endpoint(sk, &backend);
+	if (!backend_wanted(&backend))
+		return 0;
+	if (filter_comm_count) {
+		__u64 ino = socket_inode(sk);
+
+		if (!bpf_map_lookup_elem(&adopt_inodes, &ino))
+			return 0;
+	}
+
+	c = bpf_sk_storage_get(&conns, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!c) {
+		count_kernel(SOCKEYE_KC_STORAGE_FAILED);
+		return 0;
+	}
+	if (c->conn_id)
+		return 0; /* followed since its connect() */
+	c->conn_id = next_conn_id();
+	c->connect_start_ns = bpf_ktime_get_ns();
+	c->backend = backend;
+	c->closed_by = CLOSED_BY_UNKNOWN;
+	c->adopted = 1;
+	conn_mark_open(sk, c);
+	if (state == TCP_CLOSE_WAIT)
+		c->closed_by = SOCKEYE_CLOSED_BY_REMOTE;
+
+	fill_event(&e, sk, c, SOCKEYE_EV_ADOPTED, 0, c->connect_start_ns);
+	seq_emit(ctx->meta->seq, &e);
+	return 0;
+}
+
+SEC("iter/bpf_sk_storage_map")
+int sweep_connections(struct bpf_iter__bpf_sk_storage_map *ctx)
+{
+	struct sock *sk = ctx->sk;
+	struct conn *c = ctx->value;
+	struct sockeye_event e = {};
+	__u64 now;
+
+	if (!sk || !c || c->lifecycle == CONN_CONNECTING)
+		return 0;
+	now = bpf_ktime_get_ns();
+	fill_event(&e, sk, c, SOCKEYE_EV_PROGRESS, 0, now);
+	/* Closed connections are reported only if they still moved (a
+	 * half-closed socket the application keeps reading after CLOSE). */
+	if ((!sweep_all || c->lifecycle == CONN_CLOSED) && e.totals.bytes_sent == c->swept_sent &&
+	    e.totals.bytes_received == c->swept_received &&
+	    e.totals.requests == c->swept_requests && e.totals.retransmits == c->swept_retransmits)
+		return 0;
+	c->swept_sent = e.totals.bytes_sent;
+	c->swept_received = e.totals.bytes_received;
+	c->swept_requests = e.totals.requests;
+	c->swept_retransmits = e.totals.retransmits;
+	seq_emit(ctx->meta->seq, &e);
+	return 0;
+}

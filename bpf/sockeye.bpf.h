@@ -1,0 +1,367 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * State shared by sockeye's probe families: the per-socket connection
+ * record, the maps, the load-time filters and the helpers that read a
+ * connection's totals from the kernel's own TCP sequence numbers.
+ *
+ * Each family is its own *.bpf.c; the objects are statically linked into
+ * one (bpftool gen object), so the maps and settings below are defined in
+ * conn_lifecycle.bpf.c and declared extern everywhere else.
+ */
+#ifndef SOCKEYE_BPF_H
+#define SOCKEYE_BPF_H
+
+#include "vmlinux.h"
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+
+#include "compat.bpf.h"
+#include "sockeye_abi.h"
+
+#ifdef SOCKEYE_DEFINE_SHARED
+#define SOCKEYE_SHARED
+#else
+#define SOCKEYE_SHARED extern
+#endif
+
+enum conn_lifecycle {
+	CONN_CONNECTING = 1, /* SYN sent */
+	CONN_OPEN,           /* established or adopted */
+	CONN_CLOSED,
+};
+
+/* Request/response turns: a turn starts at the first send after a receive
+ * phase (or the first send on the connection) and ends at its first
+ * response byte. */
+enum conn_phase {
+	PHASE_IDLE = 0,
+	PHASE_AWAITING_RESPONSE,
+	PHASE_RECEIVING,
+};
+
+#define CLOSED_BY_UNKNOWN 0xff
+
+/* One per followed socket, in BPF_MAP_TYPE_SK_STORAGE: freed with the
+ * socket, so nothing here can leak when an event is lost. */
+struct conn {
+	__u64 conn_id;
+	__u64 connect_start_ns; /* SYN_SENT; adoption time for adopted ones */
+	__u64 turn_start_ns;
+	/* Byte totals are (seq - base) read from the kernel, extended past
+	 * 4 GiB by the *_high words (see read_totals()). */
+	__u64 sent_high;
+	__u64 received_high;
+	__u64 swept_sent;
+	__u64 swept_received;
+	struct sockeye_endpoint backend;
+	__u32 base_write_seq;
+	__u32 base_copied_seq;
+	__u32 last_sent32;
+	__u32 last_received32;
+	__u32 final_write_seq; /* write_seq just before our FIN was queued */
+	__u32 seen_write_seq;  /* write_seq when send progress was last seen */
+	__u32 requests;
+	__u32 resets_sent;
+	__u32 resets_received;
+	__u32 phase;
+	__u32 swept_requests;
+	__u32 swept_retransmits;
+	__u8 lifecycle;
+	__u8 closed_by;
+	__u8 tx_final; /* FIN queued: final_write_seq holds the send total */
+	__u8 adopted;
+	__u8 opened; /* base sequence numbers are valid */
+	char comm[SOCKEYE_COMM_LEN];
+};
+
+/* --- maps ---------------------------------------------------------------- */
+
+SOCKEYE_SHARED struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct conn);
+} conns SEC(".maps");
+
+/* Sized by the agent before load (--ringbuf-size). */
+SOCKEYE_SHARED struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 23);
+} events SEC(".maps");
+
+SOCKEYE_SHARED struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, SOCKEYE_KC_COUNT);
+	__type(key, __u32);
+	__type(value, __u64);
+} kernel_counters SEC(".maps");
+
+/* Per-CPU sequence for conn ids: (cpu << 48) | n needs no atomics. */
+SOCKEYE_SHARED struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} conn_id_seq SEC(".maps");
+
+/* Local ports with a listener, filled during the adoption walk so that
+ * accepted (passive) connections are not mistaken for backend ones. */
+SOCKEYE_SHARED struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u16);
+	__type(value, __u8);
+} listen_ports SEC(".maps");
+
+/* Socket inodes owned by --process processes at start-up (filled by the
+ * agent from /proc), so adoption honours the process filter too. */
+SOCKEYE_SHARED struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, __u8);
+} adopt_inodes SEC(".maps");
+
+/* --- load-time settings (rodata) ---------------------------------------- */
+
+SOCKEYE_SHARED const volatile __u32 filter_comm_count;
+SOCKEYE_SHARED const volatile char filter_comms[SOCKEYE_MAX_COMM_FILTERS][SOCKEYE_COMM_LEN];
+SOCKEYE_SHARED const volatile __u32 filter_cidr_count;
+SOCKEYE_SHARED const volatile __u32 filter_include_count; /* how many are includes */
+SOCKEYE_SHARED const volatile struct sockeye_cidr_filter filter_cidrs[SOCKEYE_MAX_CIDR_FILTERS];
+/* Set when no receive-segment hook is attached: then the receive call
+ * hook marks the first response byte instead. */
+SOCKEYE_SHARED const volatile __u8 response_from_recv_hook;
+
+/* Written by the agent before each sweep: emit every open connection, not
+ * only those whose totals changed. */
+SOCKEYE_SHARED volatile __u32 sweep_all;
+
+/* --- helpers ------------------------------------------------------------- */
+
+static __always_inline void count_kernel(__u32 counter)
+{
+	__u64 *value = bpf_map_lookup_elem(&kernel_counters, &counter);
+
+	if (value)
+		*value += 1; /* per-CPU slot: no atomics needed */
+}
+
+static __always_inline struct conn *conn_lookup(const struct sock *sk)
+{
+	return bpf_sk_storage_get(&conns, (struct sock *)sk, 0, 0);
+}
+
+static __always_inline __u64 next_conn_id(void)
+{
+	__u32 zero = 0;
+	__u64 *seq = bpf_map_lookup_elem(&conn_id_seq, &zero);
+
+	if (!seq)
+		return 0;
+	*seq += 1;
+	return ((__u64)bpf_get_smp_processor_id() << 48) | *seq;
+}
+
+static __always_inline void read_endpoint(const struct sock *sk, struct sockeye_endpoint *ep)
+{
+	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+
+	__builtin_memset(ep, 0, sizeof(*ep));
+	ep->port = __builtin_bswap16(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	if (family == AF_INET6) {
+		BPF_CORE_READ_INTO(&ep->addr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
+	} else {
+		__u32 daddr = BPF_CORE_READ(sk, __sk_common.skc_daddr);
+
+		ep->addr[10] = 0xff;
+		ep->addr[11] = 0xff;
+		__builtin_memcpy(&ep->addr[12], &daddr, 4);
+	}
+}
+
+static __always_inline bool cidr_matches(const volatile struct sockeye_cidr_filter *f,
+					 const struct sockeye_endpoint *ep)
+{
+	const __u32 *a = (const __u32 *)ep->addr;
+
+	if (f->port && f->port != ep->port)
+		return false;
+	return (a[0] & f->mask[0]) == f->addr[0] && (a[1] & f->mask[1]) == f->addr[1] &&
+	       (a[2] & f->mask[2]) == f->addr[2] && (a[3] & f->mask[3]) == f->addr[3];
+}
+
+/* Includes first (any must match when there are some), then excludes. */
+static __always_inline bool backend_wanted(const struct sockeye_endpoint *ep)
+{
+	bool included = filter_include_count == 0;
+
+	for (__u32 i = 0; i < SOCKEYE_MAX_CIDR_FILTERS; i++) {
+		if (i >= filter_cidr_count)
+			break;
+		if (!cidr_matches(&filter_cidrs[i], ep))
+			continue;
+		if (filter_cidrs[i].exclude)
+			return false;
+		included = true;
+	}
+	return included;
+}
+
+static __always_inline bool comm_wanted(const char comm[SOCKEYE_COMM_LEN])
+{
+	const __u64 *c = (const __u64 *)comm;
+
+	if (filter_comm_count == 0)
+		return true;
+	for (__u32 i = 0; i < SOCKEYE_MAX_COMM_FILTERS; i++) {
+		const volatile __u64 *f = (const volatile __u64 *)filter_comms[i];
+
+		if (i >= filter_comm_count)
+			break;
+		if (f[0] == c[0] && f[1] == c[1])
+			return true;
+	}
+	return false;
+}
+
+/*
+ * Totals from the kernel's TCP state rather than from syscall return
+ * values, so sendfile/splice/io_uring are exact too and MSG_PEEK never
+ * counts: write_seq advances when data is queued by any path, copied_seq
+ * when the application consumes it (tcp_recvmsg, tcp_read_sock/splice).
+ * Two sequence numbers are not payload and are taken out: our FIN (frozen
+ * in final_write_seq before tcp_send_fin() adds it) and the peer's FIN once
+ * the application has read it (tcp_recvmsg's found_fin_ok advances
+ * copied_seq by one; SOCK_DONE is set by tcp_fin()).
+ *
+ * The 32-bit differences are extended past 4 GiB by watching for wrap.
+ * Two CPUs sampling the same socket in the same instant across a 4 GiB
+ * boundary could both see the wrap; that window is accepted.
+ */
+static __always_inline void read_totals(const struct sock *sk, struct conn *c,
+					struct sockeye_conn_totals *t)
+{
+	const struct tcp_sock *tp = (const struct tcp_sock *)sk;
+	__u32 write_seq = c->tx_final ? c->final_write_seq : BPF_CORE_READ(tp, write_seq);
+	__u32 copied_seq = BPF_CORE_READ(tp, copied_seq);
+	__u32 rcv_nxt = BPF_CORE_READ(tp, rcv_nxt);
+	unsigned long sk_flags = BPF_CORE_READ(sk, __sk_common.skc_flags);
+	__u32 sent32, received32;
+
+	/* Before ESTABLISHED there is no payload and no base to count from
+	 * (tcp_v4_connect() picks the ISN after the SYN_SENT transition). */
+	if (!c->opened) {
+		__builtin_memset(t, 0, sizeof(*t));
+		t->retransmits = BPF_CORE_READ(tp, total_retrans);
+		t->resets_sent = c->resets_sent;
+		t->resets_received = c->resets_received;
+		return;
+	}
+	if ((sk_flags & (1UL << bpf_core_enum_value(enum sock_flags, SOCK_DONE))) &&
+	    copied_seq == rcv_nxt)
+		copied_seq -= 1;
+
+	sent32 = write_seq - c->base_write_seq;
+	received32 = copied_seq - c->base_copied_seq;
+	if (sent32 < c->last_sent32)
+		c->sent_high += 1ULL << 32;
+	if (received32 < c->last_received32)
+		c->received_high += 1ULL << 32;
+	c->last_sent32 = sent32;
+	c->last_received32 = received32;
+
+	t->bytes_sent = c->sent_high + sent32;
+	t->bytes_received = c->received_high + received32;
+	t->requests = c->requests;
+	t->retransmits = BPF_CORE_READ(tp, total_retrans);
+	t->resets_sent = c->resets_sent;
+	t->resets_received = c->resets_received;
+}
+
+static __always_inline __u32 read_srtt_us(const struct sock *sk)
+{
+	/* srtt_us is stored <<3 (tcp_rtt_estimator()). */
+	return BPF_CORE_READ((const struct tcp_sock *)sk, srtt_us) >> 3;
+}
+
+static __always_inline void fill_event(struct sockeye_event *e, const struct sock *sk,
+				       struct conn *c, __u8 kind, __u64 duration_ns, __u64 now)
+{
+	e->kind = kind;
+	e->reason = 0;
+	e->closed_by = c->closed_by == CLOSED_BY_UNKNOWN ? SOCKEYE_CLOSED_BY_LOCAL : c->closed_by;
+	e->flags = (c->adopted ? SOCKEYE_EVF_ADOPTED : 0) |
+		   (c->lifecycle == CONN_CLOSED ? SOCKEYE_EVF_CLOSED : 0);
+	e->srtt_us = read_srtt_us(sk);
+	e->conn_id = c->conn_id;
+	e->timestamp_ns = now;
+	e->duration_ns = duration_ns;
+	e->backend = c->backend;
+	read_totals(sk, c, &e->totals);
+	__builtin_memcpy(e->comm, c->comm, sizeof(e->comm));
+}
+
+/* Ring-buffer record; a full buffer is counted, per kind. */
+static __always_inline void emit(const struct sock *sk, struct conn *c, __u8 kind,
+				 __u64 duration_ns, __u8 reason, __u64 now)
+{
+	struct sockeye_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+
+	if (!e) {
+		count_kernel(SOCKEYE_KC_RINGBUF_FULL + kind);
+		return;
+	}
+	fill_event(e, sk, c, kind, duration_ns, now);
+	e->reason = reason;
+	bpf_ringbuf_submit(e, 0);
+}
+
+/* Called from every hook that sees a tracked, open socket: data queued
+ * since we last looked starts a turn unless one is already waiting. The
+ * turn counts as a request at once, so request totals never depend on a
+ * response arriving. */
+static __always_inline void note_send_progress(const struct sock *sk, struct conn *c, __u64 now)
+{
+	__u32 write_seq;
+
+	if (c->tx_final)
+		return;
+	write_seq = BPF_CORE_READ((const struct tcp_sock *)sk, write_seq);
+	if (write_seq == c->seen_write_seq)
+		return;
+	c->seen_write_seq = write_seq;
+	if (c->phase == PHASE_AWAITING_RESPONSE)
+		return;
+	c->turn_start_ns = now;
+	c->phase = PHASE_AWAITING_RESPONSE;
+	__sync_fetch_and_add(&c->requests, 1);
+}
+
+static __always_inline void note_response_bytes(const struct sock *sk, struct conn *c, __u64 now)
+{
+	if (c->phase != PHASE_AWAITING_RESPONSE)
+		return;
+	c->phase = PHASE_RECEIVING;
+	emit(sk, c, SOCKEYE_EV_TURN, now - c->turn_start_ns, 0, now);
+}
+
+/* Start following an open socket from its current sequence numbers. */
+static __always_inline void conn_mark_open(const struct sock *sk, struct conn *c)
+{
+	const struct tcp_sock *tp = (const struct tcp_sock *)sk;
+
+	c->base_write_seq = BPF_CORE_READ(tp, write_seq);
+	c->base_copied_seq = BPF_CORE_READ(tp, copied_seq);
+	c->seen_write_seq = c->base_write_seq;
+	c->last_sent32 = 0;
+	c->last_received32 = 0;
+	c->sent_high = 0;
+	c->received_high = 0;
+	c->phase = PHASE_IDLE;
+	c->lifecycle = CONN_OPEN;
+	c->opened = 1;
+}
+
+#endif /* SOCKEYE_BPF_H */

@@ -1,0 +1,30 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * Resets sent and received on followed connections. Retransmits and RTT
+ * need no hook: tcp_sock.total_retrans and srtt_us are read with every
+ * record (read_totals(), read_srtt_us()).
+ */
+#include "sockeye.bpf.h"
+
+SEC("tp_btf/tcp_send_reset")
+int BPF_PROG(on_tcp_send_reset, const struct sock *sk)
+{
+	struct conn *c;
+
+	if (!sk) /* Linux 6.10+: a reset answering a packet with no socket */
+		return 0;
+	c = conn_lookup(sk);
+	if (c)
+		__sync_fetch_and_add(&c->resets_sent, 1);
+	return 0;
+}
+
+SEC("tp_btf/tcp_receive_reset")
+int BPF_PROG(on_tcp_receive_reset, struct sock *sk)
+{
+	struct conn *c = conn_lookup(sk);
+
+	if (c)
+		__sync_fetch_and_add(&c->resets_received, 1);
+	return 0;
+}

@@ -1,0 +1,288 @@
+#include "agent/aggregator.h"
+
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <map>
+
+namespace sockeye {
+namespace {
+
+using Clock = Aggregator::Clock;
+
+sockeye_endpoint V4(uint8_t a, uint8_t b, uint8_t c, uint8_t d, uint16_t port) {
+  sockeye_endpoint e{};
+  e.addr[10] = 0xff;
+  e.addr[11] = 0xff;
+  e.addr[12] = a;
+  e.addr[13] = b;
+  e.addr[14] = c;
+  e.addr[15] = d;
+  e.port = port;
+  return e;
+}
+
+sockeye_event Event(uint8_t kind, uint64_t conn_id, sockeye_endpoint backend) {
+  sockeye_event e{};
+  e.kind = kind;
+  e.conn_id = conn_id;
+  e.backend = backend;
+  return e;
+}
+
+// Flattens a scrape into "family{labels}" -> value for counters/gauges and
+// "family_count{labels}" / "family_sum{labels}" for histograms.
+std::map<std::string, double> Scrape(Aggregator& agg) {
+  std::vector<metrics::MetricFamily> families;
+  agg.Collect(families);
+  std::map<std::string, double> out;
+  auto key = [](const std::string& name, const metrics::Labels& labels) {
+    std::string k = name + "{";
+    for (size_t i = 0; i < labels.size(); ++i)
+      k += (i ? "," : "") + labels[i].name + "=" + labels[i].value;
+    return k + "}";
+  };
+  for (const auto& f : families) {
+    for (const auto& s : f.samples) out[key(f.name, s.labels)] = s.value;
+    for (const auto& h : f.histograms) {
+      out[key(f.name + "_count", h.labels)] = static_cast<double>(h.count);
+      out[key(f.name + "_sum", h.labels)] = h.sum;
+    }
+  }
+  return out;
+}
+
+AggregatorOptions SmallOptions(size_t max_backends = 10) {
+  AggregatorOptions o;
+  o.max_backends = max_backends;
+  o.backend_idle_timeout = std::chrono::seconds(60);
+  o.closed_connection_memory = std::chrono::seconds(30);
+  return o;
+}
+
+TEST(Aggregator, ConnectionLifecycleCountsOnce) {
+  Aggregator agg(SmallOptions());
+  auto now = Clock::now();
+  auto backend = V4(10, 0, 0, 1, 8080);
+
+  auto connected = Event(SOCKEYE_EV_CONNECTED, 1, backend);
+  connected.duration_ns = 250'000;  // 250 us
+  agg.Handle(connected, now);
+
+  auto turn = Event(SOCKEYE_EV_TURN, 1, backend);
+  turn.duration_ns = 2'000'000;
+  turn.srtt_us = 100;
+  turn.totals.bytes_sent = 100;
+  turn.totals.requests = 1;
+  agg.Handle(turn, now);
+
+  auto closed = Event(SOCKEYE_EV_CLOSED, 1, backend);
+  closed.closed_by = SOCKEYE_CLOSED_BY_REMOTE;
+  closed.duration_ns = 5'000'000'000;
+  closed.totals.bytes_sent = 100;
+  closed.totals.bytes_received = 5000;
+  closed.totals.requests = 1;
+  closed.totals.retransmits = 2;
+  agg.Handle(closed, now);
+  // A sweep record that raced the close carries the same totals: no double count.
+  auto late = closed;
+  late.kind = SOCKEYE_EV_PROGRESS;
+  late.flags = SOCKEYE_EVF_CLOSED;
+  agg.Handle(late, now);
+
+  auto m = Scrape(agg);
+  EXPECT_EQ(m["sockeye_backend_connections_established_total{backend=10.0.0.1:8080}"], 1);
+  EXPECT_EQ(m["sockeye_backend_connections_active{backend=10.0.0.1:8080}"], 0);
+  EXPECT_EQ(m["sockeye_backend_connections_closed_total{backend=10.0.0.1:8080,closed_by=remote}"], 1);
+  EXPECT_EQ(m["sockeye_backend_connections_closed_total{backend=10.0.0.1:8080,closed_by=local}"], 0);
+  EXPECT_EQ(m["sockeye_backend_sent_bytes_total{backend=10.0.0.1:8080}"], 100);
+  EXPECT_EQ(m["sockeye_backend_received_bytes_total{backend=10.0.0.1:8080}"], 5000);
+  EXPECT_EQ(m["sockeye_backend_requests_total{backend=10.0.0.1:8080}"], 1);
+  EXPECT_EQ(m["sockeye_backend_retransmits_total{backend=10.0.0.1:8080}"], 2);
+  EXPECT_EQ(m["sockeye_backend_connect_duration_seconds_count{backend=10.0.0.1:8080}"], 1);
+  EXPECT_DOUBLE_EQ(m["sockeye_backend_connect_duration_seconds_sum{backend=10.0.0.1:8080}"], 0.00025);
+  EXPECT_DOUBLE_EQ(m["sockeye_backend_time_to_first_byte_seconds_sum{backend=10.0.0.1:8080}"], 0.002);
+  EXPECT_EQ(m["sockeye_backend_connection_duration_seconds_count{backend=10.0.0.1:8080}"], 1);
+  EXPECT_EQ(m["sockeye_backend_requests_per_connection_count{backend=10.0.0.1:8080}"], 1);
+  EXPECT_EQ(m["sockeye_backend_rtt_seconds_count{backend=10.0.0.1:8080}"], 1);
+  EXPECT_EQ(m["sockeye_events_total{kind=closed}"], 1);
+  EXPECT_EQ(m["sockeye_events_total{kind=progress}"], 1);
+}
+
+TEST(Aggregator, TotalsAreDifferencedAndReorderingIsHarmless) {
+  Aggregator agg(SmallOptions());
+  auto now = Clock::now();
+  auto backend = V4(10, 0, 0, 2, 80);
+  agg.Handle(Event(SOCKEYE_EV_CONNECTED, 7, backend), now);
+  auto progress = Event(SOCKEYE_EV_PROGRESS, 7, backend);
+  progress.totals.bytes_received = 3000;
+  progress.totals.requests = 3;
+  agg.Handle(progress, now);
+  auto older = progress;  // an earlier record delivered late
+  older.totals.bytes_received = 1000;
+  older.totals.requests = 1;
+  agg.Handle(older, now);
+  progress.totals.bytes_received = 4000;
+  agg.Handle(progress, now);
+  auto m = Scrape(agg);
+  EXPECT_EQ(m["sockeye_backend_received_bytes_total{backend=10.0.0.2:80}"], 4000);
+  EXPECT_EQ(m["sockeye_backend_requests_total{backend=10.0.0.2:80}"], 3);
+  EXPECT_EQ(m["sockeye_backend_connections_active{backend=10.0.0.2:80}"], 1);
+}
+
+TEST(Aggregator, LostConnectedRecordStillCountsBytesAndActive) {
+  Aggregator agg(SmallOptions());
+  auto now = Clock::now();
+  auto backend = V4(10, 0, 0, 3, 80);
+  auto progress = Event(SOCKEYE_EV_PROGRESS, 9, backend);
+  progress.totals.bytes_sent = 10;
+  agg.Handle(progress, now);
+  auto m = Scrape(agg);
+  EXPECT_EQ(m["sockeye_backend_sent_bytes_total{backend=10.0.0.3:80}"], 10);
+  EXPECT_EQ(m["sockeye_backend_connections_active{backend=10.0.0.3:80}"], 1);
+  // A late record for a closed connection the agent never knew is ignored.
+  auto stale = Event(SOCKEYE_EV_PROGRESS, 10, backend);
+  stale.flags = SOCKEYE_EVF_CLOSED;
+  stale.totals.bytes_sent = 99;
+  agg.Handle(stale, now);
+  EXPECT_EQ(Scrape(agg)["sockeye_backend_sent_bytes_total{backend=10.0.0.3:80}"], 10);
+}
+
+TEST(Aggregator, ConnectFailuresByReasonAndIPv6Label) {
+  Aggregator agg(SmallOptions());
+  auto now = Clock::now();
+  sockeye_endpoint v6{};
+  v6.addr[15] = 1;  // ::1
+  v6.port = 443;
+  auto failed = Event(SOCKEYE_EV_CONNECT_FAILED, 3, v6);
+  failed.reason = SOCKEYE_FAIL_REFUSED;
+  failed.totals.resets_received = 1;
+  agg.Handle(failed, now);
+  failed.reason = SOCKEYE_FAIL_TIMEOUT;
+  failed.totals.resets_received = 0;
+  agg.Handle(failed, now);
+  failed.reason = 200;  // odd kernel data lands in "other", never out of bounds
+  agg.Handle(failed, now);
+  auto m = Scrape(agg);
+  EXPECT_EQ(m["sockeye_backend_connect_failures_total{backend=[::1]:443,reason=refused}"], 1);
+  EXPECT_EQ(m["sockeye_backend_connect_failures_total{backend=[::1]:443,reason=timeout}"], 1);
+  EXPECT_EQ(m["sockeye_backend_connect_failures_total{backend=[::1]:443,reason=other}"], 1);
+  EXPECT_EQ(m["sockeye_backend_connect_failures_total{backend=[::1]:443,reason=reset}"], 0);
+  EXPECT_EQ(m["sockeye_backend_resets_received_total{backend=[::1]:443}"], 1);
+}
+
+TEST(Aggregator, MalformedKindIsCountedNotApplied) {
+  Aggregator agg(SmallOptions());
+  agg.Handle(Event(0, 1, V4(1, 2, 3, 4, 5)), Clock::now());
+  agg.Handle(Event(250, 1, V4(1, 2, 3, 4, 5)), Clock::now());
+  auto m = Scrape(agg);
+  EXPECT_EQ(m["sockeye_events_malformed_total{}"], 2);
+  EXPECT_EQ(m["sockeye_backends{}"], 0);
+}
+
+TEST(Aggregator, OverflowSeriesAndCounting) {
+  Aggregator agg(SmallOptions(/*max_backends=*/2));
+  auto now = Clock::now();
+  for (uint64_t i = 0; i < 5; ++i) {
+    auto e = Event(SOCKEYE_EV_CONNECTED, i + 1, V4(10, 0, 0, static_cast<uint8_t>(i + 1), 80));
+    agg.Handle(e, now);
+  }
+  auto m = Scrape(agg);
+  EXPECT_EQ(m["sockeye_backends{}"], 2);
+  EXPECT_EQ(m["sockeye_backends_overflow{}"], 2);  // capped at max_backends
+  EXPECT_EQ(m["sockeye_backend_overflow_connections_total{}"], 3);
+  EXPECT_EQ(m["sockeye_backend_connections_established_total{backend=(overflow)}"], 3);
+  EXPECT_EQ(m["sockeye_backend_connections_active{backend=(overflow)}"], 3);
+  EXPECT_EQ(m.count("sockeye_backend_connections_established_total{backend=10.0.0.5:80}"), 0u);
+}
+
+TEST(Aggregator, IdleBackendsExpireButBusyOnesStay) {
+  Aggregator agg(SmallOptions());
+  auto t0 = Clock::now();
+  auto idle = V4(10, 0, 0, 1, 80);
+  auto busy = V4(10, 0, 0, 2, 80);
+  agg.Handle(Event(SOCKEYE_EV_CONNECTED, 1, idle), t0);
+  auto closed = Event(SOCKEYE_EV_CLOSED, 1, idle);
+  agg.Handle(closed, t0);
+  agg.Handle(Event(SOCKEYE_EV_CONNECTED, 2, busy), t0);  // stays open
+  agg.Maintain(t0 + std::chrono::seconds(30));
+  EXPECT_EQ(agg.backend_count(), 2u);
+  agg.Maintain(t0 + std::chrono::seconds(61));
+  EXPECT_EQ(agg.backend_count(), 1u);
+  auto m = Scrape(agg);
+  EXPECT_EQ(m.count("sockeye_backend_connections_active{backend=10.0.0.1:80}"), 0u);
+  EXPECT_EQ(m["sockeye_backend_connections_active{backend=10.0.0.2:80}"], 1);
+  EXPECT_EQ(m["sockeye_backends_expired_total{}"], 1);
+}
+
+TEST(Aggregator, FullSweepRetiresConnectionsWhoseCloseWasLost) {
+  Aggregator agg(SmallOptions());
+  auto now = Clock::now();
+  auto backend = V4(10, 0, 0, 1, 80);
+  agg.Handle(Event(SOCKEYE_EV_CONNECTED, 1, backend), now);
+  agg.Handle(Event(SOCKEYE_EV_CONNECTED, 2, backend), now);
+  agg.BeginFullSweep();
+  agg.Handle(Event(SOCKEYE_EV_PROGRESS, 2, backend), now);  // only conn 2 is still open
+  agg.Handle(Event(SOCKEYE_EV_CONNECTED, 3, backend), now);  // opened during the sweep
+  agg.EndFullSweep();
+  auto m = Scrape(agg);
+  EXPECT_EQ(m["sockeye_backend_connections_active{backend=10.0.0.1:80}"], 2);
+  EXPECT_EQ(m["sockeye_connections_retired_total{}"], 1);
+  // The lost close turns up after all: counted as closed, active unchanged.
+  auto closed = Event(SOCKEYE_EV_CLOSED, 1, backend);
+  closed.totals.bytes_sent = 7;
+  agg.Handle(closed, now);
+  m = Scrape(agg);
+  EXPECT_EQ(m["sockeye_backend_connections_active{backend=10.0.0.1:80}"], 2);
+  EXPECT_EQ(m["sockeye_backend_connections_closed_total{backend=10.0.0.1:80,closed_by=local}"], 1);
+  EXPECT_EQ(m["sockeye_backend_sent_bytes_total{backend=10.0.0.1:80}"], 7);
+}
+
+TEST(Aggregator, AdoptedConnectionsCountBytesButNotLifetime) {
+  Aggregator agg(SmallOptions());
+  auto now = Clock::now();
+  auto backend = V4(10, 0, 0, 1, 80);
+  auto adopted = Event(SOCKEYE_EV_ADOPTED, 1, backend);
+  adopted.flags = SOCKEYE_EVF_ADOPTED;
+  agg.Handle(adopted, now);
+  auto closed = Event(SOCKEYE_EV_CLOSED, 1, backend);
+  closed.flags = SOCKEYE_EVF_ADOPTED | SOCKEYE_EVF_CLOSED;
+  closed.totals.bytes_received = 42;
+  closed.totals.requests = 2;
+  closed.duration_ns = 1'000'000;
+  agg.Handle(closed, now);
+  auto m = Scrape(agg);
+  EXPECT_EQ(m["sockeye_backend_connections_established_total{backend=10.0.0.1:80}"], 0);
+  EXPECT_EQ(m["sockeye_backend_received_bytes_total{backend=10.0.0.1:80}"], 42);
+  EXPECT_EQ(m["sockeye_backend_requests_total{backend=10.0.0.1:80}"], 2);
+  EXPECT_EQ(m["sockeye_backend_connection_duration_seconds_count{backend=10.0.0.1:80}"], 0);
+  EXPECT_EQ(m["sockeye_backend_connections_closed_total{backend=10.0.0.1:80,closed_by=local}"], 1);
+}
+
+TEST(Aggregator, PoolLabelFromMappings) {
+  std::string error;
+  auto options = SmallOptions();
+  options.pools.push_back({"api", *ParseCidrMatch("10.1.0.0/24:8080", &error)});
+  Aggregator agg(options);
+  auto now = Clock::now();
+  agg.Handle(Event(SOCKEYE_EV_CONNECTED, 1, V4(10, 1, 0, 7, 8080)), now);
+  agg.Handle(Event(SOCKEYE_EV_CONNECTED, 2, V4(10, 1, 0, 7, 9090)), now);
+  auto m = Scrape(agg);
+  EXPECT_EQ(m["sockeye_backend_connections_active{backend=10.1.0.7:8080,pool=api}"], 1);
+  EXPECT_EQ(m["sockeye_backend_connections_active{backend=10.1.0.7:9090}"], 1);
+}
+
+TEST(Histogram, BucketsUseLessOrEqual) {
+  auto bounds = std::make_shared<const std::vector<double>>(std::vector<double>{1, 2, 5});
+  Histogram h(bounds);
+  h.Observe(1);    // le=1
+  h.Observe(1.5);  // le=2
+  h.Observe(6);    // only +Inf
+  auto s = h.ToSample({});
+  EXPECT_EQ(s.bucket_counts, (std::vector<uint64_t>{1, 1, 0}));
+  EXPECT_EQ(s.count, 3u);
+  EXPECT_DOUBLE_EQ(s.sum, 8.5);
+}
+
+}  // namespace
+}  // namespace sockeye
