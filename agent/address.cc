@@ -219,7 +219,8 @@ std::optional<CidrMatch> ParseCidrMatch(std::string_view text, std::string* erro
     const auto parsed = ParseDigits(*prefix_text);
     if (!parsed) return fail("prefix length " + Quote(*prefix_text) + " is not a number");
     if (*parsed > max_prefix) {
-      return fail(v6 ? "prefix length must be 0-128 for IPv6" : "prefix length must be 0-32 for IPv4");
+      return fail(v6 ? "prefix length must be 0-128 for IPv6"
+                     : "prefix length must be 0-32 for IPv4");
     }
     prefix = *parsed;
   }

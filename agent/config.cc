@@ -11,6 +11,7 @@
 #include <map>
 #include <memory>
 #include <set>
+#include <sstream>
 #include <string_view>
 #include <system_error>
 #include <utility>
@@ -199,12 +200,17 @@ struct FileReport {
 // messages) and rejects unknown keys with the key named.
 class FlatTomlConfig : public CLI::ConfigTOML {
  public:
-  FlatTomlConfig(const CLI::App* app, FileReport* report) : app_(app), report_(report) {}
+  FlatTomlConfig(const CLI::App* app, FileReport* report) : app_(app), report_(report) {
+    // Comments are removed by Normalize, which knows about quotes; CLI11's
+    // own stripping would cut values such as "a#b" short.
+    comment('\0');
+  }
 
   std::vector<CLI::ConfigItem> from_config(std::istream& input) const override {
+    std::istringstream normalized(Normalize(input));
     std::vector<CLI::ConfigItem> merged;
     std::map<std::string, size_t> index;
-    for (const CLI::ConfigItem& item : CLI::ConfigTOML::from_config(input)) {
+    for (const CLI::ConfigItem& item : CLI::ConfigTOML::from_config(normalized)) {
       // "++"/"--" mark section starts and ends for subcommands; there are none.
       if (item.name == "++" || item.name == "--") continue;
       std::string key;
@@ -249,6 +255,74 @@ class FlatTomlConfig : public CLI::ConfigTOML {
   }
 
  private:
+  // CLI11 2.1.2 only continues an array onto the next line when the '[' has
+  // a value after it on the same line, and keeps an empty element for a
+  // trailing comma. Both are common TOML style, so arrays are put back on
+  // one line, without comments and trailing commas, before CLI11 sees them.
+  static std::string Normalize(std::istream& input) {
+    std::string out;
+    std::string line;
+    while (std::getline(input, line)) {
+      std::string text = StripComment(line);
+      const size_t eq = text.find('=');
+      if (eq != std::string::npos) {
+        int depth = BracketDepth(std::string_view(text).substr(eq + 1));
+        std::string more;
+        while (depth > 0 && std::getline(input, more)) {
+          const std::string next = StripComment(more);
+          text += " " + std::string(Trim(next));
+          depth += BracketDepth(next);
+        }
+        std::string_view value = Trim(std::string_view(text).substr(eq + 1));
+        if (value.size() >= 2 && value.front() == '[' && value.back() == ']') {
+          std::string_view body = Trim(value.substr(1, value.size() - 2));
+          if (!body.empty() && body.back() == ',') body.remove_suffix(1);
+          text = text.substr(0, eq + 1) + " [" + std::string(Trim(body)) + "]";
+        }
+      }
+      out += text + "\n";
+    }
+    return out;
+  }
+
+  // The line up to a '#' that is outside quotes.
+  static std::string StripComment(const std::string& line) {
+    char quote = 0;
+    for (size_t i = 0; i < line.size(); ++i) {
+      const char c = line[i];
+      if (quote != 0) {
+        if (c == '\\' && quote == '"') {
+          ++i;
+        } else if (c == quote) {
+          quote = 0;
+        }
+      } else if (c == '"' || c == '\'') {
+        quote = c;
+      } else if (c == '#') {
+        return line.substr(0, i);
+      }
+    }
+    return line;
+  }
+
+  // '[' minus ']' outside quotes.
+  static int BracketDepth(std::string_view text) {
+    int depth = 0;
+    char quote = 0;
+    for (char c : text) {
+      if (quote != 0) {
+        if (c == quote) quote = 0;
+      } else if (c == '"' || c == '\'') {
+        quote = c;
+      } else if (c == '[') {
+        ++depth;
+      } else if (c == ']') {
+        --depth;
+      }
+    }
+    return depth;
+  }
+
   // Returns what is wrong with one key, or "" when CLI11 may apply it.
   std::string Check(CLI::ConfigItem* item) const {
     const CLI::Option* option = app_->get_option_no_throw("--" + item->name);
@@ -431,7 +505,8 @@ bool CheckDuration(const std::string& key, const std::string& text, std::chrono:
                    std::chrono::milliseconds max, Errors* errors, std::chrono::milliseconds* out) {
   const auto value = ParseDuration(text);
   if (!value) {
-    return errors->Fail(key, Quote(text) + " is not a duration (e.g. 500ms, 30s, 5m, 1h, or seconds)");
+    return errors->Fail(key,
+                        Quote(text) + " is not a duration (e.g. 500ms, 30s, 5m, 1h, or seconds)");
   }
   if (*value < min || *value > max) {
     return errors->Fail(key, Quote(text) + " is out of range (" + FormatDuration(min) + " to " +
@@ -448,8 +523,8 @@ bool CheckRingbuf(const std::string& text, Errors* errors, size_t* out) {
     return errors->Fail(key, Quote(text) + " is not a size (bytes, or a K/KiB/M/MiB/G/GiB suffix)");
   }
   if (*value < kMinRingbuf || *value > kMaxRingbuf) {
-    return errors->Fail(key, Quote(text) + " is out of range (" + FormatSize(kMinRingbuf) +
-                                 " to " + FormatSize(kMaxRingbuf) + ")");
+    return errors->Fail(key, Quote(text) + " is out of range (" + FormatSize(kMinRingbuf) + " to " +
+                                 FormatSize(kMaxRingbuf) + ")");
   }
   if ((*value & (*value - 1)) != 0) {
     return errors->Fail(key, Quote(text) + " is not a power of two (e.g. 4MiB, 8MiB, 16MiB)");
@@ -605,8 +680,7 @@ void DefineFlags(CLI::App* app, RawFlags* raw) {
 
   const std::string tracking = "Tracking";
   scalar(app->add_option("--max-backends", raw->max_backends,
-                         "Most backends tracked at once (1-1000000); further backends are "
-                         "counted as dropped"))
+                         "Most backends tracked at once (1-1000000)"))
       ->type_name("N")
       ->group(tracking);
   scalar(app->add_option("--backend-idle-timeout", raw->backend_idle_timeout,
@@ -638,16 +712,17 @@ void DefineFlags(CLI::App* app, RawFlags* raw) {
 
   // The defaults only appear in the label: the bound vectors stay empty
   // unless the operator sets them, which is how "not given" is recognised.
-  const std::string histograms = "Histograms (bucket upper bounds, comma-separated, "
-                                 "finite, > 0, strictly increasing, at most 64)";
+  const std::string histograms =
+      "Histograms (bucket upper bounds, comma-separated, "
+      "finite, > 0, strictly increasing, at most 64)";
   const auto buckets = [&](const std::string& name, std::vector<std::string>* values,
                            const std::string& help, const std::vector<double>& default_bounds) {
     list(app->add_option(name, *values, help), "LIST=" + JoinNumbers(default_bounds))
         ->delimiter(',')
         ->group(histograms);
   };
-  buckets("--buckets.connect-duration", &raw->buckets_connect_duration,
-          "Connect duration, seconds", defaults.buckets.connect_duration);
+  buckets("--buckets.connect-duration", &raw->buckets_connect_duration, "Connect duration, seconds",
+          defaults.buckets.connect_duration);
   buckets("--buckets.connection-duration", &raw->buckets_connection_duration,
           "Connection lifetime, seconds", defaults.buckets.connection_duration);
   buckets("--buckets.time-to-first-byte", &raw->buckets_time_to_first_byte,
@@ -656,8 +731,7 @@ void DefineFlags(CLI::App* app, RawFlags* raw) {
   buckets("--buckets.rtt", &raw->buckets_rtt, "Smoothed round-trip time, seconds",
           defaults.buckets.rtt);
   buckets("--buckets.requests-per-connection", &raw->buckets_requests_per_connection,
-          "Requests per connection, a count",
-          defaults.buckets.requests_per_connection);
+          "Requests per connection, a count", defaults.buckets.requests_per_connection);
 
   app->set_version_flag("--version", VersionLine(), "Print the version and exit");
   app->get_help_ptr()->description("Print this help and exit")->configurable(false);
@@ -671,14 +745,13 @@ std::optional<Config> Validate(const RawFlags& raw, Errors* errors) {
             CheckFilters("include", raw.include, errors, &config.include) &&
             CheckFilters("exclude", raw.exclude, errors, &config.exclude);
   if (ok && config.include.size() + config.exclude.size() > kMaxFilters) {
-    const std::string where = errors->Where("include") == "--include" &&
-                                      errors->Where("exclude") == "--exclude"
-                                  ? "--include/--exclude"
-                                  : errors->Where("include") + " and " + errors->Where("exclude");
-    ok = errors->FailRaw(where + ": " +
-                         std::to_string(config.include.size() + config.exclude.size()) +
-                         " filters given; at most " + std::to_string(kMaxFilters) +
-                         " are allowed in total");
+    const std::string where =
+        errors->Where("include") == "--include" && errors->Where("exclude") == "--exclude"
+            ? "--include/--exclude"
+            : errors->Where("include") + " and " + errors->Where("exclude");
+    ok = errors->FailRaw(
+        where + ": " + std::to_string(config.include.size() + config.exclude.size()) +
+        " filters given; at most " + std::to_string(kMaxFilters) + " are allowed in total");
   }
   std::chrono::milliseconds idle{};
   ok = ok && CheckPools(raw.pools, errors, &config.pools) &&
@@ -703,14 +776,16 @@ std::optional<Config> Validate(const RawFlags& raw, Errors* errors) {
        CheckBuckets("buckets.time-to-first-byte", raw.buckets_time_to_first_byte, errors,
                     &config.buckets.time_to_first_byte) &&
        CheckBuckets("buckets.rtt", raw.buckets_rtt, errors, &config.buckets.rtt) &&
-       CheckBuckets("buckets.requests-per-connection", raw.buckets_requests_per_connection,
-                    errors, &config.buckets.requests_per_connection);
+       CheckBuckets("buckets.requests-per-connection", raw.buckets_requests_per_connection, errors,
+                    &config.buckets.requests_per_connection);
   if (!ok) return std::nullopt;
   config.bpf_stats = raw.bpf_stats;
   return config;
 }
 
-ParseOutcome Usage(std::string message) { return ParseOutcome{std::nullopt, 2, std::move(message)}; }
+ParseOutcome Usage(std::string message) {
+  return ParseOutcome{std::nullopt, 2, std::move(message)};
+}
 
 std::string StripTrailingNewlines(std::string text) {
   while (!text.empty() && text.back() == '\n') text.pop_back();
@@ -744,8 +819,7 @@ std::string ExtrasMessage(const std::vector<std::string>& extras) {
     return std::string(kProgram) + ": unexpected argument" + (plural ? "s " : " ") + list +
            " (sockeye takes no positional arguments)";
   }
-  return std::string(kProgram) + ": unknown flag" + (plural ? "s " : " ") + list +
-         " (see --help)";
+  return std::string(kProgram) + ": unknown flag" + (plural ? "s " : " ") + list + " (see --help)";
 }
 
 ParseOutcome ParseOrThrow(int argc, const char* const* argv) {
@@ -798,12 +872,11 @@ HistogramBuckets DefaultHistogramBuckets() {
   b.connect_duration = {0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
                         0.05,    0.1,    0.25,    0.5,    1,     2.5,    5,     10};
   // 1 ms to an hour: short RPCs through long-lived pooled connections.
-  b.connection_duration = {0.001, 0.005, 0.01, 0.05, 0.1,  0.5,  1,   5,
+  b.connection_duration = {0.001, 0.005, 0.01, 0.05, 0.1, 0.5,  1,   5,
                            10,    30,    60,   300,  600, 1800, 3600};
   // Like connect, but slow queries and long polls reach a minute.
-  b.time_to_first_byte = {0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
-                          0.01,    0.025,  0.05,    0.1,    0.25,  0.5,    1,
-                          2.5,     5,      10,      30,     60};
+  b.time_to_first_byte = {0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                          0.1,     0.25,   0.5,     1,      2.5,   5,      10,    30,   60};
   // 10 µs (same host) to 1 s (intercontinental under loss).
   b.rtt = {0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025,
            0.005,   0.01,     0.025,   0.05,   0.1,     0.25,   0.5,   1};

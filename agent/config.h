@@ -53,7 +53,8 @@ struct Config {
 struct ParseOutcome {
   std::optional<Config> config;  // set when the agent should run
   int exit_code = 0;             // meaningful when config is empty
-  std::string message;           // help/version text (stdout) or a one-line error (stderr)
+  std::string message;           // help/version text (stdout) or a one-line error (stderr),
+                                 // without a trailing newline
 };
 
 // Parses flags and the optional --config file (flags win over the file).

@@ -1,9 +1,9 @@
-#include "agent/address.h"
-
 #include <gtest/gtest.h>
 
 #include <string>
 #include <unordered_set>
+
+#include "agent/address.h"
 
 namespace sockeye {
 namespace {
@@ -60,7 +60,8 @@ TEST(EndpointTest, IsV4RequiresTheWholeMappedPrefix) {
 TEST(EndpointTest, FormatsV4AndCanonicalV6) {
   EXPECT_EQ(FormatEndpoint(MustParseEndpoint("10.0.0.1:8080")), "10.0.0.1:8080");
   EXPECT_EQ(FormatEndpoint(MustParseEndpoint("[0:0:0:0:0:0:0:1]:80")), "[::1]:80");
-  EXPECT_EQ(FormatEndpoint(MustParseEndpoint("[2001:DB8:0:0:1::1]:443")), "[2001:db8::1:0:0:1]:443");
+  EXPECT_EQ(FormatEndpoint(MustParseEndpoint("[2001:DB8:0:0:1::1]:443")),
+            "[2001:db8::1:0:0:1]:443");
   EXPECT_EQ(FormatEndpoint(MustParseEndpoint("[::ffff:10.1.2.3]:9")), "10.1.2.3:9");
   EXPECT_EQ(FormatEndpoint(Endpoint{}), "[::]:0");
 }
@@ -81,10 +82,11 @@ TEST(EndpointTest, RejectsMalformedText) {
 
 TEST(EndpointTest, HashAgreesWithEquality) {
   EndpointHash hash;
-  EXPECT_EQ(hash(MustParseEndpoint("10.0.0.1:80")), hash(MustParseEndpoint("[::ffff:10.0.0.1]:80")));
+  EXPECT_EQ(hash(MustParseEndpoint("10.0.0.1:80")),
+            hash(MustParseEndpoint("[::ffff:10.0.0.1]:80")));
   std::unordered_set<Endpoint, EndpointHash> set;
   for (int host = 0; host < 256; ++host) {
-    for (uint16_t port : {80, 443}) {
+    for (int port : {80, 443}) {
       set.insert(MustParseEndpoint("10.0.0." + std::to_string(host) + ":" + std::to_string(port)));
     }
   }
@@ -137,10 +139,11 @@ TEST(CidrMatchTest, ParsesIpv6Forms) {
 }
 
 TEST(CidrMatchTest, BareIpv6NeverHasAPort) {
-  // "::1:80" is the address ::0.1:0.80, not ::1 port 80.
-  const CidrMatch m = MustParseCidr("::1:80");
+  // "2001:db8::1:80" is an address, not 2001:db8::1 port 80.
+  const CidrMatch m = MustParseCidr("2001:db8::1:80");
   EXPECT_EQ(m.port, 0);
-  EXPECT_EQ(m.ToString(), "::1:80/128");
+  EXPECT_EQ(m.prefix_len, 128);
+  EXPECT_EQ(m.ToString(), "2001:db8::1:80/128");
 }
 
 TEST(CidrMatchTest, V4MappedIpv6PrefixIsShownAsIpv4) {
@@ -213,7 +216,8 @@ TEST(CidrMatchTest, ToStringRoundTrips) {
 }
 
 TEST(CidrMatchTest, ErrorsNameTheTextAndTheProblem) {
-  EXPECT_EQ(CidrError("10.0.0.0/33"), "invalid CIDR \"10.0.0.0/33\": prefix length must be 0-32 for IPv4");
+  EXPECT_EQ(CidrError("10.0.0.0/33"),
+            "invalid CIDR \"10.0.0.0/33\": prefix length must be 0-32 for IPv4");
   EXPECT_EQ(CidrError("2001:db8::/129"),
             "invalid CIDR \"2001:db8::/129\": prefix length must be 0-128 for IPv6");
   EXPECT_EQ(CidrError("10.0.0.0/99999999999"),
@@ -232,7 +236,8 @@ TEST(CidrMatchTest, ErrorsNameTheTextAndTheProblem) {
             "invalid CIDR \"10.0.0.0/-1\": prefix length \"-1\" is not a number");
   EXPECT_EQ(CidrError("/8"), "invalid CIDR \"/8\": missing address");
   EXPECT_EQ(CidrError("10.0.0.1:"), "invalid CIDR \"10.0.0.1:\": missing port after ':'");
-  EXPECT_EQ(CidrError("10.0.0.1:http"), "invalid CIDR \"10.0.0.1:http\": port \"http\" is not a number");
+  EXPECT_EQ(CidrError("10.0.0.1:http"),
+            "invalid CIDR \"10.0.0.1:http\": port \"http\" is not a number");
   EXPECT_EQ(CidrError("10.0.0.1:0"), "invalid CIDR \"10.0.0.1:0\": port must be 1-65535");
   EXPECT_EQ(CidrError("10.0.0.1:65536"), "invalid CIDR \"10.0.0.1:65536\": port must be 1-65535");
   EXPECT_EQ(CidrError("[::1]:0"), "invalid CIDR \"[::1]:0\": port must be 1-65535");

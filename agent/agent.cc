@@ -1,0 +1,133 @@
+#include "agent/agent.h"
+
+#include "agent/log.h"
+#include "agent/probes_collector.h"
+#include "exporters/process_collector.h"
+
+namespace sockeye {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Every Nth sweep reports all open connections, so connections whose close
+// record was lost are found and retired (Aggregator::EndFullSweep).
+constexpr unsigned kSweepsPerFullSweep = 30;
+constexpr auto kMaintenanceInterval = std::chrono::seconds(5);
+// /healthz fails when the event loop has not turned for this long.
+constexpr auto kStalledAfter = std::chrono::seconds(10);
+
+int64_t NowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+Agent::~Agent() {
+  if (server_) server_->Stop();
+}
+
+std::unique_ptr<Agent> Agent::Start(const Config& config, std::string* error) {
+  std::unique_ptr<Agent> agent(new Agent());
+  agent->config_ = config;
+
+  LoaderSettings settings;
+  settings.processes = config.processes;
+  settings.include = config.include;
+  settings.exclude = config.exclude;
+  settings.ringbuf_bytes = config.ringbuf_bytes;
+  settings.probe_mode = config.probe_mode;
+  settings.bpf_stats = config.bpf_stats;
+  agent->probes_ = BpfProbes::Load(settings, error);
+  if (!agent->probes_) return nullptr;
+
+  AggregatorOptions options;
+  options.max_backends = config.max_backends;
+  options.backend_idle_timeout = config.backend_idle_timeout;
+  options.buckets = config.buckets;
+  options.pools = config.pools;
+  agent->aggregator_ = std::make_shared<Aggregator>(std::move(options));
+  Aggregator* aggregator = agent->aggregator_.get();
+  agent->handler_ = [aggregator](const sockeye_event& event) {
+    aggregator->Handle(event, Clock::now());
+  };
+
+  if (!agent->probes_->AdoptOpenConnections(agent->handler_, error)) {
+    *error = "adopting open connections: " + *error;
+    return nullptr;
+  }
+  LogInfo("following " + std::to_string(aggregator->open_connection_count()) +
+          " connections that were open at start-up");
+
+  agent->registry_ = std::make_shared<metrics::Registry>();
+  agent->registry_->Register(std::make_shared<BuildInfoCollector>());
+  agent->registry_->Register(agent->aggregator_);
+  agent->registry_->Register(std::make_shared<ProbesCollector>(*agent->probes_));
+  agent->registry_->Register(std::make_shared<metrics::ProcessCollector>());
+
+  metrics::HttpServerOptions http;
+  http.listen_address = config.listen_address;
+  http.telemetry_path = config.telemetry_path;
+  http.version = SOCKEYE_VERSION;
+  auto registry = agent->registry_;
+  Agent* self = agent.get();
+  agent->server_ = std::make_unique<metrics::MetricsHttpServer>(
+      http, [registry] { return registry->Gather(); },
+      [self]() -> std::string {
+        auto stalled = std::chrono::nanoseconds(NowNs() - self->last_tick_ns_.load());
+        if (stalled > kStalledAfter) return "event loop stalled for " +
+                                            std::to_string(stalled.count() / 1000000000) + "s";
+        return "";
+      });
+  agent->registry_->Register(agent->server_->stats_collector());
+  agent->last_tick_ns_ = NowNs();
+  if (!agent->server_->Start(error)) return nullptr;
+  LogInfo("serving metrics on " + config.listen_address + config.telemetry_path + " (port " +
+          std::to_string(agent->server_->port()) + ")");
+
+  agent->next_sweep_ = Clock::now() + config.sweep_interval;
+  agent->next_maintenance_ = Clock::now() + kMaintenanceInterval;
+  return agent;
+}
+
+int Agent::http_port() const { return server_->port(); }
+
+void Agent::Sweep(bool full) {
+  std::string error;
+  if (full) aggregator_->BeginFullSweep();
+  if (!probes_->Sweep(full, handler_, &error)) LogWarn("sweep: " + error);
+  if (full) aggregator_->EndFullSweep();
+}
+
+void Agent::Tick(int timeout_ms) {
+  int n = probes_->Poll(timeout_ms, handler_);
+  if (n < 0 && n != -EINTR) LogWarn("ring buffer poll failed: " + std::to_string(-n));
+  auto now = Clock::now();
+  last_tick_ns_ = NowNs();
+  if (now >= next_sweep_) {
+    next_sweep_ = now + config_.sweep_interval;
+    bool full = ++sweeps_since_full_ >= kSweepsPerFullSweep;
+    if (full) {
+      sweeps_since_full_ = 0;
+      probes_->Poll(0, handler_);  // let pending close records land first
+    }
+    Sweep(full);
+  }
+  if (now >= next_maintenance_) {
+    next_maintenance_ = now + kMaintenanceInterval;
+    aggregator_->Maintain(now);
+  }
+}
+
+void Agent::Flush(bool full_sweep) {
+  while (probes_->Poll(0, handler_) > 0) {
+  }
+  Sweep(full_sweep);
+}
+
+void Agent::Reload(const Config& config) {
+  aggregator_->SetPools(config.pools);
+  LogInfo("configuration reloaded: " + std::to_string(config.pools.size()) + " pool mappings");
+}
+
+}  // namespace sockeye

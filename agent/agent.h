@@ -1,0 +1,56 @@
+// The running agent: kernel probes feeding the aggregator on the event
+// thread, the registry of collectors, and the HTTP endpoint.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "agent/aggregator.h"
+#include "agent/bpf_loader.h"
+#include "agent/config.h"
+#include "exporters/http_server.h"
+#include "exporters/registry.h"
+
+namespace sockeye {
+
+class Agent {
+ public:
+  // Loads and attaches the probes, adopts open connections and starts
+  // serving. Returns nullptr with a one-line reason on failure.
+  static std::unique_ptr<Agent> Start(const Config& config, std::string* error);
+  ~Agent();
+
+  // One turn of the event loop: waits up to timeout_ms for kernel records,
+  // then runs the sweep and housekeeping that are due.
+  void Tick(int timeout_ms);
+
+  // Drains the ring buffer and sweeps now (tests; shutdown).
+  void Flush(bool full_sweep);
+
+  // Applies what can change without reloading probes (pools).
+  void Reload(const Config& config);
+
+  int http_port() const;
+  Aggregator& aggregator() { return *aggregator_; }
+  std::vector<metrics::MetricFamily> Gather() { return registry_->Gather(); }
+
+ private:
+  Agent() = default;
+  void Sweep(bool full);
+
+  Config config_;
+  std::unique_ptr<BpfProbes> probes_;
+  std::shared_ptr<Aggregator> aggregator_;
+  std::shared_ptr<metrics::Registry> registry_;
+  std::unique_ptr<metrics::MetricsHttpServer> server_;
+  EventHandler handler_;
+  std::chrono::steady_clock::time_point next_sweep_;
+  std::chrono::steady_clock::time_point next_maintenance_;
+  unsigned sweeps_since_full_ = 0;
+  std::atomic<int64_t> last_tick_ns_{0};
+};
+
+}  // namespace sockeye

@@ -1,0 +1,182 @@
+// A small TCP server for the privileged tests, run on loopback by the test
+// itself. Protocol: the client sends "<response-bytes> <padding>\n"; the
+// server answers with exactly that many bytes (after an optional delay), or
+// resets the connection, and keeps the connection open for more requests.
+#pragma once
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace sockeye::testing {
+
+enum class Behavior { kRespond, kResetAfterRequest };
+
+class LoopbackServer {
+ public:
+  LoopbackServer(const std::string& address, Behavior behavior = Behavior::kRespond,
+                 std::chrono::milliseconds delay = std::chrono::milliseconds(0))
+      : behavior_(behavior), delay_(delay) {
+    family_ = address.find(':') != std::string::npos ? AF_INET6 : AF_INET;
+    listen_fd_ = socket(family_, SOCK_STREAM, 0);
+    int one = 1;
+    setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    sockaddr_storage addr = MakeAddress(address, 0);
+    if (bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+        listen(listen_fd_, 128) != 0)
+      throw std::runtime_error("test server cannot listen on " + address + ": " +
+                               std::strerror(errno));
+    socklen_t len = sizeof(addr);
+    getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len);
+    port_ = ntohs(family_ == AF_INET ? reinterpret_cast<sockaddr_in*>(&addr)->sin_port
+                                     : reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port);
+    address_ = address;
+    acceptor_ = std::thread([this] { AcceptLoop(); });
+  }
+
+  ~LoopbackServer() {
+    stopping_ = true;
+    shutdown(listen_fd_, SHUT_RDWR);
+    close(listen_fd_);
+    acceptor_.join();
+    std::lock_guard lock(mutex_);
+    for (auto& t : workers_) t.join();
+  }
+
+  uint16_t port() const { return port_; }
+  const std::string& address() const { return address_; }
+
+  static sockaddr_storage MakeAddress(const std::string& address, uint16_t port) {
+    sockaddr_storage storage{};
+    if (address.find(':') != std::string::npos) {
+      auto* a6 = reinterpret_cast<sockaddr_in6*>(&storage);
+      a6->sin6_family = AF_INET6;
+      a6->sin6_port = htons(port);
+      inet_pton(AF_INET6, address.c_str(), &a6->sin6_addr);
+    } else {
+      auto* a4 = reinterpret_cast<sockaddr_in*>(&storage);
+      a4->sin_family = AF_INET;
+      a4->sin_port = htons(port);
+      inet_pton(AF_INET, address.c_str(), &a4->sin_addr);
+    }
+    return storage;
+  }
+
+ private:
+  void AcceptLoop() {
+    for (;;) {
+      int fd = accept(listen_fd_, nullptr, nullptr);
+      if (fd < 0) {
+        if (stopping_) return;
+        continue;
+      }
+      std::lock_guard lock(mutex_);
+      workers_.emplace_back([this, fd] { Serve(fd); });
+    }
+  }
+
+  void Serve(int fd) {
+    std::string pending;
+    char buffer[4096];
+    for (;;) {
+      ssize_t n = recv(fd, buffer, sizeof(buffer), 0);
+      if (n <= 0) break;
+      pending.append(buffer, static_cast<size_t>(n));
+      size_t newline;
+      while ((newline = pending.find('\n')) != std::string::npos) {
+        size_t response_bytes = std::stoul(pending.substr(0, newline));
+        pending.erase(0, newline + 1);
+        if (behavior_ == Behavior::kResetAfterRequest) {
+          linger hard{1, 0};  // close() now sends RST
+          setsockopt(fd, SOL_SOCKET, SO_LINGER, &hard, sizeof(hard));
+          close(fd);
+          return;
+        }
+        if (delay_.count() > 0) std::this_thread::sleep_for(delay_);
+        std::string body(response_bytes, 'r');
+        size_t sent = 0;
+        while (sent < body.size()) {
+          ssize_t w = send(fd, body.data() + sent, body.size() - sent, MSG_NOSIGNAL);
+          if (w <= 0) break;
+          sent += static_cast<size_t>(w);
+        }
+      }
+    }
+    close(fd);
+  }
+
+  Behavior behavior_;
+  std::chrono::milliseconds delay_;
+  int family_ = AF_INET;
+  int listen_fd_ = -1;
+  uint16_t port_ = 0;
+  std::string address_;
+  std::atomic<bool> stopping_{false};
+  std::thread acceptor_;
+  std::mutex mutex_;
+  std::vector<std::thread> workers_;
+};
+
+// Client side: a blocking connection speaking the protocol above.
+class Client {
+ public:
+  Client(const std::string& address, uint16_t port) {
+    sockaddr_storage addr = LoopbackServer::MakeAddress(address, port);
+    fd_ = socket(addr.ss_family, SOCK_STREAM, 0);
+    connect_result_ = connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+    connect_errno_ = connect_result_ == 0 ? 0 : errno;
+  }
+  ~Client() {
+    if (fd_ >= 0) close(fd_);
+  }
+  bool connected() const { return connect_result_ == 0; }
+  int connect_errno() const { return connect_errno_; }
+  int fd() const { return fd_; }
+
+  // Sends a request of exactly request_bytes asking for response_bytes,
+  // then reads the whole response. Returns the bytes read.
+  size_t Request(size_t request_bytes, size_t response_bytes, bool peek_first = false) {
+    std::string request = std::to_string(response_bytes) + " ";
+    if (request.size() + 1 > request_bytes) throw std::runtime_error("request too short");
+    request.append(request_bytes - request.size() - 1, 'q');
+    request.push_back('\n');
+    if (send(fd_, request.data(), request.size(), MSG_NOSIGNAL) != ssize_t(request.size()))
+      return 0;
+    std::vector<char> buffer(1 << 16);
+    if (peek_first) {
+      // Block until data is there, then look without consuming it.
+      ssize_t peeked = recv(fd_, buffer.data(), buffer.size(), MSG_PEEK);
+      if (peeked <= 0) return 0;
+    }
+    size_t got = 0;
+    while (got < response_bytes) {
+      ssize_t n = recv(fd_, buffer.data(), std::min(buffer.size(), response_bytes - got), 0);
+      if (n <= 0) break;
+      got += static_cast<size_t>(n);
+    }
+    return got;
+  }
+
+  void Close() {
+    close(fd_);
+    fd_ = -1;
+  }
+
+ private:
+  int fd_ = -1;
+  int connect_result_ = -1;
+  int connect_errno_ = 0;
+};
+
+}  // namespace sockeye::testing

@@ -1,0 +1,284 @@
+// Loads the real BPF programs and drives real TCP on loopback against
+// servers the test starts itself; every expected value is exact.
+//
+// Needs root (or CAP_BPF+CAP_PERFMON) and kernel BTF. Without them the tests
+// are skipped with the reason, unless SOCKEYE_REQUIRE_BPF=1 (set by .ci/run)
+// turns the skip into a failure.
+#include <gtest/gtest.h>
+#include <httplib.h>
+
+#include <cstdlib>
+#include <functional>
+#include <map>
+
+#include "agent/agent.h"
+#include "loopback_server.h"
+
+namespace sockeye {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::Behavior;
+using testing::Client;
+using testing::LoopbackServer;
+
+bool BpfRequired() {
+  const char* v = std::getenv("SOCKEYE_REQUIRE_BPF");
+  return v && std::string(v) == "1";
+}
+
+std::optional<double> Value(const std::vector<metrics::MetricFamily>& families,
+                            const std::string& name,
+                            const std::map<std::string, std::string>& labels) {
+  auto matches = [&](const metrics::Labels& have) {
+    for (const auto& [k, v] : labels) {
+      bool found = false;
+      for (const auto& l : have) found = found || (l.name == k && l.value == v);
+      if (!found) return false;
+    }
+    return true;
+  };
+  for (const auto& f : families) {
+    for (const auto& s : f.samples)
+      if (f.name == name && matches(s.labels)) return s.value;
+    for (const auto& h : f.histograms) {
+      if (!matches(h.labels)) continue;
+      if (f.name + "_count" == name) return static_cast<double>(h.count);
+      if (f.name + "_sum" == name) return h.sum;
+    }
+  }
+  return std::nullopt;
+}
+
+class LoopbackTraffic : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string reason;
+    if (geteuid() != 0) reason = "not root: loading BPF programs needs CAP_BPF and CAP_PERFMON";
+    if (reason.empty() && access("/sys/kernel/btf/vmlinux", R_OK) != 0)
+      reason = "no kernel BTF at /sys/kernel/btf/vmlinux";
+    if (!reason.empty()) {
+      if (BpfRequired()) FAIL() << "SOCKEYE_REQUIRE_BPF=1 but " << reason;
+      GTEST_SKIP() << reason;
+    }
+  }
+
+  // Follows only the test's own loopback addresses, so other traffic on the
+  // machine (and scrapes of the agent on 127.0.0.1) never shows up.
+  void StartAgent() {
+    Config config;
+    config.listen_address = "127.0.0.1:0";
+    std::string error;
+    for (const char* net : {"127.0.0.2/32", "127.0.0.3/32", "127.0.0.4/32", "::1/128"})
+      config.include.push_back(*ParseCidrMatch(net, &error));
+    agent_ = Agent::Start(config, &error);
+    if (!agent_) {
+      if (BpfRequired()) FAIL() << "agent failed to start: " << error;
+      GTEST_SKIP() << "BPF programs could not be loaded: " << error;
+    }
+  }
+
+  std::string Backend(const LoopbackServer& server) const {
+    return server.address().find(':') != std::string::npos
+               ? "[" + server.address() + "]:" + std::to_string(server.port())
+               : server.address() + ":" + std::to_string(server.port());
+  }
+
+  double Metric(const std::string& name, const std::map<std::string, std::string>& labels) {
+    auto v = Value(agent_->Gather(), name, labels);
+    return v.value_or(-1);
+  }
+
+  // Polls the agent until the metric reaches the expected value (or 10 s
+  // pass), then returns its value: conditions, not sleeps.
+  double WaitForMetric(const std::string& name, const std::map<std::string, std::string>& labels,
+                       double expected) {
+    auto deadline = std::chrono::steady_clock::now() + 10s;
+    double v = -1;
+    while (std::chrono::steady_clock::now() < deadline) {
+      agent_->Flush(false);
+      v = Metric(name, labels);
+      if (v == expected) return v;
+      std::this_thread::sleep_for(10ms);
+    }
+    return v;
+  }
+
+  std::unique_ptr<Agent> agent_;
+};
+
+TEST_F(LoopbackTraffic, ExactCountsOverKeepAliveConnectionsIPv4AndIPv6) {
+  StartAgent();
+  LoopbackServer v4("127.0.0.2");
+  LoopbackServer v6("::1");
+  for (int c = 0; c < 4; ++c) {
+    Client client(v4.address(), v4.port());
+    ASSERT_TRUE(client.connected());
+    for (int r = 0; r < 25; ++r) ASSERT_EQ(client.Request(120, 1500), 1500u);
+  }
+  for (int c = 0; c < 2; ++c) {
+    Client client(v6.address(), v6.port());
+    ASSERT_TRUE(client.connected());
+    for (int r = 0; r < 10; ++r) ASSERT_EQ(client.Request(64, 70000), 70000u);
+  }
+  std::map<std::string, std::string> a{{"backend", Backend(v4)}};
+  std::map<std::string, std::string> b{{"backend", Backend(v6)}};
+  EXPECT_EQ(WaitForMetric("sockeye_backend_connections_closed_total",
+                          {{"backend", Backend(v4)}, {"closed_by", "local"}}, 4),
+            4);
+  EXPECT_EQ(WaitForMetric("sockeye_backend_connections_closed_total",
+                          {{"backend", Backend(v6)}, {"closed_by", "local"}}, 2),
+            2);
+  EXPECT_EQ(Metric("sockeye_backend_connections_established_total", a), 4);
+  EXPECT_EQ(Metric("sockeye_backend_connections_active", a), 0);
+  EXPECT_EQ(Metric("sockeye_backend_sent_bytes_total", a), 4 * 25 * 120);
+  EXPECT_EQ(Metric("sockeye_backend_received_bytes_total", a), 4 * 25 * 1500);
+  EXPECT_EQ(Metric("sockeye_backend_requests_total", a), 100);
+  EXPECT_EQ(Metric("sockeye_backend_time_to_first_byte_seconds_count", a), 100);
+  EXPECT_EQ(Metric("sockeye_backend_requests_per_connection_count", a), 4);
+  EXPECT_EQ(Metric("sockeye_backend_requests_per_connection_sum", a), 100);
+  EXPECT_EQ(Metric("sockeye_backend_connect_duration_seconds_count", a), 4);
+  EXPECT_EQ(Metric("sockeye_backend_connection_duration_seconds_count", a), 4);
+  EXPECT_GT(Metric("sockeye_backend_rtt_seconds_count", a), 0);
+  EXPECT_EQ(Metric("sockeye_backend_connect_failures_total",
+                   {{"backend", Backend(v4)}, {"reason", "refused"}}),
+            0);
+  EXPECT_EQ(Metric("sockeye_backend_connections_established_total", b), 2);
+  EXPECT_EQ(Metric("sockeye_backend_sent_bytes_total", b), 2 * 10 * 64);
+  EXPECT_EQ(Metric("sockeye_backend_received_bytes_total", b), 2 * 10 * 70000);
+  EXPECT_EQ(Metric("sockeye_backend_requests_total", b), 20);
+  EXPECT_EQ(Metric("sockeye_backend_retransmits_total", a), 0);
+}
+
+TEST_F(LoopbackTraffic, MultiMegabyteStreamIsCountedWhileOpenAndAtClose) {
+  StartAgent();
+  LoopbackServer server("127.0.0.2");
+  constexpr size_t kResponse = 24u << 20;
+  std::map<std::string, std::string> a{{"backend", Backend(server)}};
+  {
+    Client client(server.address(), server.port());
+    ASSERT_TRUE(client.connected());
+    ASSERT_EQ(client.Request(50, kResponse), kResponse);
+    // Still open: the periodic sweep reports the bytes without a close.
+    EXPECT_EQ(WaitForMetric("sockeye_backend_received_bytes_total", a, kResponse), kResponse);
+    EXPECT_EQ(Metric("sockeye_backend_connections_active", a), 1);
+  }
+  EXPECT_EQ(WaitForMetric("sockeye_backend_connections_active", a, 0), 0);
+  EXPECT_EQ(Metric("sockeye_backend_received_bytes_total", a), kResponse);
+  EXPECT_EQ(Metric("sockeye_backend_sent_bytes_total", a), 50);
+  EXPECT_EQ(Metric("sockeye_backend_requests_total", a), 1);
+}
+
+TEST_F(LoopbackTraffic, RefusedConnectIsAFailureNotAConnection) {
+  StartAgent();
+  // A port nobody listens on: bind to learn a free one, then release it.
+  uint16_t port;
+  {
+    LoopbackServer probe("127.0.0.3");
+    port = probe.port();
+  }
+  Client client("127.0.0.3", port);
+  ASSERT_FALSE(client.connected());
+  ASSERT_EQ(client.connect_errno(), ECONNREFUSED);
+  std::string backend = "127.0.0.3:" + std::to_string(port);
+  EXPECT_EQ(WaitForMetric("sockeye_backend_connect_failures_total",
+                          {{"backend", backend}, {"reason", "refused"}}, 1),
+            1);
+  EXPECT_EQ(Metric("sockeye_backend_connect_failures_total",
+                   {{"backend", backend}, {"reason", "timeout"}}),
+            0);
+  EXPECT_EQ(Metric("sockeye_backend_connections_established_total", {{"backend", backend}}), 0);
+  EXPECT_EQ(Metric("sockeye_backend_resets_received_total", {{"backend", backend}}), 1);
+}
+
+TEST_F(LoopbackTraffic, ResetByBackendIsCountedAndClosedByRemote) {
+  StartAgent();
+  LoopbackServer server("127.0.0.4", Behavior::kResetAfterRequest);
+  std::map<std::string, std::string> a{{"backend", Backend(server)}};
+  {
+    Client client(server.address(), server.port());
+    ASSERT_TRUE(client.connected());
+    EXPECT_EQ(client.Request(40, 10), 0u);  // reset instead of a response
+  }
+  EXPECT_EQ(WaitForMetric("sockeye_backend_resets_received_total", a, 1), 1);
+  EXPECT_EQ(WaitForMetric("sockeye_backend_connections_closed_total",
+                          {{"backend", Backend(server)}, {"closed_by", "remote"}}, 1),
+            1);
+  EXPECT_EQ(Metric("sockeye_backend_requests_total", a), 1);
+  EXPECT_EQ(Metric("sockeye_backend_sent_bytes_total", a), 40);
+  EXPECT_EQ(Metric("sockeye_backend_received_bytes_total", a), 0);
+  EXPECT_EQ(Metric("sockeye_backend_connections_active", a), 0);
+}
+
+TEST_F(LoopbackTraffic, PeekedBytesAreNotCounted) {
+  StartAgent();
+  LoopbackServer server("127.0.0.2");
+  std::map<std::string, std::string> a{{"backend", Backend(server)}};
+  {
+    Client client(server.address(), server.port());
+    ASSERT_TRUE(client.connected());
+    for (int i = 0; i < 3; ++i) ASSERT_EQ(client.Request(30, 777, /*peek_first=*/true), 777u);
+  }
+  EXPECT_EQ(WaitForMetric("sockeye_backend_connections_active", a, 0), 0);
+  EXPECT_EQ(Metric("sockeye_backend_received_bytes_total", a), 3 * 777);
+  EXPECT_EQ(Metric("sockeye_backend_requests_total", a), 3);
+}
+
+TEST_F(LoopbackTraffic, ConnectionOpenedBeforeStartIsAdopted) {
+  LoopbackServer server("127.0.0.2");
+  std::map<std::string, std::string> a{{"backend", Backend(server)}};
+  Client client(server.address(), server.port());
+  ASSERT_TRUE(client.connected());
+  for (int i = 0; i < 2; ++i) ASSERT_EQ(client.Request(100, 1000), 1000u);  // before: not counted
+  StartAgent();
+  EXPECT_EQ(Metric("sockeye_backend_connections_active", a), 1);
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(client.Request(100, 1000), 1000u);
+  client.Close();
+  EXPECT_EQ(WaitForMetric("sockeye_backend_connections_active", a, 0), 0);
+  EXPECT_EQ(Metric("sockeye_backend_requests_total", a), 3);
+  EXPECT_EQ(Metric("sockeye_backend_sent_bytes_total", a), 300);
+  EXPECT_EQ(Metric("sockeye_backend_received_bytes_total", a), 3000);
+  EXPECT_EQ(Metric("sockeye_backend_connections_established_total", a), 0);
+  EXPECT_EQ(Metric("sockeye_backend_connections_closed_total",
+                   {{"backend", Backend(server)}, {"closed_by", "local"}}),
+            1);
+}
+
+TEST_F(LoopbackTraffic, TimeToFirstByteOfADelayedBackend) {
+  StartAgent();
+  LoopbackServer server("127.0.0.3", Behavior::kRespond, 40ms);
+  std::map<std::string, std::string> a{{"backend", Backend(server)}};
+  {
+    Client client(server.address(), server.port());
+    ASSERT_TRUE(client.connected());
+    for (int i = 0; i < 5; ++i) ASSERT_EQ(client.Request(20, 100), 100u);
+  }
+  EXPECT_EQ(WaitForMetric("sockeye_backend_time_to_first_byte_seconds_count", a, 5), 5);
+  double mean = Metric("sockeye_backend_time_to_first_byte_seconds_sum", a) / 5;
+  EXPECT_GE(mean, 0.040);
+  EXPECT_LT(mean, 0.060);
+}
+
+TEST_F(LoopbackTraffic, ProbeChoicesAndHttpScrape) {
+  StartAgent();
+  auto families = agent_->Gather();
+  EXPECT_EQ(Value(families, "sockeye_probe_info", {{"hook", "connection_state"}, {"mode", "tp_btf"}}),
+            1);
+  LoopbackServer server("127.0.0.2");
+  {
+    Client client(server.address(), server.port());
+    ASSERT_EQ(client.Request(10, 10), 10u);
+  }
+  WaitForMetric("sockeye_backend_connections_active", {{"backend", Backend(server)}}, 0);
+  httplib::Client http("127.0.0.1", agent_->http_port());
+  auto response = http.Get("/metrics");
+  ASSERT_TRUE(response);
+  EXPECT_EQ(response->status, 200);
+  EXPECT_NE(response->body.find("sockeye_backend_requests_total{backend=\"" + Backend(server) +
+                                "\"} 1\n"),
+            std::string::npos)
+      << response->body.substr(0, 2000);
+}
+
+}  // namespace
+}  // namespace sockeye
