@@ -1,0 +1,41 @@
+// The set of collectors behind one /metrics endpoint.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "exporters/metric_model.h"
+
+namespace sockeye::metrics {
+
+inline constexpr char kCollectorErrorsMetric[] = "sockeye_collector_errors_total";
+
+class Registry {
+ public:
+  Registry() = default;
+  Registry(const Registry&) = delete;
+  Registry& operator=(const Registry&) = delete;
+
+  // Adds a collector; null is ignored. Safe to call while another thread is
+  // in Gather (that Gather may or may not see the new collector).
+  void Register(std::shared_ptr<Collector> collector);
+
+  // Calls every collector in registration order and returns their families,
+  // with same-named families merged into the first one (samples appended),
+  // followed by `sockeye_collector_errors_total`. A collector that throws
+  // contributes nothing to this scrape and increments the error counter; so
+  // does a family whose name another collector already used with a
+  // different type (it is dropped, since the output would be invalid).
+  // Concurrent calls are allowed; collectors must be thread-safe.
+  std::vector<MetricFamily> Gather();
+
+ private:
+  std::mutex mu_;
+  std::vector<std::shared_ptr<Collector>> collectors_;  // guarded by mu_
+  std::atomic<uint64_t> errors_{0};
+};
+
+}  // namespace sockeye::metrics

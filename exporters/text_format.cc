@@ -1,0 +1,335 @@
+#include "exporters/text_format.h"
+
+#include <algorithm>
+#include <cassert>
+#include <charconv>
+#include <cmath>
+#include <cstdint>
+#include <string_view>
+#include <system_error>
+#include <utility>
+
+namespace sockeye::metrics {
+namespace {
+
+constexpr std::string_view kTotalSuffix = "_total";
+
+// Integral values below this print as plain digits. Every integer up to 2^53
+// is exact and the plain form stays short; beyond 1e17 the shortest form
+// ("1e+20") is both shorter and just as exact.
+constexpr double kPlainIntegerLimit = 1e17;
+
+// Go's %g switches to an exponent when the decimal exponent is < -4 or >= 6
+// for shortest formatting; the OpenMetrics canonical numbers follow Go.
+constexpr int kMinFixedExponent = -4;
+constexpr int kMaxFixedExponentExclusive = 6;
+
+bool IsAsciiAlpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
+bool IsAsciiDigit(char c) { return c >= '0' && c <= '9'; }
+
+[[maybe_unused]] bool IsValidMetricName(std::string_view name) {
+  if (name.empty() || IsAsciiDigit(name.front())) return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return IsAsciiAlpha(c) || IsAsciiDigit(c) || c == '_' || c == ':';
+  });
+}
+
+// Names starting with "__" are reserved for Prometheus' internal use.
+[[maybe_unused]] bool IsValidLabelName(std::string_view name) {
+  if (name.empty() || IsAsciiDigit(name.front()) || name.starts_with("__")) return false;
+  return std::all_of(name.begin(), name.end(),
+                     [](char c) { return IsAsciiAlpha(c) || IsAsciiDigit(c) || c == '_'; });
+}
+
+[[maybe_unused]] bool LabelsAreValid(const Labels& labels, bool histogram) {
+  return std::all_of(labels.begin(), labels.end(), [histogram](const Label& label) {
+    return IsValidLabelName(label.name) && !(histogram && label.name == "le");
+  });
+}
+
+template <typename T>
+void AppendToChars(std::string& out, T value) {
+  char buf[32];
+  auto result = std::to_chars(buf, buf + sizeof(buf), value);
+  assert(result.ec == std::errc());
+  out.append(buf, result.ptr);
+}
+
+bool AppendNonFinite(std::string& out, double value) {
+  if (std::isnan(value)) {
+    out += "NaN";
+  } else if (std::isinf(value)) {
+    out += value > 0 ? "+Inf" : "-Inf";
+  } else {
+    return false;
+  }
+  return true;
+}
+
+void AppendValue(std::string& out, double value) {
+  if (AppendNonFinite(out, value)) return;
+  char buf[64];
+  std::to_chars_result result;
+  if (value == 0) {
+    out += '0';  // also folds -0 into 0
+    return;
+  }
+  if (std::fabs(value) < kPlainIntegerLimit && std::trunc(value) == value) {
+    result = std::to_chars(buf, buf + sizeof(buf), value, std::chars_format::fixed);
+  } else {
+    result = std::to_chars(buf, buf + sizeof(buf), value);
+  }
+  assert(result.ec == std::errc());
+  out.append(buf, result.ptr);
+}
+
+void AppendBucketBound(std::string& out, double bound, Format format) {
+  if (AppendNonFinite(out, bound)) return;
+  char buf[64];
+  auto sci = std::to_chars(buf, buf + sizeof(buf), bound, std::chars_format::scientific);
+  assert(sci.ec == std::errc());
+  std::string_view sci_text(buf, static_cast<size_t>(sci.ptr - buf));
+  // to_chars writes the exponent like printf: 'e', a sign, at least 2 digits.
+  size_t e = sci_text.find('e');
+  assert(e != std::string_view::npos && e + 2 < sci_text.size());
+  int exponent = 0;
+  std::from_chars(sci_text.data() + e + 2, sci_text.data() + sci_text.size(), exponent);
+  if (sci_text[e + 1] == '-') exponent = -exponent;
+  if (exponent < kMinFixedExponent || exponent >= kMaxFixedExponentExclusive) {
+    out += sci_text;  // has an exponent, so it is already a canonical float
+    return;
+  }
+  auto fixed = std::to_chars(buf, buf + sizeof(buf), bound, std::chars_format::fixed);
+  assert(fixed.ec == std::errc());
+  std::string_view fixed_text(buf, static_cast<size_t>(fixed.ptr - buf));
+  out += fixed_text;
+  if (format == Format::kOpenMetrics100 && fixed_text.find('.') == std::string_view::npos) {
+    out += ".0";
+  }
+}
+
+// 0.0.4 HELP text only knows the \\ and \n escapes; OpenMetrics HELP is an
+// escaped-string like label values, where a bare '"' is not allowed.
+void AppendEscaped(std::string& out, std::string_view text, bool escape_quote) {
+  for (char c : text) {
+    if (c == '\\') {
+      out += "\\\\";
+    } else if (c == '\n') {
+      out += "\\n";
+    } else if (c == '"' && escape_quote) {
+      out += "\\\"";
+    } else {
+      out += c;
+    }
+  }
+}
+
+void AppendLabels(std::string& out, const Labels& labels, std::string_view extra_name = {},
+                  std::string_view extra_value = {}) {
+  if (labels.empty() && extra_name.empty()) return;
+  out += '{';
+  bool first = true;
+  for (const Label& label : labels) {
+    if (!first) out += ',';
+    first = false;
+    out += label.name;
+    out += "=\"";
+    AppendEscaped(out, label.value, /*escape_quote=*/true);
+    out += '"';
+  }
+  if (!extra_name.empty()) {
+    if (!first) out += ',';
+    out += extra_name;
+    out += "=\"";
+    out += extra_value;  // a formatted number, nothing to escape
+    out += '"';
+  }
+  out += '}';
+}
+
+const char* TypeName(MetricType type) {
+  switch (type) {
+    case MetricType::kCounter:
+      return "counter";
+    case MetricType::kGauge:
+      return "gauge";
+    case MetricType::kHistogram:
+      return "histogram";
+  }
+  return "untyped";
+}
+
+bool HasSamples(const MetricFamily& family) {
+  return family.type == MetricType::kHistogram ? !family.histograms.empty()
+                                               : !family.samples.empty();
+}
+
+void AppendMetadata(std::string& out, std::string_view name, const MetricFamily& family,
+                    Format format) {
+  const bool open_metrics = format == Format::kOpenMetrics100;
+  auto append_help = [&] {
+    out += "# HELP ";
+    out += name;
+    out += ' ';
+    AppendEscaped(out, family.help, /*escape_quote=*/open_metrics);
+    out += '\n';
+  };
+  auto append_type = [&] {
+    out += "# TYPE ";
+    out += name;
+    out += ' ';
+    out += TypeName(family.type);
+    out += '\n';
+  };
+  // Each format's customary order: client libraries write HELP first for
+  // 0.0.4; the OpenMetrics spec asks for TYPE, UNIT, HELP.
+  if (open_metrics) {
+    append_type();
+    append_help();
+  } else {
+    append_help();
+    append_type();
+  }
+}
+
+void AppendScalarFamily(std::string& out, std::string_view sample_name,
+                        const MetricFamily& family) {
+  for (const Sample& sample : family.samples) {
+    assert(LabelsAreValid(sample.labels, /*histogram=*/false));
+    out += sample_name;
+    AppendLabels(out, sample.labels);
+    out += ' ';
+    AppendValue(out, sample.value);
+    out += '\n';
+  }
+}
+
+// Bounds in increasing order with their non-cumulative counts. Collectors
+// should already provide sorted, unique, finite bounds; sorting here keeps
+// the output valid (buckets MUST increase) even if one does not. A +Inf
+// bound is dropped because the +Inf bucket is always derived from `count`.
+std::vector<std::pair<double, uint64_t>> SortedBuckets(const HistogramSample& histogram) {
+  assert(histogram.upper_bounds.size() == histogram.bucket_counts.size());
+  size_t n = std::min(histogram.upper_bounds.size(), histogram.bucket_counts.size());
+  std::vector<std::pair<double, uint64_t>> buckets;
+  buckets.reserve(n);
+  for (size_t i = 0; i < n; ++i) {
+    double bound = histogram.upper_bounds[i];
+    if (std::isnan(bound) || (std::isinf(bound) && bound > 0)) continue;
+    buckets.emplace_back(bound, histogram.bucket_counts[i]);
+  }
+  std::stable_sort(buckets.begin(), buckets.end(),
+                   [](const auto& a, const auto& b) { return a.first < b.first; });
+  // Merge duplicate bounds so each le value appears once.
+  std::vector<std::pair<double, uint64_t>> merged;
+  merged.reserve(buckets.size());
+  for (const auto& bucket : buckets) {
+    if (!merged.empty() && merged.back().first == bucket.first) {
+      merged.back().second += bucket.second;
+    } else {
+      merged.push_back(bucket);
+    }
+  }
+  return merged;
+}
+
+void AppendHistogramFamily(std::string& out, std::string_view name, const MetricFamily& family,
+                           Format format) {
+  const std::string bucket_name = std::string(name) + "_bucket";
+  std::string le;
+  for (const HistogramSample& histogram : family.histograms) {
+    assert(LabelsAreValid(histogram.labels, /*histogram=*/true));
+    uint64_t cumulative = 0;
+    for (const auto& [bound, count] : SortedBuckets(histogram)) {
+      cumulative += count;
+      le.clear();
+      AppendBucketBound(le, bound, format);
+      out += bucket_name;
+      AppendLabels(out, histogram.labels, "le", le);
+      out += ' ';
+      AppendToChars(out, cumulative);
+      out += '\n';
+    }
+    // Collectors read buckets and count without a common snapshot, so count
+    // may trail the bucket sum; buckets must never decrease, and +Inf and
+    // _count must agree, so both use the larger value.
+    const uint64_t total = std::max(cumulative, histogram.count);
+    out += bucket_name;
+    AppendLabels(out, histogram.labels, "le", "+Inf");
+    out += ' ';
+    AppendToChars(out, total);
+    out += '\n';
+
+    out += name;
+    out += "_sum";
+    AppendLabels(out, histogram.labels);
+    out += ' ';
+    AppendValue(out, histogram.sum);
+    out += '\n';
+
+    out += name;
+    out += "_count";
+    AppendLabels(out, histogram.labels);
+    out += ' ';
+    AppendToChars(out, total);
+    out += '\n';
+  }
+}
+
+}  // namespace
+
+const char* ContentType(Format format) {
+  switch (format) {
+    case Format::kPrometheusText004:
+      return "text/plain; version=0.0.4; charset=utf-8";
+    case Format::kOpenMetrics100:
+      return "application/openmetrics-text; version=1.0.0; charset=utf-8";
+  }
+  return "text/plain; version=0.0.4; charset=utf-8";
+}
+
+std::string FormatValue(double value) {
+  std::string out;
+  AppendValue(out, value);
+  return out;
+}
+
+std::string FormatBucketBound(double bound, Format format) {
+  std::string out;
+  AppendBucketBound(out, bound, format);
+  return out;
+}
+
+std::string Serialize(const std::vector<MetricFamily>& families, Format format) {
+  const bool open_metrics = format == Format::kOpenMetrics100;
+  std::string out;
+  for (const MetricFamily& family : families) {
+    assert(IsValidMetricName(family.name));
+    if (!HasSamples(family)) continue;
+
+    std::string_view name = family.name;
+    std::string sample_name = family.name;
+    if (family.type == MetricType::kCounter) {
+      // The model spells counters with _total, as 0.0.4 does. OpenMetrics
+      // names the family without it and requires it on the samples.
+      assert(name.ends_with(kTotalSuffix));
+      if (open_metrics) {
+        if (name.ends_with(kTotalSuffix)) {
+          name.remove_suffix(kTotalSuffix.size());
+        } else {
+          sample_name += kTotalSuffix;
+        }
+      }
+    }
+    AppendMetadata(out, name, family, format);
+    if (family.type == MetricType::kHistogram) {
+      AppendHistogramFamily(out, name, family, format);
+    } else {
+      AppendScalarFamily(out, sample_name, family);
+    }
+  }
+  if (open_metrics) out += "# EOF\n";
+  return out;
+}
+
+}  // namespace sockeye::metrics
