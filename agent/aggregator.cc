@@ -363,12 +363,12 @@ void Aggregator::Collect(std::vector<MetricFamily>& out) {
          MetricType::kGauge)
       .samples.push_back({{}, static_cast<double>(options_.max_backends)});
   family("sockeye_backends_overflow",
-         "Distinct backend addresses counted in the backend=\"(overflow)\" series because "
+         "Distinct backend addresses counted in the (overflow) backend series because "
          "--max-backends was reached (capped at --max-backends).",
          MetricType::kGauge)
       .samples.push_back({{}, static_cast<double>(overflowed_.size())});
   family("sockeye_backend_overflow_connections_total",
-         "Connections counted in the backend=\"(overflow)\" series.", MetricType::kCounter)
+         "Connections counted in the (overflow) backend series.", MetricType::kCounter)
       .samples.push_back({{}, static_cast<double>(overflow_connections_)});
   family("sockeye_backends_expired_total",
          "Backends forgotten after --backend-idle-timeout without connections.",

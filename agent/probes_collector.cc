@@ -16,7 +16,7 @@ using metrics::MetricType;
 
 void ProbesCollector::Collect(std::vector<MetricFamily>& out) {
   MetricFamily info{"sockeye_probe_info",
-                    "The kernel program attached for each hook (mode=\"off\" when none could be).",
+                    "The kernel program attached for each hook (mode off when none could be).",
                     MetricType::kGauge, {}, {}};
   for (const auto& p : probes_.probes())
     info.samples.push_back({{{"hook", p.hook}, {"mode", p.mode}}, 1});

@@ -54,10 +54,15 @@ grep -q 'sockeye_backend_connect_failures_total{backend="127.0.0.5:18556",pool="
   { echo "FAIL: expected one refused connect to 127.0.0.5:18556"; status=1; }
 tail -n1 "$work/metrics.om" | grep -qx '# EOF' || { echo "FAIL: OpenMetrics output does not end in # EOF"; status=1; }
 
-for f in metrics.txt metrics.om; do
-  if ! out=$(promtool check metrics <"$work/$f" 2>&1) || [ -n "$out" ]; then
-    echo "FAIL: promtool check metrics on $f:"; echo "$out"; status=1
-  fi
-done
-[ $status -eq 0 ] && echo "promtool check metrics: clean on $(wc -l <"$work/metrics.txt") lines of text format and OpenMetrics"
+# promtool's linter parses the 0.0.4 text format only (OpenMetrics escapes
+# quotes in HELP, which that parser rejects), so OpenMetrics is checked for
+# the same samples instead.
+if ! out=$(promtool check metrics <"$work/metrics.txt" 2>&1) || [ -n "$out" ]; then
+  echo "FAIL: promtool check metrics:"; echo "$out"; status=1
+fi
+grep -q '^# TYPE sockeye_backend_requests counter$' "$work/metrics.om" ||
+  { echo "FAIL: OpenMetrics counter metadata should drop _total"; status=1; }
+grep -q '^sockeye_backend_requests_total{backend="127.0.0.5:18555",pool="lab"} 4$' "$work/metrics.om" ||
+  { echo "FAIL: OpenMetrics output lacks the request counter"; status=1; }
+[ $status -eq 0 ] && echo "promtool check metrics: clean on $(wc -l <"$work/metrics.txt") lines; OpenMetrics structure ok"
 exit $status

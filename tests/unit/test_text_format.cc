@@ -206,6 +206,7 @@ class CommaLocale {
         break;
       }
     }
+    // The locale takes ownership of the facet (facets are reference counted).
     std::locale::global(std::locale(std::locale::classic(), new CommaPunct()));
   }
   ~CommaLocale() {
