@@ -31,7 +31,7 @@ int RouteLibbpfLog(enum libbpf_print_level level, const char* format, va_list ar
   std::string_view text(buffer, std::min<size_t>(static_cast<size_t>(n), sizeof(buffer) - 1));
   while (!text.empty() && text.back() == '\n') text.remove_suffix(1);
   // libbpf's INFO and DEBUG lines (including verifier logs) are for --log.level=debug.
-  Log(level == LIBBPF_WARN ? LogLevel::kWarn : LogLevel::kDebug, std::string("libbpf: ") + std::string(text));
+  Log(level == LIBBPF_WARN ? LogLevel::kWarn : LogLevel::kDebug, text);
   return 0;
 }
 
@@ -154,14 +154,70 @@ struct BpfProbes::State {
 BpfProbes::BpfProbes(std::unique_ptr<State> state) : state_(std::move(state)) {}
 BpfProbes::~BpfProbes() = default;
 
+namespace {
+
+// How the "send" hook is attached; the other hooks are tp_btf on every
+// kernel with BPF ring buffers.
+enum class SendMode { kTracepoint, kFentry, kKprobe, kNone };
+
+const char* SendModeName(SendMode mode) {
+  switch (mode) {
+    case SendMode::kTracepoint:
+      return "tp_btf";
+    case SendMode::kFentry:
+      return "fentry";
+    case SendMode::kKprobe:
+      return "kprobe";
+    case SendMode::kNone:
+      return "off";
+  }
+  return "?";
+}
+
+bool KernelHasKprobes() {
+  // The kprobe PMU exists whenever CONFIG_KPROBES is set.
+  return access("/sys/bus/event_source/devices/kprobe/type", R_OK) == 0;
+}
+
+// Candidates for the send hook in order of preference, and why the others
+// were not candidates. In auto mode the cheapest comes first.
+std::vector<SendMode> SendCandidates(ProbeMode mode, const btf* vmlinux,
+                                     std::vector<std::string>* unavailable) {
+  bool tracepoint = HasTracepoint(vmlinux, "sock_send_length");
+  bool fentry_target = btf__find_by_name_kind(vmlinux, "tcp_sendmsg", BTF_KIND_FUNC) > 0;
+  bool kprobes = KernelHasKprobes();
+  if (!tracepoint)
+    unavailable->push_back("tracepoint: sock:sock_send_length is not in this kernel (added in 6.3)");
+  if (!fentry_target) unavailable->push_back("fentry: tcp_sendmsg is not in the kernel BTF");
+  if (!kprobes)
+    unavailable->push_back("kprobe: kernel built without CONFIG_KPROBES "
+                           "(no /sys/bus/event_source/devices/kprobe)");
+  std::vector<SendMode> candidates;
+  switch (mode) {
+    case ProbeMode::kTracepoint:
+      if (tracepoint) candidates.push_back(SendMode::kTracepoint);
+      break;
+    case ProbeMode::kFentry:
+      if (fentry_target) candidates.push_back(SendMode::kFentry);
+      break;
+    case ProbeMode::kKprobe:
+      if (kprobes) candidates.push_back(SendMode::kKprobe);
+      break;
+    case ProbeMode::kAuto:
+      if (tracepoint) candidates.push_back(SendMode::kTracepoint);
+      if (fentry_target) candidates.push_back(SendMode::kFentry);
+      if (kprobes) candidates.push_back(SendMode::kKprobe);
+      candidates.push_back(SendMode::kNone);
+      break;
+  }
+  return candidates;
+}
+
+}  // namespace
+
 std::unique_ptr<BpfProbes> BpfProbes::Load(const LoaderSettings& settings, std::string* error) {
   libbpf_set_print(RouteLibbpfLog);
 
-  if (settings.probe_mode == ProbeMode::kFentry || settings.probe_mode == ProbeMode::kKprobe) {
-    *error = std::string("--probe-mode ") + ProbeModeName(settings.probe_mode) +
-             ": this build only has tp_btf tracepoint programs; use auto or tracepoint";
-    return nullptr;
-  }
   if (access(kVmlinuxBtfPath, R_OK) != 0) {
     *error = std::string("kernel BTF not readable at ") + kVmlinuxBtfPath + ": " +
              ErrnoText(errno) + " (needs a kernel built with CONFIG_DEBUG_INFO_BTF=y)";
@@ -181,6 +237,44 @@ std::unique_ptr<BpfProbes> BpfProbes::Load(const LoaderSettings& settings, std::
     return nullptr;
   }
 
+  std::vector<std::string> unavailable;
+  std::vector<SendMode> candidates = SendCandidates(settings.probe_mode, vmlinux.get(), &unavailable);
+  if (candidates.empty()) {
+    *error = std::string("--probe-mode ") + ProbeModeName(settings.probe_mode) +
+             " is not available on this kernel: ";
+    for (size_t i = 0; i < unavailable.size(); ++i) *error += (i ? "; " : "") + unavailable[i];
+    return nullptr;
+  }
+  std::vector<std::string> refused;  // send modes tried and refused by the kernel
+  for (SendMode mode : candidates) {
+    std::string attempt_error;
+    auto state = LoadWith(settings, vmlinux.get(), static_cast<int>(mode), &attempt_error);
+    if (state) {
+      for (auto& probe : state->probes) {
+        if (probe.hook != "send") continue;
+        for (const auto& why : refused) probe.target += "; " + why;
+      }
+      for (const auto& p : state->probes) {
+        LogInfo("probe " + p.hook + ": " + p.mode + (p.target.empty() ? "" : " " + p.target));
+      }
+      return std::unique_ptr<BpfProbes>(new BpfProbes(std::move(state)));
+    }
+    if (settings.probe_mode != ProbeMode::kAuto || mode == SendMode::kNone) {
+      *error = attempt_error;
+      return nullptr;
+    }
+    LogWarn(std::string("send hook via ") + SendModeName(mode) + " refused, trying the next: " +
+            attempt_error);
+    refused.push_back(std::string(SendModeName(mode)) + " refused: " + attempt_error);
+  }
+  *error = "no way to attach the send hook";
+  return nullptr;
+}
+
+std::unique_ptr<BpfProbes::State> BpfProbes::LoadWith(const LoaderSettings& settings,
+                                                      const btf* vmlinux, int send_mode_value,
+                                                      std::string* error) {
+  const auto send_mode = static_cast<SendMode>(send_mode_value);
   auto state = std::make_unique<State>();
   state->processes = settings.processes;
   state->possible_cpus = libbpf_num_possible_cpus();
@@ -216,7 +310,7 @@ std::unique_ptr<BpfProbes> BpfProbes::Load(const LoaderSettings& settings, std::
   // --- choose a program per hook.
   auto choose = [&](bpf_program* prog, const char* hook, const char* tracepoint, bool required,
                     const char* consequence) -> bool {
-    if (HasTracepoint(vmlinux.get(), tracepoint)) {
+    if (HasTracepoint(vmlinux, tracepoint)) {
       state->probes.push_back({hook, "tp_btf", tracepoint});
       return true;
     }
@@ -231,9 +325,6 @@ std::unique_ptr<BpfProbes> BpfProbes::Load(const LoaderSettings& settings, std::
   };
   if (!choose(skel->progs.on_inet_sock_set_state, "connection_state", "inet_sock_set_state", true, ""))
     return nullptr;
-  bool have_send = choose(skel->progs.on_sock_send_length, "send", "sock_send_length", false,
-                          "a request is noticed at the next received segment, so "
-                          "time-to-first-byte is shorter by up to one round trip");
   bool have_segments = choose(skel->progs.on_tcp_probe, "receive_segment", "tcp_probe", false,
                               "first response bytes are timed when the application reads them");
   if (have_segments) {
@@ -243,16 +334,27 @@ std::unique_ptr<BpfProbes> BpfProbes::Load(const LoaderSettings& settings, std::
     state->probes.push_back({"receive_call", "off", "not needed: receive_segment marks responses"});
   } else {
     rodata->response_from_recv_hook = 1;
-    if (!choose(skel->progs.on_sock_recv_length, "receive_call", "sock_recv_length", !have_send,
-                "no request/response turns or time-to-first-byte")) {
-      *error += " (with neither sock_send_length nor tcp_probe, no turns can be seen)";
+    if (!choose(skel->progs.on_sock_recv_length, "receive_call", "sock_recv_length", true,
+                "no request/response turns or time-to-first-byte"))
       return nullptr;
-    }
   }
   choose(skel->progs.on_tcp_send_reset, "reset_sent", "tcp_send_reset", false,
          "sockeye_backend_resets_sent_total stays 0");
   choose(skel->progs.on_tcp_receive_reset, "reset_received", "tcp_receive_reset", false,
          "sockeye_backend_resets_received_total stays 0");
+
+  bpf_program__set_autoload(skel->progs.on_sock_send_length, send_mode == SendMode::kTracepoint);
+  bpf_program__set_autoload(skel->progs.on_tcp_sendmsg_fentry, send_mode == SendMode::kFentry);
+  bpf_program__set_autoload(skel->progs.on_tcp_sendmsg_kprobe, send_mode == SendMode::kKprobe);
+  rodata->send_marks_enabled = send_mode == SendMode::kKprobe ? 1 : 0;
+  if (send_mode != SendMode::kKprobe) bpf_map__set_max_entries(skel->maps.send_marks, 1);
+  state->probes.insert(state->probes.begin() + 1,
+                       {"send", SendModeName(send_mode),
+                        send_mode == SendMode::kTracepoint ? "sock_send_length"
+                        : send_mode == SendMode::kNone
+                            ? "requests are noticed at the next received segment, so "
+                              "time-to-first-byte is shorter by up to one round trip"
+                            : "tcp_sendmsg"});
 
   if (bpf_map__set_max_entries(skel->maps.events, static_cast<__u32>(settings.ringbuf_bytes)) != 0) {
     *error = "cannot size the ring buffer to " + std::to_string(settings.ringbuf_bytes) + " bytes";
@@ -261,7 +363,13 @@ std::unique_ptr<BpfProbes> BpfProbes::Load(const LoaderSettings& settings, std::
 
   // --- load.
   if (int err = sockeye_bpf__load(skel); err != 0) {
-    *error = "loading BPF programs failed: " + ErrnoText(err) + LoadFailureHint(err);
+    *error = "loading BPF programs failed: " + ErrnoText(err);
+    if (send_mode == SendMode::kFentry || send_mode == SendMode::kKprobe) {
+      *error += std::string(" (with the send hook as ") + SendModeName(send_mode) +
+                " on tcp_sendmsg; a refusal before verification means this kernel does not "
+                "allow that program type here)";
+    }
+    *error += LoadFailureHint(err);
     return nullptr;
   }
 
@@ -280,6 +388,7 @@ std::unique_ptr<BpfProbes> BpfProbes::Load(const LoaderSettings& settings, std::
   };
   for (bpf_program* prog :
        {skel->progs.on_inet_sock_set_state, skel->progs.on_sock_send_length,
+        skel->progs.on_tcp_sendmsg_fentry, skel->progs.on_tcp_sendmsg_kprobe,
         skel->progs.on_sock_recv_length, skel->progs.on_tcp_probe, skel->progs.on_tcp_send_reset,
         skel->progs.on_tcp_receive_reset}) {
     if (!attach(prog)) return nullptr;
@@ -331,11 +440,7 @@ std::unique_ptr<BpfProbes> BpfProbes::Load(const LoaderSettings& settings, std::
     }
     state->stats_fd = UniqueFd(fd);
   }
-
-  for (const auto& p : state->probes) {
-    LogInfo("probe " + p.hook + ": " + p.mode + (p.target.empty() ? "" : " " + p.target));
-  }
-  return std::unique_ptr<BpfProbes>(new BpfProbes(std::move(state)));
+  return state;
 }
 
 int BpfProbes::Poll(int timeout_ms, const EventHandler& handler) {

@@ -5,6 +5,8 @@
 
 #include <array>
 #include <cstdint>
+
+struct btf;
 #include <functional>
 #include <memory>
 #include <string>
@@ -71,6 +73,9 @@ class BpfProbes {
  private:
   struct State;
   explicit BpfProbes(std::unique_ptr<State> state);
+  // One attempt with one way of attaching the send hook (a SendMode).
+  static std::unique_ptr<State> LoadWith(const LoaderSettings& settings, const ::btf* vmlinux,
+                                         int send_mode, std::string* error);
   std::unique_ptr<State> state_;
 };
 

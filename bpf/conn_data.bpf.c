@@ -57,8 +57,44 @@ int BPF_PROG(on_tcp_probe, struct sock *sk, const struct sk_buff *skb)
 	if (!c || c->lifecycle != CONN_OPEN)
 		return 0;
 	now = bpf_ktime_get_ns();
+	consume_send_mark(sk, c);
 	note_send_progress(sk, c, now);
 	if (c->phase == PHASE_AWAITING_RESPONSE && skb_tcp_payload_len(skb) > 0)
 		note_response_bytes(sk, c, now);
+	return 0;
+}
+
+/*
+ * Kernels before 6.3 have no sock_send_length. There the send hook is
+ * fentry, or failing that a kprobe, on tcp_sendmsg's entry: a send with
+ * size > 0 is starting. The agent switches off whichever is not used.
+ * (splice/sendfile on those kernels go through tcp_sendpage instead; their
+ * turns start at the next received segment via note_send_progress().)
+ */
+SEC("fentry/tcp_sendmsg")
+int BPF_PROG(on_tcp_sendmsg_fentry, struct sock *sk, struct msghdr *msg, size_t size)
+{
+	struct conn *c;
+
+	if (!size)
+		return 0;
+	c = conn_lookup(sk);
+	if (!c || c->lifecycle != CONN_OPEN)
+		return 0;
+	note_send_start(c, bpf_ktime_get_ns());
+	return 0;
+}
+
+SEC("kprobe/tcp_sendmsg")
+int BPF_KPROBE(on_tcp_sendmsg_kprobe, struct sock *sk, struct msghdr *msg, size_t size)
+{
+	__u64 key = (__u64)(unsigned long)sk;
+	struct send_mark *mark;
+
+	if (!size)
+		return 0;
+	mark = bpf_map_lookup_elem(&send_marks, &key);
+	if (mark && !mark->send_start_ns)
+		mark->send_start_ns = bpf_ktime_get_ns();
 	return 0;
 }

@@ -60,6 +60,7 @@ static __always_inline int follow_connect(const struct sock *sk)
 	c->lifecycle = CONN_CONNECTING;
 	c->closed_by = CLOSED_BY_UNKNOWN;
 	__builtin_memcpy(c->comm, comm, sizeof(comm));
+	send_marks_add(sk);
 	return 0;
 }
 
@@ -85,6 +86,7 @@ int BPF_PROG(on_inet_sock_set_state, const struct sock *sk, int oldstate, int ne
 			emit(sk, c, SOCKEYE_EV_CONNECTED, now - c->connect_start_ns, 0, now);
 		} else if (newstate == TCP_CLOSE) {
 			c->lifecycle = CONN_CLOSED;
+			send_marks_remove(sk);
 			emit(sk, c, SOCKEYE_EV_CONNECT_FAILED, now - c->connect_start_ns,
 			     failure_reason(sk), now);
 		}
@@ -110,6 +112,8 @@ int BPF_PROG(on_inet_sock_set_state, const struct sock *sk, int oldstate, int ne
 	}
 	if (newstate == TCP_CLOSE) {
 		c->lifecycle = CONN_CLOSED;
+		consume_send_mark(sk, c);
+		send_marks_remove(sk);
 		emit(sk, c, SOCKEYE_EV_CLOSED, now - c->connect_start_ns, 0, now);
 	}
 	return 0;

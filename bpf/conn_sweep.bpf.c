@@ -81,6 +81,7 @@ int adopt_open_connections(struct bpf_iter__tcp *ctx)
 	c->closed_by = CLOSED_BY_UNKNOWN;
 	c->adopted = 1;
 	conn_mark_open(sk, c);
+	send_marks_add(sk);
 	if (state == TCP_CLOSE_WAIT)
 		c->closed_by = SOCKEYE_CLOSED_BY_REMOTE;
 

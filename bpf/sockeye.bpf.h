@@ -123,6 +123,22 @@ SOCKEYE_SHARED struct {
 	__type(value, __u8);
 } adopt_inodes SEC(".maps");
 
+/* Send-start marks for kprobe mode. kprobe programs cannot use socket
+ * storage (bpf_sk_storage_get is for BTF-aware program types only), so
+ * while --probe-mode kprobe is in force the lifecycle program keeps the
+ * followed sockets' addresses here, the kprobe on tcp_sendmsg stamps the
+ * send time, and the next hook on that socket turns it into a turn start. */
+struct send_mark {
+	__u64 send_start_ns;
+};
+
+SOCKEYE_SHARED struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, struct send_mark);
+} send_marks SEC(".maps");
+
 /* --- load-time settings (rodata) ---------------------------------------- */
 
 SOCKEYE_SHARED const volatile __u32 filter_comm_count;
@@ -133,6 +149,8 @@ SOCKEYE_SHARED const volatile struct sockeye_cidr_filter filter_cidrs[SOCKEYE_MA
 /* Set when no receive-segment hook is attached: then the receive call
  * hook marks the first response byte instead. */
 SOCKEYE_SHARED const volatile __u8 response_from_recv_hook;
+/* Set in kprobe mode: maintain send_marks for followed sockets. */
+SOCKEYE_SHARED const volatile __u8 send_marks_enabled;
 
 /* Written by the agent before each sweep: emit every open connection, not
  * only those whose totals changed. */
@@ -337,6 +355,50 @@ static __always_inline void note_send_progress(const struct sock *sk, struct con
 	c->turn_start_ns = now;
 	c->phase = PHASE_AWAITING_RESPONSE;
 	__sync_fetch_and_add(&c->requests, 1);
+}
+
+/* A send is starting now (fentry/kprobe on tcp_sendmsg, before any data is
+ * queued): same turn rule as note_send_progress(), timed before transmit. */
+static __always_inline void note_send_start(struct conn *c, __u64 when)
+{
+	if (c->tx_final || c->phase == PHASE_AWAITING_RESPONSE)
+		return;
+	c->turn_start_ns = when;
+	c->phase = PHASE_AWAITING_RESPONSE;
+	__sync_fetch_and_add(&c->requests, 1);
+}
+
+static __always_inline void send_marks_add(const struct sock *sk)
+{
+	__u64 key = (__u64)(unsigned long)sk;
+	struct send_mark none = {};
+
+	if (send_marks_enabled && bpf_map_update_elem(&send_marks, &key, &none, BPF_ANY))
+		count_kernel(SOCKEYE_KC_SEND_MARKS_FULL);
+}
+
+static __always_inline void send_marks_remove(const struct sock *sk)
+{
+	__u64 key = (__u64)(unsigned long)sk;
+
+	if (send_marks_enabled)
+		bpf_map_delete_elem(&send_marks, &key);
+}
+
+static __always_inline void consume_send_mark(const struct sock *sk, struct conn *c)
+{
+	__u64 key = (__u64)(unsigned long)sk;
+	struct send_mark *mark;
+	__u64 when;
+
+	if (!send_marks_enabled)
+		return;
+	mark = bpf_map_lookup_elem(&send_marks, &key);
+	if (!mark || !mark->send_start_ns)
+		return;
+	when = mark->send_start_ns;
+	mark->send_start_ns = 0;
+	note_send_start(c, when);
 }
 
 static __always_inline void note_response_bytes(const struct sock *sk, struct conn *c, __u64 now)

@@ -41,6 +41,9 @@ enum sockeye_kernel_counter {
 	SOCKEYE_KC_STORAGE_FAILED = SOCKEYE_EV_KIND_COUNT,
 	/* An iterator's seq_file write failed (record lost). */
 	SOCKEYE_KC_SEQ_WRITE_FAILED,
+	/* kprobe mode: a followed socket could not get a send-mark slot, so its
+	 * turns start at the next received segment instead. */
+	SOCKEYE_KC_SEND_MARKS_FULL,
 	SOCKEYE_KC_COUNT,
 };
 

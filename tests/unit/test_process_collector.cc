@@ -1,5 +1,3 @@
-#include "exporters/process_collector.h"
-
 #include <gtest/gtest.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -11,6 +9,8 @@
 #include <stdexcept>
 #include <string>
 #include <vector>
+
+#include "exporters/process_collector.h"
 
 namespace sockeye::metrics {
 namespace {
@@ -65,8 +65,7 @@ constexpr char kProcStat[] =
     "btime 1700000000\n"
     "processes 100\n";
 
-double Value(const std::vector<MetricFamily>& families, const std::string& name,
-             MetricType type) {
+double Value(const std::vector<MetricFamily>& families, const std::string& name, MetricType type) {
   for (const auto& f : families) {
     if (f.name != name) continue;
     EXPECT_EQ(f.type, type) << name;
@@ -117,7 +116,8 @@ TEST(ProcessCollectorTest, CommWithSpacesAndParentheses) {
 TEST(ProcessCollectorTest, UnlimitedOpenFiles) {
   FakeProc proc;
   proc.Write("self/stat", std::string("1 (x) ") + kStatTail);
-  proc.Write("self/limits", "Max open files            unlimited            unlimited            files\n");
+  proc.Write("self/limits",
+             "Max open files            unlimited            unlimited            files\n");
   proc.Write("stat", kProcStat);
   ProcessCollector collector(proc.self(), proc.stat());
   std::vector<MetricFamily> out;
@@ -177,9 +177,8 @@ TEST(ProcessCollectorTest, ReadsRealProcSelf) {
   ProcessCollector collector;
   std::vector<MetricFamily> out;
   collector.Collect(out);
-  const double now = std::chrono::duration<double>(
-                         std::chrono::system_clock::now().time_since_epoch())
-                         .count();
+  const double now =
+      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
   EXPECT_GT(Value(out, "process_resident_memory_bytes", MetricType::kGauge), 0);
   EXPECT_GT(Value(out, "process_virtual_memory_bytes", MetricType::kGauge), 0);
   EXPECT_GE(Value(out, "process_cpu_seconds_total", MetricType::kCounter), 0);

@@ -1,5 +1,3 @@
-#include "exporters/registry.h"
-
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -9,6 +7,7 @@
 #include <thread>
 #include <vector>
 
+#include "exporters/registry.h"
 #include "exporters/text_format.h"
 
 namespace sockeye::metrics {
@@ -24,8 +23,9 @@ class FakeCollector : public Collector {
 };
 
 std::shared_ptr<Collector> Emitting(std::vector<MetricFamily> families) {
-  return std::make_shared<FakeCollector>(
-      [families](std::vector<MetricFamily>& out) { out.insert(out.end(), families.begin(), families.end()); });
+  return std::make_shared<FakeCollector>([families](std::vector<MetricFamily>& out) {
+    out.insert(out.end(), families.begin(), families.end());
+  });
 }
 
 MetricFamily Gauge(std::string name, double value, Labels labels = {}) {
