@@ -1,5 +1,7 @@
 #include "agent/config.h"
 
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cerrno>
@@ -364,6 +366,9 @@ struct RawFlags {
   std::string sweep_interval;
   std::string ringbuf_size;
   bool bpf_stats = false;
+  bool check_only = false;
+  bool keep_capabilities = false;
+  std::string btf_path;
   std::string probe_mode = "auto";
   std::string log_level = "info";
   std::vector<std::string> buckets_connect_duration;
@@ -700,6 +705,20 @@ void DefineFlags(CLI::App* app, RawFlags* raw) {
   app->add_flag("--bpf-stats", raw->bpf_stats,
                 "Enable kernel BPF run-time statistics and export them (default: off)")
       ->group(tracking);
+  app->add_flag("--check", raw->check_only,
+                "Probe the kernel, load and attach every program the agent would use, print a "
+                "report (kernel, BTF, each hook and its mode, what is missing and what that "
+                "costs, capabilities) and exit: 0 if the agent can run here")
+      ->group(tracking);
+  scalar(app->add_option("--btf-path", raw->btf_path,
+                         "Kernel BTF file to use when the kernel has no /sys/kernel/btf/vmlinux "
+                         "(e.g. from btfhub or the distribution's debug packages)"))
+      ->type_name("FILE")
+      ->group(tracking);
+  app->add_flag("--keep-capabilities", raw->keep_capabilities,
+                "Keep capabilities after the probes are attached (default: drop them all, "
+                "nothing later needs them)")
+      ->group(tracking);
   scalar(app->add_option("--probe-mode", raw->probe_mode,
                          "How to attach to the kernel: auto, or one of tracepoint, fentry, "
                          "kprobe; auto picks the best one the kernel supports"))
@@ -726,7 +745,7 @@ void DefineFlags(CLI::App* app, RawFlags* raw) {
   buckets("--buckets.connection-duration", &raw->buckets_connection_duration,
           "Connection lifetime, seconds", defaults.buckets.connection_duration);
   buckets("--buckets.time-to-first-byte", &raw->buckets_time_to_first_byte,
-          "Time from connect to the first response byte, seconds",
+          "Time from the start of a request to the first byte of its response, seconds",
           defaults.buckets.time_to_first_byte);
   buckets("--buckets.rtt", &raw->buckets_rtt, "Smoothed round-trip time, seconds",
           defaults.buckets.rtt);
@@ -778,8 +797,14 @@ std::optional<Config> Validate(const RawFlags& raw, Errors* errors) {
        CheckBuckets("buckets.rtt", raw.buckets_rtt, errors, &config.buckets.rtt) &&
        CheckBuckets("buckets.requests-per-connection", raw.buckets_requests_per_connection, errors,
                     &config.buckets.requests_per_connection);
+  if (ok && !raw.btf_path.empty() && access(raw.btf_path.c_str(), R_OK) != 0) {
+    ok = errors->Fail("btf-path", Quote(raw.btf_path) + ": " + std::strerror(errno));
+  }
   if (!ok) return std::nullopt;
   config.bpf_stats = raw.bpf_stats;
+  config.check_only = raw.check_only;
+  config.keep_capabilities = raw.keep_capabilities;
+  config.btf_path = raw.btf_path;
   return config;
 }
 

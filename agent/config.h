@@ -45,6 +45,9 @@ struct Config {
   std::chrono::milliseconds sweep_interval{1000};
   size_t ringbuf_bytes = 8u << 20;     // power of two, >= 4096
   bool bpf_stats = false;
+  bool check_only = false;          // --check: report what would be attached, then exit
+  std::string btf_path;             // --btf-path: kernel BTF when /sys/kernel/btf/vmlinux is absent
+  bool keep_capabilities = false;   // --keep-capabilities: do not drop them after attaching
   ProbeMode probe_mode = ProbeMode::kAuto;
   LogLevel log_level = LogLevel::kInfo;
   HistogramBuckets buckets = DefaultHistogramBuckets();

@@ -6,7 +6,7 @@ set -euo pipefail
 build_deps=(
   build-essential cmake ninja-build pkg-config clang llvm
   libbpf-dev bpftool libelf-dev zlib1g-dev linux-libc-dev
-  libcli11-dev libcpp-httplib-dev libgtest-dev libgmock-dev
+  libcli11-dev libcpp-httplib-dev libcap-dev libgtest-dev libgmock-dev
 )
 test_deps=(
   prometheus curl iproute2 python3

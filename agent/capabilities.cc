@@ -1,0 +1,71 @@
+#include "agent/capabilities.h"
+
+#include <sys/capability.h>
+#include <sys/prctl.h>
+
+#include <cerrno>
+#include <cstring>
+#include <memory>
+
+namespace sockeye {
+namespace {
+
+// CAP_BPF and CAP_PERFMON exist since Linux 5.8; libcap headers older than
+// that lack the names, the numbers are fixed by the kernel ABI.
+constexpr cap_value_t kCapPerfmon = 38;
+constexpr cap_value_t kCapBpf = 39;
+
+struct CapDeleter {
+  void operator()(void* caps) const { cap_free(caps); }
+};
+
+bool Effective(cap_t caps, cap_value_t cap) {
+  cap_flag_value_t value = CAP_CLEAR;
+  return cap_get_flag(caps, cap, CAP_EFFECTIVE, &value) == 0 && value == CAP_SET;
+}
+
+}  // namespace
+
+std::vector<CapabilityStatus> AgentCapabilities(bool bpf_stats, bool process_filter) {
+  std::unique_ptr<_cap_struct, CapDeleter> caps(cap_get_proc());
+  auto status = [&](const char* name, cap_value_t cap, const char* why) {
+    return CapabilityStatus{name, caps && Effective(caps.get(), cap), why};
+  };
+  std::vector<CapabilityStatus> out = {
+      status("CAP_BPF", kCapBpf, "loading BPF programs and maps"),
+      status("CAP_PERFMON", kCapPerfmon, "tracing programs (tp_btf, fentry, kprobe, iterators)"),
+  };
+  if (bpf_stats) out.push_back(status("CAP_SYS_ADMIN", CAP_SYS_ADMIN, "--bpf-stats"));
+  if (process_filter) {
+    out.push_back(status("CAP_SYS_PTRACE", CAP_SYS_PTRACE,
+                         "reading /proc/PID/fd of --process processes to adopt their connections"));
+    out.push_back(status("CAP_DAC_READ_SEARCH", CAP_DAC_READ_SEARCH,
+                         "reading /proc/PID/fd of processes owned by other users"));
+  }
+  return out;
+}
+
+std::vector<std::string> MissingCapabilities(bool bpf_stats, bool process_filter) {
+  std::vector<std::string> missing;
+  for (const auto& c : AgentCapabilities(bpf_stats, process_filter)) {
+    // The /proc ones only narrow adoption; they are reported, not required.
+    if (!c.effective && c.name != "CAP_SYS_PTRACE" && c.name != "CAP_DAC_READ_SEARCH")
+      missing.push_back(c.name);
+  }
+  return missing;
+}
+
+bool DropAllCapabilities(std::string* error) {
+  std::unique_ptr<_cap_struct, CapDeleter> none(cap_init());
+  if (!none || cap_set_proc(none.get()) != 0) {
+    *error = std::string("dropping capabilities failed: ") + std::strerror(errno);
+    return false;
+  }
+  if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0 && errno != EINVAL) {
+    *error = std::string("clearing ambient capabilities failed: ") + std::strerror(errno);
+    return false;
+  }
+  return true;
+}
+
+}  // namespace sockeye
