@@ -1,5 +1,6 @@
 #include "agent/agent.h"
 
+#include "agent/capabilities.h"
 #include "agent/log.h"
 #include "agent/probes_collector.h"
 #include "exporters/process_collector.h"
@@ -38,6 +39,7 @@ std::unique_ptr<Agent> Agent::Start(const Config& config, std::string* error) {
   settings.ringbuf_bytes = config.ringbuf_bytes;
   settings.probe_mode = config.probe_mode;
   settings.bpf_stats = config.bpf_stats;
+  settings.btf_path = config.btf_path;
   agent->probes_ = BpfProbes::Load(settings, error);
   if (!agent->probes_) return nullptr;
 
@@ -84,6 +86,13 @@ std::unique_ptr<Agent> Agent::Start(const Config& config, std::string* error) {
   if (!agent->server_->Start(error)) return nullptr;
   LogInfo("serving metrics on " + config.listen_address + config.telemetry_path + " (port " +
           std::to_string(agent->server_->port()) + ")");
+
+  // Everything that needs privileges (load, attach, adoption's /proc walk,
+  // binding the port) is done; sweeps and map reads work on fds we hold.
+  if (!config.keep_capabilities) {
+    if (!DropAllCapabilities(error)) return nullptr;
+    LogInfo("dropped all capabilities (--keep-capabilities keeps them)");
+  }
 
   agent->next_sweep_ = Clock::now() + config.sweep_interval;
   agent->next_maintenance_ = Clock::now() + kMaintenanceInterval;

@@ -16,6 +16,7 @@
 #include <string_view>
 #include <utility>
 
+#include "agent/capabilities.h"
 #include "agent/log.h"
 #include "sockeye.skel.h"
 
@@ -95,9 +96,14 @@ sockeye_cidr_filter ToKernelFilter(const CidrMatch& match, bool exclude) {
 
 std::string LoadFailureHint(int err) {
   if (err == -EPERM || err == -EACCES) {
-    return geteuid() == 0 ? " (the kernel refused: check lockdown mode and "
-                            "kernel.unprivileged_bpf_disabled; --log.level=debug shows the verifier log)"
-                          : " (needs CAP_BPF and CAP_PERFMON, or root)";
+    std::vector<std::string> missing = MissingCapabilities(false, false);
+    if (!missing.empty()) {
+      std::string names;
+      for (const auto& m : missing) names += (names.empty() ? "" : " and ") + m;
+      return " (missing capability: " + names + ")";
+    }
+    return " (the kernel refused although CAP_BPF and CAP_PERFMON are held: check the lockdown "
+           "mode; --log.level=debug shows libbpf's and the verifier's log)";
   }
   if (err == -ENOMEM) return " (locked memory or map memory exhausted)";
   return " (--log.level=debug shows libbpf's and the verifier's log)";
@@ -146,6 +152,8 @@ struct BpfProbes::State {
   std::unique_ptr<ring_buffer, RingBufferDeleter> ring;
   UniqueFd stats_fd;
   std::vector<ProbeChoice> probes;
+  std::vector<std::string> unavailable;
+  std::string btf_source;
   std::vector<std::string> processes;
   const EventHandler* handler = nullptr;  // set for the duration of Poll()
   int possible_cpus = 1;
@@ -218,14 +226,18 @@ std::vector<SendMode> SendCandidates(ProbeMode mode, const btf* vmlinux,
 std::unique_ptr<BpfProbes> BpfProbes::Load(const LoaderSettings& settings, std::string* error) {
   libbpf_set_print(RouteLibbpfLog);
 
-  if (access(kVmlinuxBtfPath, R_OK) != 0) {
-    *error = std::string("kernel BTF not readable at ") + kVmlinuxBtfPath + ": " +
-             ErrnoText(errno) + " (needs a kernel built with CONFIG_DEBUG_INFO_BTF=y)";
+  const std::string btf_path = settings.btf_path.empty() ? kVmlinuxBtfPath : settings.btf_path;
+  if (access(btf_path.c_str(), R_OK) != 0) {
+    *error = "kernel BTF not readable at " + btf_path + ": " + ErrnoText(errno) +
+             (settings.btf_path.empty()
+                  ? " (the kernel was built without CONFIG_DEBUG_INFO_BTF=y; pass a BTF file for "
+                    "this exact kernel with --btf-path)"
+                  : "");
     return nullptr;
   }
-  std::unique_ptr<btf, BtfDeleter> vmlinux(btf__parse(kVmlinuxBtfPath, nullptr));
+  std::unique_ptr<btf, BtfDeleter> vmlinux(btf__parse(btf_path.c_str(), nullptr));
   if (!vmlinux) {
-    *error = std::string("cannot parse kernel BTF at ") + kVmlinuxBtfPath + ": " + ErrnoText(errno);
+    *error = "cannot parse kernel BTF at " + btf_path + ": " + ErrnoText(errno);
     return nullptr;
   }
   if (settings.processes.size() > SOCKEYE_MAX_COMM_FILTERS) {
@@ -250,6 +262,8 @@ std::unique_ptr<BpfProbes> BpfProbes::Load(const LoaderSettings& settings, std::
     std::string attempt_error;
     auto state = LoadWith(settings, vmlinux.get(), static_cast<int>(mode), &attempt_error);
     if (state) {
+      state->btf_source = btf_path;
+      state->unavailable = unavailable;
       for (auto& probe : state->probes) {
         if (probe.hook != "send") continue;
         for (const auto& why : refused) probe.target += "; " + why;
@@ -283,7 +297,10 @@ std::unique_ptr<BpfProbes::State> BpfProbes::LoadWith(const LoaderSettings& sett
     return nullptr;
   }
 
-  state->skel.reset(sockeye_bpf__open());
+  bpf_object_open_opts open_opts = {};
+  open_opts.sz = sizeof(open_opts);
+  if (!settings.btf_path.empty()) open_opts.btf_custom_path = settings.btf_path.c_str();
+  state->skel.reset(sockeye_bpf__open_opts(&open_opts));
   if (!state->skel) {
     *error = "opening the BPF object failed: " + ErrnoText(errno);
     return nullptr;
@@ -528,5 +545,9 @@ std::vector<ProgramStats> BpfProbes::ProgramStatistics() const {
 bool BpfProbes::bpf_stats_enabled() const { return state_->stats_fd.valid(); }
 
 const std::vector<ProbeChoice>& BpfProbes::probes() const { return state_->probes; }
+
+const std::vector<std::string>& BpfProbes::unavailable() const { return state_->unavailable; }
+
+const std::string& BpfProbes::btf_source() const { return state_->btf_source; }
 
 }  // namespace sockeye

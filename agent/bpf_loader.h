@@ -37,6 +37,7 @@ struct LoaderSettings {
   size_t ringbuf_bytes = 8u << 20;
   ProbeMode probe_mode = ProbeMode::kAuto;
   bool bpf_stats = false;
+  std::string btf_path;  // empty: /sys/kernel/btf/vmlinux
 };
 
 using EventHandler = std::function<void(const sockeye_event&)>;
@@ -69,6 +70,9 @@ class BpfProbes {
   bool bpf_stats_enabled() const;
 
   const std::vector<ProbeChoice>& probes() const;
+  // Features this kernel lacks and what that costs, for --check.
+  const std::vector<std::string>& unavailable() const;
+  const std::string& btf_source() const;
 
  private:
   struct State;

@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "agent/agent.h"
+#include "agent/check_report.h"
 #include "agent/config.h"
 #include "agent/log.h"
 
@@ -18,6 +19,10 @@ int main(int argc, char** argv) {
     return parsed.exit_code;
   }
   SetLogLevel(parsed.config->log_level);
+  if (parsed.config->check_only) {
+    if (parsed.config->log_level == LogLevel::kInfo) SetLogLevel(LogLevel::kError);
+    return RunCheck(*parsed.config, stdout);
+  }
 
   // Signals are taken synchronously on the event thread; blocked before any
   // thread starts so that the HTTP threads never receive them.

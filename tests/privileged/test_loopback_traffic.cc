@@ -68,6 +68,16 @@ class LoopbackTraffic : public ::testing::Test {
   void StartAgent() {
     Config config;
     config.listen_address = "127.0.0.1:0";
+    // Several agents start in this one process; the real binary drops its
+    // capabilities (covered by tests/e2e/promtool_check.sh).
+    config.keep_capabilities = true;
+    if (const char* mode = std::getenv("SOCKEYE_TEST_PROBE_MODE")) {
+      std::string m = mode;
+      config.probe_mode = m == "fentry"       ? ProbeMode::kFentry
+                          : m == "kprobe"     ? ProbeMode::kKprobe
+                          : m == "tracepoint" ? ProbeMode::kTracepoint
+                                              : ProbeMode::kAuto;
+    }
     std::string error;
     for (const char* net : {"127.0.0.2/32", "127.0.0.3/32", "127.0.0.4/32", "::1/128"})
       config.include.push_back(*ParseCidrMatch(net, &error));
@@ -264,6 +274,13 @@ TEST_F(LoopbackTraffic, ProbeChoicesAndHttpScrape) {
   auto families = agent_->Gather();
   EXPECT_EQ(Value(families, "sockeye_probe_info", {{"hook", "connection_state"}, {"mode", "tp_btf"}}),
             1);
+  // The VM matrix sets the send-hook mode it expects on that kernel, so a
+  // silent fallback to another mode fails here.
+  const char* expected_send = std::getenv("SOCKEYE_TEST_EXPECT_SEND_MODE");
+  if (expected_send) {
+    EXPECT_EQ(Value(families, "sockeye_probe_info", {{"hook", "send"}, {"mode", expected_send}}), 1)
+        << "send hook is not attached as " << expected_send;
+  }
   LoopbackServer server("127.0.0.2");
   {
     Client client(server.address(), server.port());

@@ -1,0 +1,77 @@
+#include "agent/check_report.h"
+
+#include <sys/utsname.h>
+
+#include <fstream>
+#include <string>
+
+#include "agent/bpf_loader.h"
+#include "agent/capabilities.h"
+
+#ifndef SOCKEYE_VERSION
+#define SOCKEYE_VERSION "dev"
+#endif
+#ifndef SOCKEYE_REVISION
+#define SOCKEYE_REVISION "unknown"
+#endif
+
+namespace sockeye {
+namespace {
+
+// "none [integrity] confidentiality" -> "integrity".
+std::string LockdownMode() {
+  std::ifstream file("/sys/kernel/security/lockdown");
+  std::string line;
+  if (!std::getline(file, line)) return "unknown (securityfs not readable)";
+  auto open = line.find('[');
+  auto close = line.find(']');
+  if (open == std::string::npos || close == std::string::npos) return line;
+  return line.substr(open + 1, close - open - 1);
+}
+
+}  // namespace
+
+int RunCheck(const Config& config, std::FILE* out) {
+  utsname uts{};
+  uname(&uts);
+  std::fprintf(out, "sockeye %s (%s) --check\n\n", SOCKEYE_VERSION, SOCKEYE_REVISION);
+  std::fprintf(out, "kernel:        %s %s %s\n", uts.sysname, uts.release, uts.machine);
+  std::fprintf(out, "lockdown:      %s\n", LockdownMode().c_str());
+  std::fprintf(out, "probe mode:    %s\n", ProbeModeName(config.probe_mode));
+  std::fprintf(out, "capabilities:\n");
+  for (const auto& cap : AgentCapabilities(config.bpf_stats, !config.processes.empty())) {
+    std::fprintf(out, "  %-20s %-4s %s\n", cap.name.c_str(), cap.effective ? "yes" : "NO",
+                 cap.needed_for.c_str());
+  }
+
+  LoaderSettings settings;
+  settings.processes = config.processes;
+  settings.include = config.include;
+  settings.exclude = config.exclude;
+  settings.ringbuf_bytes = config.ringbuf_bytes;
+  settings.probe_mode = config.probe_mode;
+  settings.bpf_stats = config.bpf_stats;
+  settings.btf_path = config.btf_path;
+  std::string error;
+  auto probes = BpfProbes::Load(settings, &error);
+  if (!probes) {
+    std::fprintf(out, "\nresult:        FAILED: %s\n", error.c_str());
+    return 1;
+  }
+  std::fprintf(out, "btf:           %s\n", probes->btf_source().c_str());
+  std::fprintf(out, "\nhooks (loaded and attached):\n");
+  size_t off = 0;
+  for (const auto& p : probes->probes()) {
+    std::fprintf(out, "  %-18s %-7s %s\n", p.hook.c_str(), p.mode.c_str(), p.target.c_str());
+    off += p.mode == "off" && p.hook != "receive_call" ? 1 : 0;
+  }
+  if (!probes->unavailable().empty()) {
+    std::fprintf(out, "\nnot available on this kernel (other choices were used where they exist):\n");
+    for (const auto& why : probes->unavailable()) std::fprintf(out, "  - %s\n", why.c_str());
+  }
+  std::fprintf(out, "\nresult:        OK: the agent can run here%s\n",
+               off ? " (with the reduced coverage shown as mode off above)" : "");
+  return 0;
+}
+
+}  // namespace sockeye
