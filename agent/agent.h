@@ -35,6 +35,7 @@ class Agent {
 
   int http_port() const;
   Aggregator& aggregator() { return *aggregator_; }
+  const BpfProbes& probes() const { return *probes_; }
   std::vector<metrics::MetricFamily> Gather() { return registry_->Gather(); }
 
  private:

@@ -26,10 +26,15 @@ namespace {
 constexpr const char* kVmlinuxBtfPath = "/sys/kernel/btf/vmlinux";
 
 int RouteLibbpfLog(enum libbpf_print_level level, const char* format, va_list args) {
-  char buffer[1024];
-  int n = std::vsnprintf(buffer, sizeof(buffer), format, args);
+  // libbpf hands over a whole verifier log as one message: size it first.
+  va_list measure;
+  va_copy(measure, args);
+  int n = std::vsnprintf(nullptr, 0, format, measure);
+  va_end(measure);
   if (n <= 0) return 0;
-  std::string_view text(buffer, std::min<size_t>(static_cast<size_t>(n), sizeof(buffer) - 1));
+  std::string buffer(static_cast<size_t>(n) + 1, '\0');
+  std::vsnprintf(buffer.data(), buffer.size(), format, args);
+  std::string_view text(buffer.data(), static_cast<size_t>(n));
   while (!text.empty() && text.back() == '\n') text.remove_suffix(1);
   // libbpf's INFO and DEBUG lines (including verifier logs) are for --log.level=debug.
   Log(level == LIBBPF_WARN ? LogLevel::kWarn : LogLevel::kDebug, text);
@@ -461,8 +466,15 @@ std::unique_ptr<BpfProbes::State> BpfProbes::LoadWith(const LoaderSettings& sett
 }
 
 int BpfProbes::Poll(int timeout_ms, const EventHandler& handler) {
+  // Records are submitted without a wakeup unless the ring is filling up
+  // (see emit() in sockeye.bpf.h), so the wait may end by timeout with
+  // records pending: drain explicitly.
   state_->handler = &handler;
   int n = ring_buffer__poll(state_->ring.get(), timeout_ms);
+  if (n >= 0) {
+    int more = ring_buffer__consume(state_->ring.get());
+    n = more < 0 ? more : n + more;
+  }
   state_->handler = nullptr;
   return n;
 }

@@ -12,12 +12,16 @@ int BPF_PROG(on_sock_send_length, struct sock *sk, int ret, int flags)
 {
 	struct conn *c;
 
+	struct tcp_sock *tp;
+
 	if (ret <= 0)
 		return 0;
 	c = conn_lookup(sk);
 	if (!c || c->lifecycle != CONN_OPEN)
 		return 0;
-	note_send_progress(sk, c, bpf_ktime_get_ns());
+	tp = bpf_skc_to_tcp_sock(sk);
+	if (tp)
+		note_send_progress(tp, c);
 	return 0;
 }
 
@@ -27,18 +31,20 @@ int BPF_PROG(on_sock_send_length, struct sock *sk, int ret, int flags)
 SEC("tp_btf/sock_recv_length")
 int BPF_PROG(on_sock_recv_length, struct sock *sk, int ret, int flags)
 {
+	struct tcp_sock *tp;
 	struct conn *c;
-	__u64 now;
 
 	if (ret <= 0 || (flags & MSG_PEEK))
 		return 0;
 	c = conn_lookup(sk);
 	if (!c || c->lifecycle != CONN_OPEN)
 		return 0;
-	now = bpf_ktime_get_ns();
-	note_send_progress(sk, c, now);
+	tp = bpf_skc_to_tcp_sock(sk);
+	if (!tp)
+		return 0;
+	note_send_progress(tp, c);
 	if (response_from_recv_hook)
-		note_response_bytes(sk, c, now);
+		note_response_bytes(sk, tp, c);
 	return 0;
 }
 
@@ -52,15 +58,17 @@ SEC("tp_btf/tcp_probe")
 int BPF_PROG(on_tcp_probe, struct sock *sk, const struct sk_buff *skb)
 {
 	struct conn *c = conn_lookup(sk);
-	__u64 now;
+	struct tcp_sock *tp;
 
 	if (!c || c->lifecycle != CONN_OPEN)
 		return 0;
-	now = bpf_ktime_get_ns();
+	tp = bpf_skc_to_tcp_sock(sk);
+	if (!tp)
+		return 0;
 	consume_send_mark(sk, c);
-	note_send_progress(sk, c, now);
+	note_send_progress(tp, c);
 	if (c->phase == PHASE_AWAITING_RESPONSE && skb_tcp_payload_len(skb) > 0)
-		note_response_bytes(sk, c, now);
+		note_response_bytes(sk, tp, c);
 	return 0;
 }
 

@@ -11,7 +11,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 static __always_inline __u8 failure_reason(const struct sock *sk)
 {
-	int err = BPF_CORE_READ(sk, sk_err);
+	int err = sk->sk_err;
 
 	switch (err) {
 	case ECONNREFUSED:
@@ -67,10 +67,11 @@ static __always_inline int follow_connect(const struct sock *sk)
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(on_inet_sock_set_state, const struct sock *sk, int oldstate, int newstate)
 {
+	struct tcp_sock *tp;
 	struct conn *c;
 	__u64 now;
 
-	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
+	if (sk->sk_protocol != IPPROTO_TCP)
 		return 0;
 	if (newstate == TCP_SYN_SENT)
 		return follow_connect(sk);
@@ -78,16 +79,19 @@ int BPF_PROG(on_inet_sock_set_state, const struct sock *sk, int oldstate, int ne
 	c = conn_lookup(sk);
 	if (!c)
 		return 0;
+	tp = bpf_skc_to_tcp_sock((void *)sk);
+	if (!tp)
+		return 0;
 	now = bpf_ktime_get_ns();
 
 	if (c->lifecycle == CONN_CONNECTING) {
 		if (newstate == TCP_ESTABLISHED) {
-			conn_mark_open(sk, c);
-			emit(sk, c, SOCKEYE_EV_CONNECTED, now - c->connect_start_ns, 0, now);
+			conn_mark_open(tp, c);
+			emit(sk, tp, c, SOCKEYE_EV_CONNECTED, now - c->connect_start_ns, 0, now);
 		} else if (newstate == TCP_CLOSE) {
 			c->lifecycle = CONN_CLOSED;
 			send_marks_remove(sk);
-			emit(sk, c, SOCKEYE_EV_CONNECT_FAILED, now - c->connect_start_ns,
+			emit(sk, tp, c, SOCKEYE_EV_CONNECT_FAILED, now - c->connect_start_ns,
 			     failure_reason(sk), now);
 		}
 		return 0;
@@ -98,7 +102,7 @@ int BPF_PROG(on_inet_sock_set_state, const struct sock *sk, int oldstate, int ne
 	/* tcp_close_state() moves to FIN_WAIT1/LAST_ACK just before
 	 * tcp_send_fin() adds the FIN to write_seq: freeze the send total. */
 	if (newstate == TCP_FIN_WAIT1 || newstate == TCP_LAST_ACK) {
-		c->final_write_seq = BPF_CORE_READ((const struct tcp_sock *)sk, write_seq);
+		c->final_write_seq = tp->write_seq;
 		c->tx_final = 1;
 	}
 	if (c->closed_by == CLOSED_BY_UNKNOWN) {
@@ -114,7 +118,7 @@ int BPF_PROG(on_inet_sock_set_state, const struct sock *sk, int oldstate, int ne
 		c->lifecycle = CONN_CLOSED;
 		consume_send_mark(sk, c);
 		send_marks_remove(sk);
-		emit(sk, c, SOCKEYE_EV_CLOSED, now - c->connect_start_ns, 0, now);
+		emit(sk, tp, c, SOCKEYE_EV_CLOSED, now - c->connect_start_ns, 0, now);
 	}
 	return 0;
 }

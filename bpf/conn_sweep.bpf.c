@@ -43,8 +43,8 @@ int adopt_open_connections(struct bpf_iter__tcp *ctx)
 
 	if (!skc)
 		return 0;
-	state = BPF_CORE_READ(skc, skc_state);
-	local_port = BPF_CORE_READ(skc, skc_num);
+	state = skc->skc_state;
+	local_port = skc->skc_num;
 	if (state == TCP_LISTEN) {
 		bpf_map_update_elem(&listen_ports, &local_port, &one, BPF_ANY);
 		return 0;
@@ -80,12 +80,12 @@ int adopt_open_connections(struct bpf_iter__tcp *ctx)
 	c->backend = backend;
 	c->closed_by = CLOSED_BY_UNKNOWN;
 	c->adopted = 1;
-	conn_mark_open(sk, c);
+	conn_mark_open(tp, c);
 	send_marks_add(sk);
 	if (state == TCP_CLOSE_WAIT)
 		c->closed_by = SOCKEYE_CLOSED_BY_REMOTE;
 
-	fill_event(&e, sk, c, SOCKEYE_EV_ADOPTED, 0, c->connect_start_ns);
+	fill_event(&e, sk, tp, c, SOCKEYE_EV_ADOPTED, 0, c->connect_start_ns);
 	seq_emit(ctx->meta->seq, &e);
 	return 0;
 }
@@ -96,12 +96,16 @@ int sweep_connections(struct bpf_iter__bpf_sk_storage_map *ctx)
 	struct sock *sk = ctx->sk;
 	struct conn *c = ctx->value;
 	struct sockeye_event e = {};
+	struct tcp_sock *tp;
 	__u64 now;
 
 	if (!sk || !c || c->lifecycle == CONN_CONNECTING)
 		return 0;
+	tp = bpf_skc_to_tcp_sock(sk);
+	if (!tp)
+		return 0;
 	now = bpf_ktime_get_ns();
-	fill_event(&e, sk, c, SOCKEYE_EV_PROGRESS, 0, now);
+	fill_event(&e, sk, tp, c, SOCKEYE_EV_PROGRESS, 0, now);
 	/* Closed connections are reported only if they still moved (a
 	 * half-closed socket the application keeps reading after CLOSE). */
 	if ((!sweep_all || c->lifecycle == CONN_CLOSED) && e.totals.bytes_sent == c->swept_sent &&

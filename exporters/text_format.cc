@@ -236,17 +236,18 @@ std::vector<std::pair<double, uint64_t>> SortedBuckets(const HistogramSample& hi
 void AppendHistogramFamily(std::string& out, std::string_view name, const MetricFamily& family,
                            Format format) {
   const std::string bucket_name = std::string(name) + "_bucket";
-  std::string le;
+  std::string bucket_prefix;  // name_bucket{labels...,le="  rendered once per series
   for (const HistogramSample& histogram : family.histograms) {
     assert(LabelsAreValid(histogram.labels, /*histogram=*/true));
+    bucket_prefix = bucket_name;
+    AppendLabels(bucket_prefix, histogram.labels, "le", "");
+    bucket_prefix.resize(bucket_prefix.size() - 2);  // drop the closing "}
     uint64_t cumulative = 0;
     for (const auto& [bound, count] : SortedBuckets(histogram)) {
       cumulative += count;
-      le.clear();
-      AppendBucketBound(le, bound, format);
-      out += bucket_name;
-      AppendLabels(out, histogram.labels, "le", le);
-      out += ' ';
+      out += bucket_prefix;
+      AppendBucketBound(out, bound, format);
+      out += "\"} ";
       AppendToChars(out, cumulative);
       out += '\n';
     }
@@ -302,7 +303,15 @@ std::string FormatBucketBound(double bound, Format format) {
 
 std::string Serialize(const std::vector<MetricFamily>& families, Format format) {
   const bool open_metrics = format == Format::kOpenMetrics100;
+  // One reservation instead of repeated doubling: at 10,000 backends the
+  // output is ~90 MB, and regrowing it cost more than formatting it.
+  size_t lines = 0;
+  for (const MetricFamily& family : families) {
+    lines += 2 + family.samples.size();
+    for (const auto& h : family.histograms) lines += h.upper_bounds.size() + 3;
+  }
   std::string out;
+  out.reserve(lines * 96);
   for (const MetricFamily& family : families) {
     assert(IsValidMetricName(family.name));
     if (!HasSamples(family)) continue;

@@ -26,13 +26,14 @@ enum class Behavior { kRespond, kResetAfterRequest };
 class LoopbackServer {
  public:
   LoopbackServer(const std::string& address, Behavior behavior = Behavior::kRespond,
-                 std::chrono::milliseconds delay = std::chrono::milliseconds(0))
+                 std::chrono::milliseconds delay = std::chrono::milliseconds(0),
+                 uint16_t port = 0)
       : behavior_(behavior), delay_(delay) {
     family_ = address.find(':') != std::string::npos ? AF_INET6 : AF_INET;
     listen_fd_ = socket(family_, SOCK_STREAM, 0);
     int one = 1;
     setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    sockaddr_storage addr = MakeAddress(address, 0);
+    sockaddr_storage addr = MakeAddress(address, port);
     if (bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
         listen(listen_fd_, 128) != 0)
       throw std::runtime_error("test server cannot listen on " + address + ": " +

@@ -1,0 +1,191 @@
+// Hook cost: nanoseconds each sockeye BPF program adds per invocation over
+// an empty tp_btf program on the same tracepoint, measured side by side in
+// one run with the kernel's BPF statistics, separately for sockets sockeye
+// does not follow and for sockets it follows.
+//
+//   sudo ./build/bench/hook_cost [--rounds N] [--connections N] [--requests N]
+//
+// Traffic: loopback request/response (64-byte requests, 512-byte
+// responses) to two servers on the same port: 127.0.0.31 (excluded from
+// sockeye by its filter, so nothing is followed) and 127.0.0.30 (followed).
+// In the followed phase the server's own sockets are still not followed;
+// counting programs split each hook's invocations between client and server
+// sockets so the followed cost is solved for exactly:
+//   followed = (time_B - calls_B_not_client * unfollowed) / calls_B_client
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <string>
+
+#include "agent/agent.h"
+#include "bench_hooks.skel.h"
+#include "tests/privileged/loopback_server.h"
+
+namespace {
+
+using sockeye::testing::Client;
+using sockeye::testing::LoopbackServer;
+
+struct Stat {
+  uint64_t ns = 0;
+  uint64_t calls = 0;
+};
+using Stats = std::map<std::string, Stat>;
+
+Stat ProgStat(bpf_program* prog) {
+  bpf_prog_info info = {};
+  __u32 len = sizeof(info);
+  if (bpf_obj_get_info_by_fd(bpf_program__fd(prog), &info, &len) != 0) return {};
+  return {info.run_time_ns, info.run_cnt};
+}
+
+Stats Snapshot(const sockeye::Agent& agent, bench_hooks_bpf* bench) {
+  Stats s;
+  for (const auto& p : agent.probes().ProgramStatistics()) s[p.name] = {p.run_time_ns, p.run_count};
+  bpf_program* prog;
+  bpf_object__for_each_program(prog, bench->obj) s[bpf_program__name(prog)] = ProgStat(prog);
+  return s;
+}
+
+Stat Delta(const Stats& before, const Stats& after, const std::string& name) {
+  auto b = before.count(name) ? before.at(name) : Stat{};
+  auto a = after.count(name) ? after.at(name) : Stat{};
+  return {a.ns - b.ns, a.calls - b.calls};
+}
+
+void Drive(const std::string& address, uint16_t port, int connections, int requests) {
+  for (int c = 0; c < connections; ++c) {
+    Client client(address, port);
+    for (int r = 0; r < requests; ++r) client.Request(64, 512);
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int rounds = 5, connections = 20, requests = 500;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    std::string flag = argv[i];
+    int value = std::atoi(argv[i + 1]);
+    if (flag == "--rounds") rounds = value;
+    else if (flag == "--connections") connections = value;
+    else if (flag == "--requests") requests = value;
+    else {
+      std::fprintf(stderr, "hook_cost: unknown flag %s\n", flag.c_str());
+      return 2;
+    }
+  }
+  if (geteuid() != 0) {
+    std::fprintf(stderr, "hook_cost: needs root (BPF)\n");
+    return 1;
+  }
+  int stats_fd = bpf_enable_stats(BPF_STATS_RUN_TIME);
+  if (stats_fd < 0) {
+    std::perror("hook_cost: bpf_enable_stats");
+    return 1;
+  }
+
+  LoopbackServer followed("127.0.0.30");
+  LoopbackServer unfollowed("127.0.0.31", sockeye::testing::Behavior::kRespond,
+                            std::chrono::milliseconds(0), followed.port());
+  const uint16_t port = followed.port();
+
+  bench_hooks_bpf* bench = bench_hooks_bpf__open();
+  if (!bench) return 1;
+  bench->rodata->server_port = port;
+  if (bench_hooks_bpf__load(bench) || bench_hooks_bpf__attach(bench)) {
+    std::fprintf(stderr, "hook_cost: loading the reference programs failed\n");
+    return 1;
+  }
+
+  sockeye::Config config;
+  config.listen_address = "127.0.0.1:0";
+  config.keep_capabilities = true;
+  std::string error;
+  config.include.push_back(*sockeye::ParseCidrMatch("127.0.0.30/32", &error));
+  auto agent = sockeye::Agent::Start(config, &error);
+  if (!agent) {
+    std::fprintf(stderr, "hook_cost: %s\n", error.c_str());
+    return 1;
+  }
+
+  // hook, sockeye program, empty program, counter index
+  struct Hook {
+    const char* name;
+    const char* sockeye;
+    const char* empty;
+    int index;
+  };
+  const Hook hooks[] = {
+      {"inet_sock_set_state", "on_inet_sock_set_state", "empty_inet_sock_set_state", 0},
+      {"sock_send_length", "on_sock_send_length", "empty_sock_send_length", 1},
+      {"tcp_probe", "on_tcp_probe", "empty_tcp_probe", 2},
+  };
+  std::map<std::string, Stat> unfollowed_sum, followed_sum, empty_sum;
+  std::map<std::string, uint64_t> followed_client_calls;
+
+  for (int round = 0; round < rounds; ++round) {
+    // Phase A: nothing followed.
+    Stats a0 = Snapshot(*agent, bench);
+    Drive(unfollowed.address(), port, connections, requests);
+    Stats a1 = Snapshot(*agent, bench);
+    // Phase B: the client side followed.
+    uint64_t client_before[3];
+    for (int h = 0; h < 3; ++h) client_before[h] = bench->bss->invocations[h][0];
+    Stats b0 = Snapshot(*agent, bench);
+    Drive(followed.address(), port, connections, requests);
+    agent->Tick(0);
+    Stats b1 = Snapshot(*agent, bench);
+    for (const auto& h : hooks) {
+      Stat ua = Delta(a0, a1, h.sockeye), ub = Delta(b0, b1, h.sockeye);
+      Stat ea = Delta(a0, a1, h.empty), eb = Delta(b0, b1, h.empty);
+      unfollowed_sum[h.name].ns += ua.ns;
+      unfollowed_sum[h.name].calls += ua.calls;
+      followed_sum[h.name].ns += ub.ns;
+      followed_sum[h.name].calls += ub.calls;
+      empty_sum[h.name].ns += ea.ns + eb.ns;
+      empty_sum[h.name].calls += ea.calls + eb.calls;
+      followed_client_calls[h.name] += bench->bss->invocations[h.index][0] - client_before[h.index];
+    }
+    agent->Tick(0);
+  }
+
+  std::printf("hook cost, %d rounds x 2 phases x %d connections x %d requests (64 B / 512 B)\n",
+              rounds, connections, requests);
+  std::printf("%-20s %12s %10s %14s %14s %12s %12s\n", "tracepoint", "calls", "empty ns",
+              "unfollowed ns", "followed ns", "+unfollowed", "+followed");
+  for (const auto& h : hooks) {
+    const Stat& e = empty_sum[h.name];
+    const Stat& u = unfollowed_sum[h.name];
+    const Stat& f = followed_sum[h.name];
+    double empty_ns = e.calls ? double(e.ns) / double(e.calls) : 0;
+    double unfollowed_ns = u.calls ? double(u.ns) / double(u.calls) : 0;
+    uint64_t client = followed_client_calls[h.name];
+    double followed_ns =
+        client ? (double(f.ns) - double(f.calls - client) * unfollowed_ns) / double(client) : 0;
+    std::printf("%-20s %12llu %10.1f %14.1f %14.1f %12.1f %12.1f\n", h.name,
+                static_cast<unsigned long long>(u.calls + f.calls), empty_ns, unfollowed_ns,
+                followed_ns, unfollowed_ns - empty_ns, followed_ns - empty_ns);
+  }
+  {
+    const Stat& e = empty_sum["sock_send_length"];
+    Stat clock{};
+    Stats now = Snapshot(*agent, bench);
+    clock = now["clock_sock_send_length"];
+    std::printf("one bpf_ktime_get_ns() on sock_send_length: %.1f ns per call (empty: %.1f)\n",
+                clock.calls ? double(clock.ns) / double(clock.calls) : 0,
+                e.calls ? double(e.ns) / double(e.calls) : 0);
+  }
+  std::printf("(followed calls per hook: state %llu, send %llu, tcp_probe %llu)\n",
+              static_cast<unsigned long long>(followed_client_calls["inet_sock_set_state"]),
+              static_cast<unsigned long long>(followed_client_calls["sock_send_length"]),
+              static_cast<unsigned long long>(followed_client_calls["tcp_probe"]));
+  bench_hooks_bpf__destroy(bench);
+  close(stats_fd);
+  return 0;
+}
