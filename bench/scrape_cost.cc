@@ -4,11 +4,17 @@
 // 100,000 distinct short-lived backends through an aggregator capped at
 // --max-backends, showing memory stays bounded and overflow is counted.
 //
-//   ./build/bench/scrape_cost
+//   ./build/bench/scrape_cost            # all sizes, each in a fresh process
+//   ./build/bench/scrape_cost 1000       # one size
+//   ./build/bench/scrape_cost churn
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -135,8 +141,31 @@ void Churn(uint32_t distinct, size_t max_backends) {
 
 }  // namespace
 
-int main() {
-  for (uint32_t n : {1000u, 2000u, 5000u, 10000u}) ScrapeCost(n);
-  Churn(100000, 5000);
+// Memory figures are only meaningful in a process that has done nothing
+// else, so each case runs in a child.
+int RunChild(const std::function<void()>& body) {
+  std::fflush(stdout);
+  pid_t pid = fork();
+  if (pid == 0) {
+    body();
+    std::fflush(stdout);
+    _exit(0);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return status;
+}
+
+int main(int argc, char** argv) {
+  if (argc > 1 && std::string(argv[1]) == "churn") {
+    Churn(100000, 5000);
+    return 0;
+  }
+  if (argc > 1) {
+    ScrapeCost(static_cast<uint32_t>(std::stoul(argv[1])));
+    return 0;
+  }
+  for (uint32_t n : {1000u, 2000u, 5000u, 10000u}) RunChild([n] { ScrapeCost(n); });
+  RunChild([] { Churn(100000, 5000); });
   return 0;
 }
