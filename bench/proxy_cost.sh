@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# Proxy cost of sockeye on a real nginx reverse proxy with keep-alive
+# upstreams, all on loopback:
+#   (a) attributed: kernel BPF run time of every sockeye program (BPF stats)
+#       plus the agent's own CPU time, as a share of the machine's busy CPU
+#       time over the same interval; agent CPU-seconds per million requests;
+#       agent peak RSS; events lost at that rate;
+#   (b) observed: wrk requests/s and p99 without vs with the agent,
+#       alternated ROUNDS times; median ratio and spread.
+#
+#   sudo bench/proxy_cost.sh build/sockeye [ROUNDS=7] [SECONDS=8]
+set -euo pipefail
+agent=$(realpath "${1:?usage: proxy_cost.sh path/to/sockeye [rounds] [seconds]}")
+rounds=${2:-7}
+seconds=${3:-8}
+[ "$(id -u)" -eq 0 ] || { echo "proxy_cost.sh: needs root" >&2; exit 1; }
+for tool in nginx wrk curl python3; do
+  command -v $tool >/dev/null || { echo "proxy_cost.sh: $tool missing (apt-get install nginx wrk curl)" >&2; exit 1; }
+done
+
+work=$(mktemp -d)
+agent_pid=""
+cleanup() {
+  [ -n "$agent_pid" ] && kill "$agent_pid" 2>/dev/null && wait "$agent_pid" 2>/dev/null
+  [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null
+  sleep 0.2
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+body=$(head -c 1024 /dev/zero | tr '\0' 'x')
+cat >"$work/nginx.conf" <<CONF
+worker_processes 1;
+pid $work/nginx.pid;
+error_log $work/error.log;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  upstream app { server 127.0.0.41:8080; server 127.0.0.42:8080; keepalive 32; }
+  server {
+    listen 127.0.0.40:8000;
+    location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection ""; }
+  }
+  server {
+    listen 127.0.0.41:8080;
+    listen 127.0.0.42:8080;
+    location / { return 200 "$body"; }
+  }
+}
+CONF
+nginx -c "$work/nginx.conf" -p "$work"
+for _ in $(seq 50); do curl -sf http://127.0.0.40:8000/ >/dev/null && break; sleep 0.1; done
+
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+metrics() { curl -sf "http://127.0.0.1:$port/metrics"; }
+sum_metric() { metrics | awk -v m="$1" 'index($0, m)==1 && $1 !~ /^#/ { s += $NF } END { printf "%.9f\n", s }'; }
+
+start_agent() {
+  "$agent" --web.listen-address "127.0.0.1:$port" --include 127.0.0.41/32 --include 127.0.0.42/32 "$@" \
+    >"$work/agent.log" 2>&1 &
+  agent_pid=$!
+  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && return 0; sleep 0.1; done
+  cat "$work/agent.log"; echo "agent did not start" >&2; exit 1
+}
+stop_agent() { kill "$agent_pid"; wait "$agent_pid" 2>/dev/null || true; agent_pid=""; }
+
+# wrk: one thread, 16 connections; prints "rps p99_ms requests".
+run_wrk() {
+  wrk -t1 -c16 -d"${seconds}s" --latency http://127.0.0.40:8000/ >"$work/wrk.txt"
+  python3 - "$work/wrk.txt" <<'PY'
+import re, sys
+text = open(sys.argv[1]).read()
+rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
+p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", text)
+scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[p99.group(2)]
+reqs = int(re.search(r"(\d+) requests in", text).group(1))
+print(f"{rps:.1f} {float(p99.group(1)) * scale:.3f} {reqs}")
+PY
+}
+
+cpu_busy_total() { awk '/^cpu / { idle=$5+$6; t=0; for (i=2;i<=NF;i++) t+=$i; print t-idle, t }' /proc/stat; }
+agent_cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$agent_pid/stat"; }
+hz=$(getconf CLK_TCK)
+
+echo "# sockeye proxy cost: nginx 1 worker, 2 keep-alive upstreams, 1 KiB responses, wrk -t1 -c16 -d${seconds}s"
+echo "# machine: $(nproc) CPUs, $(uname -r)"
+
+# --- (a) attributed cost, BPF stats on.
+run_wrk >/dev/null  # warm up nginx's upstream pool
+start_agent --bpf-stats
+sleep 1
+read -r busy0 _ < <(cpu_busy_total)
+cpu0=$(agent_cpu_ticks)
+bpf0=$(sum_metric sockeye_bpf_program_run_time_seconds_total)
+req0=$(sum_metric sockeye_backend_requests_total)
+read -r rps p99 total < <(run_wrk)
+sleep 1.5  # one sweep, so the agent has counted everything
+read -r busy1 _ < <(cpu_busy_total)
+cpu1=$(agent_cpu_ticks)
+bpf1=$(sum_metric sockeye_bpf_program_run_time_seconds_total)
+req1=$(sum_metric sockeye_backend_requests_total)
+lost=$(sum_metric sockeye_events_lost_total)
+hwm=$(awk '/VmHWM/ { print $2 }' "/proc/$agent_pid/status")
+stop_agent
+python3 - "$busy0" "$busy1" "$cpu0" "$cpu1" "$bpf0" "$bpf1" "$req0" "$req1" "$total" "$rps" "$lost" "$hwm" "$hz" <<'PY'
+import sys
+b0, b1, c0, c1, f0, f1, r0, r1, total, rps, lost, hwm, hz = map(float, sys.argv[1:])
+busy = (b1 - b0) / hz
+agent_cpu = (c1 - c0) / hz
+bpf = f1 - f0
+counted = r1 - r0
+print(f"(a) {total:.0f} requests at {rps:.0f}/s; sockeye counted {counted:.0f} upstream requests")
+print(f"    machine busy CPU {busy:.2f} s; sockeye BPF programs {bpf:.3f} s + agent {agent_cpu:.2f} s "
+      f"= {100 * (bpf + agent_cpu) / busy:.2f} % of it (target <= 2 %)")
+print(f"    agent CPU per million requests: {agent_cpu / total * 1e6:.2f} s (target <= 1); "
+      f"BPF per million requests: {bpf / total * 1e6:.2f} s")
+print(f"    agent peak RSS {hwm / 1024:.1f} MB; events lost {lost:.0f}")
+PY
+
+# --- (b) observed: alternate without / with (BPF stats off).
+echo "(b) round  rps_without  rps_with  ratio  p99_without_ms  p99_with_ms"
+ratios=()
+for r in $(seq "$rounds"); do
+  read -r rps_off p99_off _ < <(run_wrk)
+  start_agent
+  sleep 0.5
+  read -r rps_on p99_on _ < <(run_wrk)
+  stop_agent
+  ratio=$(python3 -c "print(f'{$rps_on / $rps_off:.3f}')")
+  ratios+=("$ratio")
+  printf "    %5d  %11.0f  %8.0f  %5s  %14.3f  %11.3f\n" "$r" "$rps_off" "$rps_on" "$ratio" "$p99_off" "$p99_on"
+done
+python3 -c "
+import statistics, sys
+r = sorted(map(float, sys.argv[1:]))
+print(f'    median ratio {statistics.median(r):.3f} (min {r[0]:.3f}, max {r[-1]:.3f}) over {len(r)} rounds (target >= 0.97)')
+" "${ratios[@]}"
