@@ -9,13 +9,23 @@
 SEC("tp_btf/tcp_send_reset")
 int BPF_PROG(on_tcp_send_reset, const struct sock *sk)
 {
+	struct tcp_sock *tp;
 	struct conn *c;
 
 	if (!sk) /* Linux 6.10+: a reset answering a packet with no socket */
 		return 0;
 	c = conn_lookup(sk);
-	if (c)
-		__sync_fetch_and_add(&c->resets_sent, 1);
+	if (!c)
+		return 0;
+	__sync_fetch_and_add(&c->resets_sent, 1);
+	/* tcp_close() with unread data moves the socket to CLOSE before
+	 * tcp_send_active_reset(), so the CLOSED record has gone out without
+	 * this reset and the socket is about to be freed: report it now. */
+	if (c->lifecycle == CONN_CLOSED) {
+		tp = bpf_skc_to_tcp_sock((void *)sk);
+		if (tp)
+			emit(sk, tp, c, SOCKEYE_EV_PROGRESS, 0, 0, bpf_ktime_get_ns());
+	}
 	return 0;
 }
 

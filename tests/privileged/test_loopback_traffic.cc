@@ -7,6 +7,9 @@
 #include <gtest/gtest.h>
 #include <httplib.h>
 
+#include <fcntl.h>
+#include <poll.h>
+
 #include <cstdlib>
 #include <functional>
 #include <map>
@@ -305,6 +308,105 @@ TEST_F(LoopbackTraffic, ProbeChoicesAndHttpScrape) {
                                 "\"} 1\n"),
             std::string::npos)
       << response->body.substr(0, 2000);
+}
+
+}  // namespace
+}  // namespace sockeye
+
+namespace sockeye {
+namespace {
+
+TEST_F(LoopbackTraffic, ClosingWithUnreadDataSendsAReset) {
+  StartAgent();
+  if (!agent_) return;
+  LoopbackServer server("127.0.0.2");
+  std::map<std::string, std::string> a{{"backend", Backend(server)}};
+  {
+    Client client(server.address(), server.port());
+    ASSERT_TRUE(client.connected());
+    // Ask for a response and close without reading it: tcp_close() finds
+    // unread data and answers with a reset instead of a FIN.
+    std::string request = "5000 x\n";
+    ASSERT_EQ(send(client.fd(), request.data(), request.size(), 0), ssize_t(request.size()));
+    char byte;
+    ASSERT_EQ(recv(client.fd(), &byte, 1, MSG_PEEK), 1);  // the response has arrived
+  }
+  EXPECT_EQ(WaitForMetric("sockeye_backend_resets_sent_total", a, 1), 1);
+  EXPECT_EQ(Metric("sockeye_backend_connections_closed_total",
+                   {{"backend", Backend(server)}, {"closed_by", "local"}}),
+            1);
+  EXPECT_EQ(Metric("sockeye_backend_requests_total", a), 1);
+  EXPECT_EQ(Metric("sockeye_backend_received_bytes_total", a), 0);  // peeked, never read
+}
+
+// A backend address inside a network namespace created here, whose SYNs
+// are silently dropped: the host's neighbour entry sends them to the
+// namespace, which no longer owns the address and does not forward.
+class BlackholeNamespace {
+ public:
+  BlackholeNamespace() {
+    Run("ip netns del sockeye-test 2>/dev/null; ip link del sk-test-h 2>/dev/null; true");
+    ok_ = Run("ip netns add sockeye-test") &&
+          Run("ip link add sk-test-h type veth peer name sk-test-n netns sockeye-test") &&
+          Run("ip addr add 169.254.211.1/30 dev sk-test-h") && Run("ip link set sk-test-h up") &&
+          Run("ip netns exec sockeye-test ip link set sk-test-n up") &&
+          Run("ip neigh replace 169.254.211.2 lladdr 02:00:00:00:00:02 dev sk-test-h nud permanent");
+  }
+  ~BlackholeNamespace() { Run("ip link del sk-test-h 2>/dev/null; ip netns del sockeye-test"); }
+  bool ok() const { return ok_; }
+  static constexpr const char* kAddress = "169.254.211.2";
+
+ private:
+  static bool Run(const std::string& command) { return std::system(command.c_str()) == 0; }
+  bool ok_ = false;
+};
+
+TEST_F(LoopbackTraffic, UnansweredSynIsATimeoutWithARetransmit) {
+  BlackholeNamespace ns;
+  if (!ns.ok()) {
+    if (BpfRequired()) FAIL() << "cannot create the test network namespace (iproute2)";
+    GTEST_SKIP() << "cannot create a network namespace";
+  }
+  Config config;
+  config.listen_address = "127.0.0.1:0";
+  config.keep_capabilities = true;
+  std::string error;
+  config.include.push_back(*ParseCidrMatch("169.254.211.2/32", &error));
+  agent_ = Agent::Start(config, &error);
+  if (!agent_) {
+    if (BpfRequired()) FAIL() << error;
+    GTEST_SKIP() << error;
+  }
+  sockaddr_storage addr = LoopbackServer::MakeAddress(BlackholeNamespace::kAddress, 8080);
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  // One SYN retry: the kernel gives up after ~3 s. How many retransmits it
+  // makes by then is its own business (two on 6.18, whose SYN timeouts are
+  // time-based), so the expected count is read from TCP_INFO.
+  int one_retry = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_SYNCNT, &one_retry, sizeof(one_retry));
+  // Non-blocking: a failed blocking connect() calls tcp_disconnect(), which
+  // zeroes total_retrans before TCP_INFO can be read.
+  fcntl(fd, F_SETFL, O_NONBLOCK);
+  ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), -1);
+  ASSERT_EQ(errno, EINPROGRESS);
+  pollfd pfd{fd, POLLOUT, 0};
+  ASSERT_EQ(poll(&pfd, 1, 10000), 1);
+  int err = 0;
+  socklen_t err_len = sizeof(err);
+  getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &err_len);
+  tcp_info info{};
+  socklen_t info_len = sizeof(info);
+  ASSERT_EQ(getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &info_len), 0);
+  close(fd);
+  ASSERT_EQ(err, ETIMEDOUT);
+  ASSERT_GE(info.tcpi_total_retrans, 1u);
+  std::string backend = std::string(BlackholeNamespace::kAddress) + ":8080";
+  EXPECT_EQ(WaitForMetric("sockeye_backend_connect_failures_total",
+                          {{"backend", backend}, {"reason", "timeout"}}, 1),
+            1);
+  EXPECT_EQ(Metric("sockeye_backend_retransmits_total", {{"backend", backend}}),
+            info.tcpi_total_retrans);
+  EXPECT_EQ(Metric("sockeye_backend_connections_established_total", {{"backend", backend}}), 0);
 }
 
 }  // namespace
