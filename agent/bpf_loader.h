@@ -34,7 +34,7 @@ struct LoaderSettings {
   std::vector<std::string> processes;
   std::vector<CidrMatch> include;
   std::vector<CidrMatch> exclude;
-  size_t ringbuf_bytes = 8u << 20;
+  size_t ringbuf_bytes = 4u << 20;
   ProbeMode probe_mode = ProbeMode::kAuto;
   bool bpf_stats = false;
   std::string btf_path;  // empty: /sys/kernel/btf/vmlinux

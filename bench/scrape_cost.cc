@@ -26,13 +26,14 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-long RssKiB() {
+long StatusKiB(const char* field) {
   std::ifstream status("/proc/self/status");
   std::string line;
   while (std::getline(status, line))
-    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+    if (line.rfind(field, 0) == 0) return std::stol(line.substr(std::string(field).size()));
   return -1;
 }
+long RssKiB() { return StatusKiB("VmRSS:"); }
 
 sockeye_event Event(uint8_t kind, uint64_t conn, uint32_t backend) {
   sockeye_event e{};
@@ -103,10 +104,11 @@ void ScrapeCost(uint32_t backends) {
   std::sort(render_ms.begin(), render_ms.end());
   std::sort(gzip_ms.begin(), gzip_ms.end());
   std::printf("%8u backends: render median %7.2f ms (min %7.2f, max %7.2f), +gzip %7.2f ms, "
-              "%6.2f MB text, %5.2f MB gzip, %7zu lines, aggregation memory %6.1f MB\n",
+              "%6.2f MB text, %5.2f MB gzip, %7zu lines, aggregation memory %6.1f MB, "
+              "peak RSS during scrapes %6.1f MB\n",
               backends, render_ms[render_ms.size() / 2], render_ms.front(), render_ms.back(),
               gzip_ms[gzip_ms.size() / 2], double(text_bytes) / 1e6, double(gzip_bytes) / 1e6,
-              series, double(rss_after - rss_before) / 1024.0);
+              series, double(rss_after - rss_before) / 1024.0, double(StatusKiB("VmHWM:")) / 1024.0);
 }
 
 void Churn(uint32_t distinct, size_t max_backends) {

@@ -89,7 +89,7 @@ TEST(ConfigDefaultsTest, NoFlagsGiveTheDocumentedDefaults) {
   EXPECT_EQ(c.max_backends, 5000u);
   EXPECT_EQ(c.backend_idle_timeout, seconds(600));
   EXPECT_EQ(c.sweep_interval, milliseconds(1000));
-  EXPECT_EQ(c.ringbuf_bytes, 8u << 20);
+  EXPECT_EQ(c.ringbuf_bytes, 4u << 20);
   EXPECT_FALSE(c.bpf_stats);
   EXPECT_EQ(c.probe_mode, ProbeMode::kAuto);
   EXPECT_EQ(c.log_level, LogLevel::kInfo);
@@ -413,7 +413,7 @@ TEST(ConfigHelpTest, HelpExitsZeroAndMentionsEveryFlag) {
     EXPECT_TRUE(Contains(outcome.message, ":19480"));
     EXPECT_TRUE(Contains(outcome.message, "5000"));
     EXPECT_TRUE(Contains(outcome.message, "10m"));
-    EXPECT_TRUE(Contains(outcome.message, "8MiB"));
+    EXPECT_TRUE(Contains(outcome.message, "SIZE=4MiB"));
     EXPECT_TRUE(Contains(outcome.message, "0.00005,0.0001"));
     EXPECT_TRUE(Contains(outcome.message, "eBPF"));
     EXPECT_TRUE(Contains(outcome.message, "Example"));
