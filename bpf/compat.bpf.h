@@ -42,14 +42,16 @@
  */
 
 /* Payload length of a received segment from its control block: end_seq
- * counts a FIN as one sequence number (see tcp_v4_fill_cb()). */
+ * counts a FIN as one sequence number (see tcp_v4_fill_cb()). Read directly
+ * through the BTF pointer: bpf_probe_read_kernel() (BPF_CORE_READ) is
+ * refused under lockdown=confidentiality ("bpf: Restrict bpf_probe_read
+ * with lockdown", Linux 5.5), direct loads are not. */
 static __always_inline __u32 skb_tcp_payload_len(const struct sk_buff *skb)
 {
-	const struct tcp_skb_cb *tcb =
-		(const void *)((const char *)skb + bpf_core_field_offset(struct sk_buff, cb));
-	__u32 seq = BPF_CORE_READ(tcb, seq);
-	__u32 end_seq = BPF_CORE_READ(tcb, end_seq);
-	__u16 flags = BPF_CORE_READ(tcb, tcp_flags);
+	const struct tcp_skb_cb *tcb = (const void *)skb->cb;
+	__u32 seq = tcb->seq;
+	__u32 end_seq = tcb->end_seq;
+	__u16 flags = tcb->tcp_flags;
 	__u32 len = end_seq - seq;
 
 	if ((flags & TCPHDR_FIN) && len > 0)

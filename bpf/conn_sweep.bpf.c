@@ -15,15 +15,21 @@ static __always_inline void seq_emit(struct seq_file *seq, struct sockeye_event 
 		count_kernel(SOCKEYE_KC_SEQ_WRITE_FAILED);
 }
 
+/* The inode number /proc/PID/fd shows as socket:[N]. Walked through the
+ * file rather than container_of(sock, struct socket_alloc, socket): the
+ * verifier only follows typed fields, and bpf_probe_read_kernel() is refused
+ * under lockdown=confidentiality. */
 static __always_inline __u64 socket_inode(const struct sock *sk)
 {
-	struct socket *sock = BPF_CORE_READ(sk, sk_socket);
-	struct socket_alloc *alloc;
+	struct socket *sock = sk->sk_socket;
+	struct file *file;
 
 	if (!sock)
 		return 0;
-	alloc = container_of(sock, struct socket_alloc, socket);
-	return BPF_CORE_READ(alloc, vfs_inode.i_ino);
+	file = sock->file;
+	if (!file)
+		return 0;
+	return file->f_inode->i_ino;
 }
 
 /* bpf_iter_tcp walks the listening hash before the established hash, so

@@ -12,6 +12,7 @@
 
 #include <cstdlib>
 #include <functional>
+#include <fstream>
 #include <map>
 
 #include "agent/agent.h"
@@ -407,6 +408,53 @@ TEST_F(LoopbackTraffic, UnansweredSynIsATimeoutWithARetransmit) {
   EXPECT_EQ(Metric("sockeye_backend_retransmits_total", {{"backend", backend}}),
             info.tcpi_total_retrans);
   EXPECT_EQ(Metric("sockeye_backend_connections_established_total", {{"backend", backend}}), 0);
+}
+
+}  // namespace
+}  // namespace sockeye
+
+namespace sockeye {
+namespace {
+
+std::string OwnComm() {
+  std::ifstream comm("/proc/self/comm");
+  std::string name;
+  std::getline(comm, name);
+  return name;
+}
+
+// --process applies to adoption too: the open connection's socket inode is
+// matched against the sockets of the named processes found in /proc.
+TEST_F(LoopbackTraffic, ProcessFilterDecidesAdoptionAndNewConnects) {
+  LoopbackServer server("127.0.0.2");
+  Client before(server.address(), server.port());
+  ASSERT_TRUE(before.connected());
+  ASSERT_EQ(before.Request(10, 10), 10u);
+  std::string error;
+  for (const std::string& process : {std::string("nginx"), OwnComm()}) {
+    Config config;
+    config.listen_address = "127.0.0.1:0";
+    config.keep_capabilities = true;
+    config.processes = {process};
+    config.include.push_back(*ParseCidrMatch("127.0.0.2/32", &error));
+    agent_ = Agent::Start(config, &error);
+    if (!agent_) {
+      if (BpfRequired()) FAIL() << error;
+      GTEST_SKIP() << error;
+    }
+    bool ours = process != "nginx";
+    std::map<std::string, std::string> a{{"backend", Backend(server)}};
+    EXPECT_EQ(Metric("sockeye_backend_connections_active", a), ours ? 1 : -1) << process;
+    {
+      Client during(server.address(), server.port());
+      ASSERT_EQ(during.Request(10, 10), 10u);
+    }
+    agent_->Flush(false);
+    EXPECT_EQ(WaitForMetric("sockeye_backend_connections_established_total", a, ours ? 1 : -1),
+              ours ? 1 : -1)
+        << process;
+    agent_.reset();
+  }
 }
 
 }  // namespace
