@@ -15,6 +15,8 @@ want=(
   util-linux   # setpriv, used by the test to run as the unit's user
   libcap2-bin  # capsh/getpcaps, used by the test for diagnostics
   curl         # scrapes in the test
+  strace       # the test checks the agent's system calls against the unit's filter
+  python3      # the test's TCP client and server
   gzip
 )
 

@@ -5,6 +5,7 @@
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -23,6 +24,8 @@ enum {
 	F_SOCKOPS,
 	F_SOCKOPS_RTT,
 	F_CONNECT4,
+	F_BTF_DIRECT_READ,
+	F_PROBE_READ_KERNEL,
 	F_MAX = 16,
 };
 
@@ -149,4 +152,28 @@ int probe_connect4(struct bpf_sock_addr *ctx)
 {
 	bump(F_CONNECT4);
 	return 1; // allow
+}
+
+// Reading kernel memory: direct (BTF pointer, verified by the verifier) vs.
+// through bpf_probe_read_kernel() (what BPF_CORE_READ expands to). The helper
+// is refused under lockdown=confidentiality (LOCKDOWN_BPF_READ_KERNEL); direct
+// BTF reads are not.
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(probe_btf_direct_read, struct sock *sk, int oldstate, int newstate)
+{
+	__u16 family = sk->__sk_common.skc_family;
+
+	if (family == 2 || family == 10)
+		bump(F_BTF_DIRECT_READ);
+	return 0;
+}
+
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(probe_probe_read_kernel, struct sock *sk, int oldstate, int newstate)
+{
+	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+
+	if (family == 2 || family == 10)
+		bump(F_PROBE_READ_KERNEL);
+	return 0;
 }

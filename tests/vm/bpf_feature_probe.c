@@ -44,6 +44,8 @@ enum feature_idx {
 	F_SOCKOPS,
 	F_SOCKOPS_RTT,
 	F_CONNECT4,
+	F_BTF_DIRECT_READ,
+	F_PROBE_READ_KERNEL,
 };
 
 enum attach_kind { A_AUTO, A_ITER, A_CGROUP };
@@ -71,6 +73,8 @@ static const struct feature features[] = {
 	{ "iter_tcp", "probe_iter_tcp", NULL, A_ITER, F_ITER_TCP, -1, NULL },
 	{ "cgroup_sockops", "probe_sockops", NULL, A_CGROUP, F_SOCKOPS, F_SOCKOPS_RTT, "cgroup_sockops_rtt_cb" },
 	{ "cgroup_connect4", "probe_connect4", NULL, A_CGROUP, F_CONNECT4, -1, NULL },
+	{ "btf_direct_read", "probe_btf_direct_read", NULL, A_AUTO, F_BTF_DIRECT_READ, -1, NULL },
+	{ "probe_read_kernel", "probe_probe_read_kernel", NULL, A_AUTO, F_PROBE_READ_KERNEL, -1, NULL },
 };
 #define N_FEATURES (sizeof(features) / sizeof(features[0]))
 

@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # Install what tests/vm/run-in-vm.sh needs and fetch the Debian 12 6.1 cloud kernel.
-# Idempotent; must run as root. Prints the path of the unpacked vmlinuz on stdout
-# (all diagnostics go to stderr).
+# Idempotent; needs root only when something has to be installed or downloaded.
+# Prints the path of the unpacked vmlinuz on stdout (diagnostics go to stderr).
+# The package is unpacked (dpkg -x, ~110 MB with modules) into
+# $SOCKEYE_VM_CACHE/<package>/, so the modules are at <package>/lib/modules/<ver>/.
 #
 # Env:
-#   SOCKEYE_VM_CACHE   cache dir for the kernel package (default /var/cache/sockeye-vm)
+#   SOCKEYE_VM_CACHE       cache dir (default /var/cache/sockeye-vm); cache it in CI
 #   SOCKEYE_VM_KERNEL_PKG  exact package name to use instead of the newest match
+#   SOCKEYE_VM_REFRESH=1   look for a newer package even if one is already cached
+#                          (default: reuse the cached kernel without asking apt)
 set -euo pipefail
 
 CACHE=${SOCKEYE_VM_CACHE:-/var/cache/sockeye-vm}
@@ -14,7 +18,7 @@ PKG_RE='^linux-image-6\.1\.0-[0-9]+-cloud-amd64-unsigned$'
 log() { echo "install-vm-deps: $*" >&2; }
 die() { log "error: $*"; exit 1; }
 
-[ "$(id -u)" -eq 0 ] || die "must run as root"
+need_root() { [ "$(id -u)" -eq 0 ] || die "must run as root to $*"; }
 command -v apt-get >/dev/null || die "apt-get not found (Debian/Ubuntu host required)"
 
 export DEBIAN_FRONTEND=noninteractive
@@ -35,6 +39,7 @@ for p in qemu-system-x86 busybox-static cpio; do
     fi
 done
 if [ "${#missing[@]}" -gt 0 ]; then
+    need_root "install ${missing[*]}"
     log "installing: ${missing[*]}"
     if ! apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2; then
         apt_update_once
@@ -45,14 +50,13 @@ fi
 # 2. kernel package
 find_vmlinuz() {
     # newest unpacked kernel in the cache
-    ls -1 "$CACHE"/*/boot/vmlinuz-6.1.0-*-cloud-amd64 2>/dev/null | sort -V | tail -n1
+    find "$CACHE" -mindepth 3 -maxdepth 3 -path '*/boot/vmlinuz-6.1.0-*-cloud-amd64' 2>/dev/null | sort -V | tail -n1
 }
 
 pick_pkg() {
     apt-cache search --names-only "$PKG_RE" 2>/dev/null | awk '{print $1}' | sort -V | tail -n1
 }
 
-mkdir -p "$CACHE"
 pkg=${SOCKEYE_VM_KERNEL_PKG:-}
 if [ -z "$pkg" ]; then
     # Offline fast path: if anything is already cached, use it without asking apt.
@@ -79,6 +83,8 @@ if [ -f "$vmlinuz" ]; then
     exit 0
 fi
 
+need_root "download $pkg into $CACHE"
+mkdir -p "$CACHE"
 tmp=$(mktemp -d "$CACHE/.dl.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 log "downloading $pkg"
@@ -88,7 +94,7 @@ if ! (cd "$tmp" && apt-get download -qq "$pkg" >&2); then
     apt_update_once
     (cd "$tmp" && apt-get download -qq "$pkg" >&2)
 fi
-deb=$(ls -1 "$tmp"/*.deb 2>/dev/null | head -n1)
+deb=$(find "$tmp" -maxdepth 1 -name '*.deb' | head -n1)
 [ -n "$deb" ] || die "apt-get download produced no .deb"
 log "unpacking $(basename "$deb")"
 mkdir -p "$tmp/root"
@@ -96,5 +102,4 @@ dpkg -x "$deb" "$tmp/root"
 [ -f "$tmp/root/boot/vmlinuz-$ver" ] || die "vmlinuz-$ver not found in $deb"
 rm -rf "$dest"
 mv "$tmp/root" "$dest"
-# keep the .deb next to it for reference (small: ~30 MB) - not needed, drop it
 echo "$vmlinuz"

@@ -26,7 +26,7 @@
 # Exit status: the guest command's status; 124 on timeout; 125 when the guest
 # never reported a status (kernel panic, init failure, bad arguments, ...).
 #
-# Guest environment: proc, sysfs, devtmpfs, devpts, tmpfs (/tmp, /run, /dev/shm),
+# Guest environment: proc, sysfs, securityfs, devtmpfs, devpts, tmpfs (/tmp, /run, /dev/shm),
 # bpffs (/sys/fs/bpf), debugfs (/sys/kernel/debug), tracefs (/sys/kernel/tracing),
 # cgroup2 (/sys/fs/cgroup); lo is up with 127.0.0.1/8 and ::1; no other NIC
 # (qemu runs with -nic none). The marker lines SOCKEYE_VM_READY and
@@ -212,6 +212,7 @@ mnt() {  # TYPE DIR [OPTS]
 }
 mnt proc /proc
 mnt sysfs /sys
+mnt securityfs /sys/kernel/security
 mnt tmpfs /tmp mode=1777
 mnt tmpfs /run mode=0755
 mnt devpts /dev/pts
@@ -231,6 +232,7 @@ ip link set lo up || fail "cannot bring up lo"
 ulimit -l unlimited 2>/dev/null
 
 cd /tmp
+echo
 echo "SOCKEYE_VM_READY uptime=$(cut -d' ' -f1 /proc/uptime)s kernel=$(uname -r) cmdline=$(cat /proc/cmdline)"
 sh /etc/sockeye-cmd.sh </dev/null
 rc=$?
@@ -294,15 +296,16 @@ ready=$(grep -a -o 'SOCKEYE_VM_READY uptime=[0-9.]*s' "$WORK/console.log" | tail
 
 if [ -n "$marker" ]; then
     rc=${marker#SOCKEYE_VM_EXIT=}
-    log "guest exit=$rc wall=${wall}s guest-boot=${ready:-?}"
+    msg="guest exit=$rc wall=${wall}s guest-boot=${ready:-?}"
 elif [ "$timed_out" = 1 ]; then
     rc=124
-    log "timeout after ${TIMEOUT}s (wall=${wall}s, guest-boot=${ready:-not reached})"
+    msg="timeout after ${TIMEOUT}s (wall=${wall}s, guest-boot=${ready:-not reached})"
 else
     rc=125
-    log "no exit marker from guest (qemu status $qrc, wall=${wall}s, guest-boot=${ready:-not reached})"
+    msg="no exit marker from guest (qemu status $qrc, wall=${wall}s, guest-boot=${ready:-not reached})"
 fi
 if [ "$QUIET" = 1 ] && [ "$rc" != 0 ]; then
     cat "$WORK/console.log"
 fi
+log "$msg"
 exit "$rc"

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# The kernel matrix: the agent and its privileged test suite on Debian 12's
+# 6.1 cloud kernel under qemu, and the host-kernel checks.
+#
+#   run-matrix.sh BUILD_DIR
+#
+# In the 6.1 guest (no sock_send_length, fentry and kprobes available):
+#   - `sockeye --check` passes and auto picks fentry for the send hook;
+#   - the exact-count loopback suite passes with --probe-mode fentry and
+#     again with --probe-mode kprobe (each run asserts that mode was used);
+#   - lockdown=integrity: the suite passes in auto (fentry) mode;
+#   - lockdown=confidentiality: kprobe attach is refused; --check still
+#     passes (auto falls back to fentry) and forcing kprobe fails, naming why.
+# On the host (6.18: tp_btf, no fentry, no kprobes): auto picks tp_btf,
+# forcing fentry or kprobe fails with a message saying what is missing.
+#
+# The binaries are dynamically linked (Debian ships cpp-httplib only as a
+# shared library), so each goes into the guest with its ldd closure.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+build=$(realpath "${1:?usage: run-matrix.sh BUILD_DIR}")
+agent=$build/sockeye
+suite=$build/tests/sockeye_bpf_tests
+[ -x "$agent" ] && [ -x "$suite" ] || { echo "run-matrix: build $agent and $suite first" >&2; exit 1; }
+
+fail=0
+check() {  # check NAME CONDITION-EXIT-STATUS
+  if [ "$2" -eq 0 ]; then echo "PASS: $1"; else echo "FAIL: $1"; fail=1; fi
+}
+
+# --- host kernel -------------------------------------------------------------
+out=$("$agent" --check 2>&1) && rc=0 || rc=$?
+echo "$out" | grep -qE '^  send +tp_btf +sock_send_length' && [ $rc -eq 0 ]
+check "host: --check passes and auto picks tp_btf for send" $?
+for mode in fentry kprobe; do
+  out=$("$agent" --check --probe-mode $mode 2>&1) && rc=0 || rc=$?
+  [ $rc -ne 0 ] && echo "$out" | grep -q "FAILED:.*$mode"
+  check "host: forcing $mode fails with a reason ($(echo "$out" | grep FAILED | cut -c1-140))" $?
+done
+
+# --- 6.1 guest ---------------------------------------------------------------
+kernel=$(bash "$here/install-vm-deps.sh" | tail -n1)
+files=()
+add_with_libs() {  # add_with_libs BINARY DEST
+  files+=(--file "$1:$2")
+  while read -r lib; do
+    files+=(--file "$(readlink -f "$lib"):$lib")  # the real file under the soname
+  done < <(ldd "$1" | awk '/=> \// { print $3 } /^\s*\/lib/ { print $1 }' | sort -u)
+}
+add_with_libs "$agent" /usr/bin/sockeye
+add_with_libs "$suite" /usr/bin/sockeye_bpf_tests
+files+=(--file "$(readlink -f /lib64/ld-linux-x86-64.so.2):/lib64/ld-linux-x86-64.so.2")
+
+# The network-namespace test needs iproute2's `ip netns`, which busybox lacks.
+suite_cmd() {  # suite_cmd MODE EXPECTED_SEND_MODE
+  echo "SOCKEYE_REQUIRE_BPF=1 SOCKEYE_TEST_PROBE_MODE=$1 SOCKEYE_TEST_EXPECT_SEND_MODE=$2" \
+       "sockeye_bpf_tests --gtest_filter=-*UnansweredSyn* --gtest_brief=1"
+}
+vm() {  # vm NAME APPEND COMMAND
+  local name=$1 append=$2 command=$3 log
+  log=$(mktemp)
+  if bash "$here/run-in-vm.sh" --kernel "$kernel" ${append:+--append "$append"} --timeout 900 \
+       --mem 2048 -q --log "$log" "${files[@]}" -- "$command" >/dev/null 2>&1; then
+    check "6.1 $name" 0
+  else
+    check "6.1 $name" 1
+    grep -vE '^\s*$' "$log" | tail -n 40
+  fi
+  rm -f "$log"
+}
+
+vm "default: --check passes, auto picks fentry" "" \
+  "sockeye --check && sockeye --check | grep -qE '^  send +fentry +tcp_sendmsg'"
+vm "default: exact counts with --probe-mode fentry" "" "$(suite_cmd fentry fentry)"
+vm "default: exact counts with --probe-mode kprobe" "" "$(suite_cmd kprobe kprobe)"
+vm "lockdown=integrity: exact counts in auto mode (fentry)" "lockdown=integrity" "$(suite_cmd auto fentry)"
+vm "lockdown=confidentiality: --check passes in auto mode, forcing kprobe fails with the reason" \
+  "lockdown=confidentiality" \
+  "sockeye --check | grep -qE '^  send +fentry' && ! sockeye --check --probe-mode kprobe > /tmp/k 2>&1; cat /tmp/k; grep -q 'FAILED' /tmp/k"
+vm "lockdown=confidentiality: exact counts in auto mode" "lockdown=confidentiality" "$(suite_cmd auto fentry)"
+
+exit $fail
