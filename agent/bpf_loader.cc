@@ -549,7 +549,7 @@ std::vector<ProgramStats> BpfProbes::ProgramStatistics() const {
     bpf_prog_info info = {};
     __u32 len = sizeof(info);
     if (bpf_obj_get_info_by_fd(bpf_program__fd(prog), &info, &len) != 0) continue;
-    stats.push_back({bpf_program__name(prog), info.run_time_ns, info.run_cnt});
+    stats.push_back({bpf_program__name(prog), info.run_time_ns, info.run_cnt, info.verified_insns});
   }
   return stats;
 }

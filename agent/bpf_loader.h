@@ -28,6 +28,7 @@ struct ProgramStats {
   std::string name;
   uint64_t run_time_ns = 0;
   uint64_t run_count = 0;
+  uint32_t verified_insns = 0;  // instructions the verifier processed (Linux 5.16+)
 };
 
 struct LoaderSettings {

@@ -65,6 +65,9 @@ int RunCheck(const Config& config, std::FILE* out) {
     std::fprintf(out, "  %-18s %-7s %s\n", p.hook.c_str(), p.mode.c_str(), p.target.c_str());
     off += p.mode == "off" && p.hook != "receive_call" ? 1 : 0;
   }
+  std::fprintf(out, "\nprograms (instructions processed by the verifier; 0 = kernel < 5.16):\n");
+  for (const auto& s : probes->ProgramStatistics())
+    std::fprintf(out, "  %-28s %8u\n", s.name.c_str(), s.verified_insns);
   if (!probes->unavailable().empty()) {
     std::fprintf(out, "\nnot available on this kernel (other choices were used where they exist):\n");
     for (const auto& why : probes->unavailable()) std::fprintf(out, "  - %s\n", why.c_str());

@@ -287,7 +287,10 @@ wait_for() {
     sleep 0.1
   done
 }
-metric_matches() { scrape /metrics 2>/dev/null | grep -qE "$1"; }
+metric_matches() {
+  scrape /metrics >"$work/last-scrape.txt" 2>/dev/null
+  grep -qE "$1" "$work/last-scrape.txt"
+}
 
 echo "     running: ${setpriv_argv[*]} ${argv[*]}"
 "${sandbox_argv[@]}" "${setpriv_argv[@]}" "${argv[@]}" >"$work/agent.log" 2>&1 &
@@ -317,12 +320,14 @@ check "adopted the connection open before start (reads other users' /proc/PID/fd
 new_connection
 established="^sockeye_backend_connections_established_total\{backend=\"$backend\"\} [1-9]"
 check "follows a new connection" wait_for 5 metric_matches "$established"
+closed="^sockeye_backend_connections_closed_total\{backend=\"$backend\",closed_by=\"local\"\} [1-9]"
+check "counts its close" wait_for 5 metric_matches "$closed"
 
 # SIGHUP: a pool mapping added to the file relabels the backend.
 echo 'pool = ["sockeye_test=127.0.0.0/8"]' >>"$config"
 kill -HUP "$agent_pid"
 check "SIGHUP re-reads the config (pool label appears)" \
-  wait_for 5 metric_matches "^sockeye_backend_connections_active\{backend=\"$backend\",pool=\"sockeye_test\"\} 1$"
+  wait_for 5 metric_matches "^sockeye_backend_connections_established_total\{backend=\"$backend\",pool=\"sockeye_test\"\} [1-9]"
 check "still running after SIGHUP" kill -0 "$agent_pid"
 check "/metrics still served after SIGHUP" sh -c "curl -fs --max-time 5 -o /dev/null http://127.0.0.1:$port/metrics"
 check "log says the pool mapping was loaded" grep -q "configuration reloaded: 1 pool mappings" "$work/agent.log"
@@ -346,6 +351,8 @@ else
   not_ok "SIGTERM: still running after ${elapsed_ms} ms"
 fi
 if [ "$failed" -gt 0 ]; then
+  echo "     last scrape, test backend:"
+  grep -F "backend=\"$backend\"" "$work/last-scrape.txt" 2>/dev/null | grep -v _bucket | sed 's/^/     /'
   echo "     agent log:"
   sed 's/^/     /' "$work/agent.log"
 fi

@@ -79,4 +79,35 @@ vm "lockdown=confidentiality: --check passes in auto mode, forcing kprobe fails 
   "sockeye --check | grep -qE '^  send +fentry' && ! sockeye --check --probe-mode kprobe > /tmp/k 2>&1; cat /tmp/k; grep -q 'FAILED' /tmp/k"
 vm "lockdown=confidentiality: exact counts in auto mode" "lockdown=confidentiality" "$(suite_cmd auto fentry)"
 
+# Verifier statistics per program and kernel, kept in tests/vm/VERIFIER-STATS.md
+# so growth shows up in review (regenerate with SOCKEYE_UPDATE_VERIFIER_STATS=1).
+stats() {  # stats LABEL < check-output
+  awk -v k="$1" '/^programs/ { on=1; next } on && NF==2 { print k "\t" $1 "\t" $2 } on && NF!=2 { on=0 }'
+}
+{
+  "$agent" --check | stats "host $(uname -r)"
+  for mode in fentry kprobe; do
+    log=$(mktemp)
+    bash "$here/run-in-vm.sh" --kernel "$kernel" --timeout 300 -q --log "$log" "${files[@]}" \
+      -- "sockeye --check --probe-mode $mode" >/dev/null 2>&1 || true
+    tr -d '\r' <"$log" | stats "6.1 ($mode)"
+    rm -f "$log"
+  done
+} >"$build/verifier-stats.tsv"
+echo "verifier statistics (instructions processed):"
+column -t -s $'\t' "$build/verifier-stats.tsv"
+if [ "${SOCKEYE_UPDATE_VERIFIER_STATS:-0}" = 1 ]; then
+  {
+    echo "# Verifier statistics"
+    echo
+    echo "Instructions the verifier processed for each program (\`bpf_prog_info.verified_insns\`),"
+    echo "by kernel, as printed by \`sockeye --check\`. Regenerate with"
+    echo "\`SOCKEYE_UPDATE_VERIFIER_STATS=1 bash tests/vm/run-matrix.sh build\`."
+    echo
+    echo "| kernel | program | instructions |"
+    echo "|---|---|---|"
+    awk -F'\t' '{ printf "| %s | %s | %s |\n", $1, $2, $3 }' "$build/verifier-stats.tsv"
+  } >"$here/VERIFIER-STATS.md"
+fi
+
 exit $fail
