@@ -47,6 +47,9 @@ std::vector<CapabilityStatus> AgentCapabilities(bool bpf_stats, bool process_fil
 
 std::vector<std::string> MissingCapabilities(bool bpf_stats, bool process_filter) {
   std::vector<std::string> missing;
+  std::unique_ptr<_cap_struct, CapDeleter> caps(cap_get_proc());
+  // CAP_SYS_ADMIN still grants everything CAP_BPF and CAP_PERFMON do.
+  if (caps && Effective(caps.get(), CAP_SYS_ADMIN)) return missing;
   for (const auto& c : AgentCapabilities(bpf_stats, process_filter)) {
     // The /proc ones only narrow adoption; they are reported, not required.
     if (!c.effective && c.name != "CAP_SYS_PTRACE" && c.name != "CAP_DAC_READ_SEARCH")

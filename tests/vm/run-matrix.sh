@@ -38,6 +38,25 @@ for mode in fentry kprobe; do
   check "host: forcing $mode fails with a reason ($(echo "$out" | grep FAILED | cut -c1-140))" $?
 done
 
+# External BTF (kernels without /sys/kernel/btf/vmlinux) and a bad path.
+btf_copy=$(mktemp)
+cp /sys/kernel/btf/vmlinux "$btf_copy"
+out=$("$agent" --check --btf-path "$btf_copy" 2>&1) && rc=0 || rc=$?
+[ $rc -eq 0 ] && echo "$out" | grep -q "^btf: *$btf_copy"
+check "host: --check with an external BTF file from --btf-path" $?
+rm -f "$btf_copy"
+out=$("$agent" --check --btf-path /nonexistent.btf 2>&1) && rc=0 || rc=$?
+[ $rc -eq 2 ] && echo "$out" | grep -q -- "--btf-path.*nonexistent.btf"
+check "host: a missing --btf-path file is named ($out)" $?
+
+# Without CAP_BPF (and CAP_SYS_ADMIN, which also grants it) the error names
+# the capability.
+if command -v setpriv >/dev/null; then
+  out=$(setpriv --bounding-set=-bpf,-perfmon,-sys_admin "$agent" --check 2>&1) && rc=0 || rc=$?
+  [ $rc -ne 0 ] && echo "$out" | grep -q "CAP_BPF"
+  check "host: without CAP_BPF, the failure names it ($(echo "$out" | grep -m1 -E 'FAILED|CAP_BPF' | cut -c1-120))" $?
+fi
+
 # --- 6.1 guest ---------------------------------------------------------------
 kernel=$(bash "$here/install-vm-deps.sh" | tail -n1)
 files=()

@@ -330,6 +330,71 @@ def python_stats(d, start=None):
     return st
 
 
+def pcap_turns(path):
+    """Time to first byte on the wire, from a tcpdump capture on lo (nanosecond
+    timestamps): per connection to a backend, a turn starts at the first payload
+    segment towards the backend after payload came back (or the first one on the
+    connection) and ends at the first payload segment from the backend, the same
+    definition the agent uses. Returns {backend "ip:port": [seconds, ...]} and
+    {backend: turns started}."""
+    import struct
+    out, started = {}, {}
+    if not os.path.exists(path):
+        return out, started
+    with open(path, "rb") as f:
+        data = f.read()
+    if len(data) < 24:
+        return out, started
+    magic = struct.unpack("<I", data[:4])[0]
+    endian, scale = {0xa1b2c3d4: ("<", 1e-6), 0xa1b23c4d: ("<", 1e-9)}[magic]
+    linktype = struct.unpack(endian + "I", data[20:24])[0]
+    l2 = {1: 14, 113: 16, 276: 20, 0: 4}[linktype]
+    conns = {}
+    off = 24
+    while off + 16 <= len(data):
+        sec, frac, incl, _ = struct.unpack(endian + "IIII", data[off:off + 16])
+        if off + 16 + incl > len(data):
+            break  # record still being written
+        pkt = data[off + 16:off + 16 + incl]
+        off += 16 + incl
+        ts = sec + frac * scale
+        ip = pkt[l2:]
+        if len(ip) < 20 or ip[0] >> 4 != 4 or ip[9] != 6:
+            continue
+        ihl = (ip[0] & 15) * 4
+        tot = struct.unpack("!H", ip[2:4])[0]
+        tcp = ip[ihl:]
+        sport, dport, seq = struct.unpack("!HHI", tcp[:8])
+        doff = (tcp[12] >> 4) * 4
+        payload = tot - ihl - doff
+        if payload <= 0:
+            continue
+        src = "%d.%d.%d.%d" % tuple(ip[12:16])
+        dst = "%d.%d.%d.%d" % tuple(ip[16:20])
+        if dport == 8080:
+            key, backend, towards = (src, sport, dst), f"{dst}:{dport}", True
+        elif sport == 8080:
+            key, backend, towards = (dst, dport, src), f"{src}:{sport}", False
+        else:
+            continue
+        c = conns.setdefault(key, dict(last=None, start=None, seen={True: -1, False: -1}))
+        end = (seq + payload) & 0xffffffff
+        if c["seen"][towards] != -1 and ((end - c["seen"][towards]) & 0xffffffff) > 0x7fffffff:
+            continue  # retransmission of data already seen
+        c["seen"][towards] = end
+        if towards:
+            if c["last"] is not True:
+                c["start"] = ts
+                started[backend] = started.get(backend, 0) + 1
+            c["last"] = True
+        else:
+            if c["last"] is True and c["start"] is not None:
+                out.setdefault(backend, []).append(ts - c["start"])
+                c["start"] = None
+            c["last"] = False
+    return out, started
+
+
 def haproxy_metrics():
     return parse_metrics(fetch(f"http://{HAP_STATS}/metrics"))
 
@@ -416,9 +481,8 @@ def table(rows, header):
         print(line(r))
 
 
-def ttfb_checks(c, key, sk, ref_times, ref_name):
-    """Mean within max(1 ms, 5 %) of the reference mean; p50/p99 from sockeye's
-    histogram in the bucket holding the reference quantile."""
+def mean_check(c, key, sk, ref_times, ref_name):
+    """Mean TTFB (_sum/_count) within max(1 ms, 5 %) of the reference mean."""
     if not ref_times or sk["ttfb_count"] == 0:
         c.cond(key, "ttfb observations", False, sk["ttfb_count"], len(ref_times), ref_name)
         return
@@ -427,13 +491,53 @@ def ttfb_checks(c, key, sk, ref_times, ref_name):
     tol = max(0.001, 0.05 * ref_mean)
     c.cond(key, f"mean ttfb (tol {tol * 1000:.2f} ms)", abs(sk_mean - ref_mean) <= tol,
            round(sk_mean, 6), round(ref_mean, 6), ref_name)
+
+
+def quantile_checks(c, key, sk, wire):
+    """histogram_quantile(0.5 / 0.99) of the agent's histogram falls in the bucket that
+    holds the true quantile (measured on the wire); the observation count equals the
+    turns answered on the wire."""
+    c.eq(key, "ttfb observations", sk["ttfb_count"], len(wire), "answered turns on the wire (tcpdump)")
+    if not wire:
+        return
     bounds = [le for le, _ in sk["ttfb"] if not math.isinf(le)]
     for q in (0.5, 0.99):
         est = hist_quantile(q, sk["ttfb"])
-        tq = true_quantile(q, ref_times)
+        tq = true_quantile(q, wire)
         lo, hi = bucket_of(tq, bounds)
         c.cond(key, f"ttfb p{int(q * 100)} in bucket ({lo:g},{hi:g}]", lo < est <= hi,
-               round(est, 6), round(tq, 6), ref_name + " quantile")
+               round(est, 6), round(tq, 6), "true quantile on the wire")
+
+
+def bucket_table(ms, px, py, wire):
+    """Per-bucket counts of the slow backends: agent vs wire vs the proxy's/backend's view."""
+    for b in BACKENDS:
+        if b["kind"] != "delay":
+            continue
+        a = b["addr"]
+        sk = sk_backend(ms, a)
+        if b["front"] == "nginx":
+            other, oname = px.get(a, {}).get("header", []), "nginx $upstream_header_time"
+        else:
+            other, oname = py.get(a, {}).get("waits", []), "backend's own delay"
+        w = wire.get(a, [])
+        print(f"\n{b['key']} {a}: time to first byte per bucket (non-cumulative)")
+        rows = []
+        prev_le, prev_c = 0.0, 0.0
+        for le, cum in sk["ttfb"]:
+            n_sk = cum - prev_c
+            inb = lambda xs: sum(1 for x in xs if prev_le < x <= le)
+            n_w, n_o = inb(w), inb(other)
+            if n_sk or n_w or n_o:
+                rows.append((f"({prev_le:g},{le:g}]", "", fmt(n_sk), n_w, n_o))
+            prev_le, prev_c = le, cum
+        q = lambda xs, p: f"{true_quantile(p, xs) * 1000:.3f}" if xs else "-"
+        rows.append(("p50 ms", "", f"{hist_quantile(0.5, sk['ttfb']) * 1000:.3f}", q(w, 0.5), q(other, 0.5)))
+        rows.append(("p99 ms", "", f"{hist_quantile(0.99, sk['ttfb']) * 1000:.3f}", q(w, 0.99), q(other, 0.99)))
+        mean = lambda xs: f"{sum(xs) / len(xs) * 1000:.3f}" if xs else "-"
+        rows.append(("mean ms", "", f"{sk['ttfb_sum'] / sk['ttfb_count'] * 1000:.3f}" if sk["ttfb_count"] else "-",
+                     mean(w), mean(other)))
+        table(rows, ("bucket", "", "sockeye", "wire (tcpdump)", oname))
 
 
 def check_main(d):
@@ -442,6 +546,7 @@ def check_main(d):
     px = proxy_nginx_stats(d)
     bn = backend_nginx_stats(d)
     py = python_stats(d)
+    wire, _ = pcap_turns(f"{d}/slow.pcap")
     c = Checks("main load")
     rows = []
     for b in BACKENDS:
@@ -476,13 +581,16 @@ def check_main(d):
             if b["kind"] == "reset":
                 c.eq(key, "resets received", sk["rst_in"], ref_b["rst"], "backend's SO_LINGER 0 closes")
             if b["kind"] == "delay":
-                ttfb_checks(c, key, sk, p["header"], "nginx $upstream_header_time")
+                mean_check(c, key, sk, p["header"], "nginx $upstream_header_time")
+                mean_check(c, key, sk, wire.get(a, []), "wire (tcpdump)")
+                quantile_checks(c, key, sk, wire.get(a, []))
         else:
             h = hap_server(hm, b["be"])
             rows.append((key, a, "sockeye", sk["req"], sk["sent"], sk["recv"], sk["est"], sk["refused"],
                          sk["rst_in"], ""))
+            hap_new = h["attempts"] - h["conn_err"] - h["retries"]
             rows.append(("", "", "haproxy exporter", h["responses"] if b["front"] == "haproxy" else "-",
-                         h["bytes_in"], h["bytes_out"], h["attempts"] - h["reuses"] if h["attempts"] else "",
+                         h["bytes_in"], h["bytes_out"], hap_new,
                          h["conn_err"], "", f"attempts {fmt(h['attempts'])} reuses {fmt(h['reuses'])} "
                          f"retries {fmt(h['retries'])} resp_err {fmt(h['resp_err'])} (bytes_in/out: client side)"))
             rows.append(("", "", "backend's own log", ref_b["requests"], ref_b["rx"], ref_b["tx"],
@@ -504,12 +612,14 @@ def check_main(d):
                  "backend $request_length" if b["kind"] == "nginx" else "backend bytes read")
             c.eq(key, "received bytes", sk["recv"], ref_b["tx"],
                  "backend $bytes_sent" if b["kind"] == "nginx" else "backend bytes written")
-            c.eq(key, "connections established", sk["est"], backend_conns, "connections the backend accepted")
+            c.eq(key, "connections established", sk["est"], hap_new,
+                 "haproxy connection_attempts - errors - retries")
             c.eq(key, "connect failures", sk["refused"] + sk["fail_other"], 0, "")
             if b["kind"] == "reset":
                 c.eq(key, "resets received", sk["rst_in"], ref_b["rst"], "backend's SO_LINGER 0 closes")
             if b["kind"] == "delay":
-                ttfb_checks(c, key, sk, ref_b["waits"], "backend's measured delay")
+                mean_check(c, key, sk, wire.get(a, []), "wire (tcpdump)")
+                quantile_checks(c, key, sk, wire.get(a, []))
     lost = msum(ms, "sockeye_events_lost_total")
     c.eq("(agent)", "events lost", lost, 0, "sockeye_events_lost_total")
     print("\n=== per-backend numbers after the main load ===")
@@ -535,6 +645,7 @@ def check_main(d):
                     f"{hist_quantile(0.5, sk['ttfb']) * 1000:.3f}", f"{hist_quantile(0.99, sk['ttfb']) * 1000:.3f}",
                     ref))
     table(lat, ("backend", "address", "n", "mean ms", "p50 ms", "p99 ms", "proxy's own"))
+    bucket_table(ms, px, py, wire)
     return c.report()
 
 
@@ -576,10 +687,9 @@ def check_prom(d, secs):
                    round(r * secs, 1), total, "agent's requests_total")
     bounds = [le for le, _ in buckets(ms, "sockeye_backend_time_to_first_byte_seconds",
                                       backend=BY_KEY["ngx-slow"]["addr"]) if not math.isinf(le)]
-    for key, ref, ref_name in (("ngx-slow", px.get(BY_KEY["ngx-slow"]["addr"], {}).get("header", []),
-                                "nginx $upstream_header_time p99"),
-                               ("hap-slow", py.get(BY_KEY["hap-slow"]["addr"], {}).get("waits", []),
-                                "backend's measured delay p99")):
+    wire, _ = pcap_turns(f"{d}/slow.pcap")
+    for key in ("ngx-slow", "hap-slow"):
+        ref, ref_name = wire.get(BY_KEY[key]["addr"], []), "true p99 on the wire (tcpdump)"
         got = p99.get(BY_KEY[key]["addr"], float("nan"))
         tq = true_quantile(0.99, ref)
         lo, hi = bucket_of(tq, bounds)

@@ -19,7 +19,7 @@ lab() { python3 "$here/lab.py" "$@"; }
 [ -x "$agent" ] || { echo "run.sh: $agent is not executable"; exit 2; }
 
 need=()
-for p in nginx:nginx haproxy:haproxy wrk:wrk prometheus:prometheus curl:curl strace:strace ss:iproute2; do
+for p in nginx:nginx haproxy:haproxy wrk:wrk prometheus:prometheus curl:curl strace:strace tcpdump:tcpdump ss:iproute2; do
   command -v "${p%%:*}" >/dev/null || need+=("${p#*:}")
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -67,6 +67,7 @@ done
 
 step "configs in $T"
 lab render "$T"
+chmod 755 "$T" "$T/www"   # the nginx workers do not run as root
 
 step "backends"
 nginx -p "$T" -e "$T/backend-nginx.error.log" -c "$T/backend-nginx.conf" -g 'daemon off;' &
@@ -91,6 +92,15 @@ start_agent() { # log file
   done
   cat "$1"; echo "run.sh: agent not healthy"; exit 1
 }
+step "tcpdump on lo for the slow backends (true time to first byte on the wire)"
+# shellcheck disable=SC2046
+tcpdump -i lo -n -U -s 128 --time-stamp-precision=nano -w "$T/slow.pcap" \
+  "tcp port 8080 and ($(lab topo addrs:delay | sed 's/:8080//g; s/ / or host /g; s/^/host /'))" \
+  2>"$T/tcpdump.log" &
+pids+=($!); tcpdump_pid=$!
+for _ in $(seq 100); do grep -q 'listening on' "$T/tcpdump.log" && break; sleep 0.1; done
+grep -q 'listening on' "$T/tcpdump.log" || { cat "$T/tcpdump.log"; echo "run.sh: tcpdump did not start"; exit 1; }
+
 step "sockeye $("$agent" --version 2>&1 | head -1): $(lab topo includes)"
 start_agent "$T/agent1.log"
 
@@ -113,7 +123,9 @@ echo "haproxy: $(haproxy -v | head -1)"
 
 step "prime every answering route once (so each series exists before the load)"
 t_prime=$SECONDS
-for k in ngx-fast ngx-slow hap-fast hap-slow; do curl -s -m 5 -o /dev/null "$(lab topo route:$k)/1k"; done
+for k in ngx-fast ngx-slow hap-fast hap-slow ngx-reset hap-reset; do
+  curl -s -m 5 -o /dev/null "$(lab topo route:$k)/1k"
+done
 curl -s -m 5 -o /dev/null "$(lab topo route:hap-splice)/256k"
 sleep 2.5
 
@@ -129,19 +141,22 @@ step "load: wrk through nginx (-d cuts requests in flight; nginx logs them exact
 wrk_run ngx-fast "$(lab topo route:ngx-fast)/1k" LAB_SECS=0 -- -t2 -c4 -d5s
 wrk_run ngx-slow "$(lab topo route:ngx-slow)/" LAB_SECS=0 LAB_BODY=2000 -- -t2 -c4 -d5s
 
-step "load: wrk through HAProxy (one connection per thread, clean stop after 5 s)"
-wrk_run hap-fast "$(lab topo route:hap-fast)/1k" LAB_SECS=5 -- -t4 -c4 -d15s
-wrk_run hap-slow "$(lab topo route:hap-slow)/" LAB_SECS=5 LAB_BODY=2000 -- -t4 -c4 -d15s
-wrk_run hap-splice "$(lab topo route:hap-splice)/256k" LAB_SECS=5 -- -t4 -c4 -d15s &
+step "load: wrk through HAProxy (one connection per thread, each stops after a complete response at ~4 s)"
+wrk_run hap-fast "$(lab topo route:hap-fast)/1k" LAB_SECS=4 -- -t4 -c4 -d6s
+wrk_run hap-slow "$(lab topo route:hap-slow)/" LAB_SECS=4 LAB_BODY=2000 -- -t4 -c4 -d6s
+wrk_run hap-splice "$(lab topo route:hap-splice)/256k" LAB_SECS=4 -- -t4 -c4 -d6s &
 wrk_pid=$!
 sleep 1.5
 timeout -s INT 3 strace -f -c -p "$hap_pid" -o "$T/strace-splice.txt" >/dev/null 2>&1
 wait "$wrk_pid"
 echo "strace -f -c -p <haproxy> for 3 s during the TCP-mode (splice) load:"
-grep -E '% time|^-|splice|recvfrom|sendto|recv|send|read|write|pipe|total' "$T/strace-splice.txt" | sed 's/^/    /'
+head -12 "$T/strace-splice.txt" | sed 's/^/    /'
+grep -qE ' splice$' "$T/strace-splice.txt" && echo "  -> haproxy moves the TCP-mode data with splice()" ||
+  echo "  -> NOTE: no splice() call seen: haproxy did not splice"
 
-step "curl: large bodies, refusing and resetting backends"
+step "curl: large bodies, slow ones one at a time (leaves idle pooled connections), refusing and resetting backends"
 for k in ngx-fast hap-fast; do curl -s -m 10 "$(lab topo route:$k)/256k?n=[1-3]" >/dev/null; done
+for k in ngx-slow hap-slow; do curl -s -m 10 "$(lab topo route:$k)/?n=[1-3]" >/dev/null; done
 for k in ngx-refuse hap-refuse ngx-reset hap-reset; do
   codes=$(curl -s -m 5 -o /dev/null -w '%{http_code} ' "$(lab topo route:$k)/x?n=[1-3]" 2>/dev/null)
   printf '%-12s 3 requests -> HTTP %s(curl exit %s)\n' "$k" "$codes" "$?"
