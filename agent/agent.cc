@@ -32,14 +32,7 @@ std::unique_ptr<Agent> Agent::Start(const Config& config, std::string* error) {
   std::unique_ptr<Agent> agent(new Agent());
   agent->config_ = config;
 
-  LoaderSettings settings;
-  settings.processes = config.processes;
-  settings.include = config.include;
-  settings.exclude = config.exclude;
-  settings.ringbuf_bytes = config.ringbuf_bytes;
-  settings.probe_mode = config.probe_mode;
-  settings.bpf_stats = config.bpf_stats;
-  settings.btf_path = config.btf_path;
+  LoaderSettings settings = LoaderSettingsFrom(config);
   agent->probes_ = BpfProbes::Load(settings, error);
   if (!agent->probes_) return nullptr;
 

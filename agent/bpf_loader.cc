@@ -149,6 +149,18 @@ std::vector<uint64_t> SocketInodesOf(const std::vector<std::string>& names) {
 
 }  // namespace
 
+LoaderSettings LoaderSettingsFrom(const Config& config) {
+  LoaderSettings settings;
+  settings.processes = config.processes;
+  settings.include = config.include;
+  settings.exclude = config.exclude;
+  settings.ringbuf_bytes = config.ringbuf_bytes;
+  settings.probe_mode = config.probe_mode;
+  settings.bpf_stats = config.bpf_stats;
+  settings.btf_path = config.btf_path;
+  return settings;
+}
+
 struct BpfProbes::State {
   std::unique_ptr<sockeye_bpf, SkeletonDeleter> skel;
   std::vector<LinkPtr> links;

@@ -41,6 +41,8 @@ struct LoaderSettings {
   std::string btf_path;  // empty: /sys/kernel/btf/vmlinux
 };
 
+LoaderSettings LoaderSettingsFrom(const Config& config);
+
 using EventHandler = std::function<void(const sockeye_event&)>;
 
 class BpfProbes {

@@ -44,14 +44,7 @@ int RunCheck(const Config& config, std::FILE* out) {
                  cap.needed_for.c_str());
   }
 
-  LoaderSettings settings;
-  settings.processes = config.processes;
-  settings.include = config.include;
-  settings.exclude = config.exclude;
-  settings.ringbuf_bytes = config.ringbuf_bytes;
-  settings.probe_mode = config.probe_mode;
-  settings.bpf_stats = config.bpf_stats;
-  settings.btf_path = config.btf_path;
+  LoaderSettings settings = LoaderSettingsFrom(config);
   std::string error;
   auto probes = BpfProbes::Load(settings, &error);
   if (!probes) {

@@ -70,8 +70,9 @@ class LoopbackTraffic : public ::testing::Test {
   // Follows only the test's own loopback addresses, so other traffic on the
   // machine (and scrapes of the agent on 127.0.0.1) never shows up.
   // Records a failure (or a skip) when the agent cannot start; callers
-  // return when agent_ is still null.
-  void StartAgent() {
+  // return when agent_ is still null. `customize` may change the config
+  // (filters, processes) before the start.
+  void StartAgent(const std::function<void(Config&)>& customize = {}) {
     Config config;
     config.listen_address = "127.0.0.1:0";
     // Several agents start in this one process; the real binary drops its
@@ -87,6 +88,7 @@ class LoopbackTraffic : public ::testing::Test {
     std::string error;
     for (const char* net : {"127.0.0.2/32", "127.0.0.3/32", "127.0.0.4/32", "::1/128"})
       config.include.push_back(*ParseCidrMatch(net, &error));
+    if (customize) customize(config);
     agent_ = Agent::Start(config, &error);
     if (!agent_) {
       if (BpfRequired()) FAIL() << "agent failed to start: " << error;
@@ -368,16 +370,11 @@ TEST_F(LoopbackTraffic, UnansweredSynIsATimeoutWithARetransmit) {
     if (BpfRequired()) FAIL() << "cannot create the test network namespace (iproute2)";
     GTEST_SKIP() << "cannot create a network namespace";
   }
-  Config config;
-  config.listen_address = "127.0.0.1:0";
-  config.keep_capabilities = true;
-  std::string error;
-  config.include.push_back(*ParseCidrMatch("169.254.211.2/32", &error));
-  agent_ = Agent::Start(config, &error);
-  if (!agent_) {
-    if (BpfRequired()) FAIL() << error;
-    GTEST_SKIP() << error;
-  }
+  StartAgent([](Config& config) {
+    std::string error;
+    config.include = {*ParseCidrMatch("169.254.211.2/32", &error)};
+  });
+  if (!agent_) return;
   sockaddr_storage addr = LoopbackServer::MakeAddress(BlackholeNamespace::kAddress, 8080);
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   // One SYN retry: the kernel gives up after ~3 s. How many retransmits it
@@ -430,18 +427,9 @@ TEST_F(LoopbackTraffic, ProcessFilterDecidesAdoptionAndNewConnects) {
   Client before(server.address(), server.port());
   ASSERT_TRUE(before.connected());
   ASSERT_EQ(before.Request(10, 10), 10u);
-  std::string error;
   for (const std::string& process : {std::string("nginx"), OwnComm()}) {
-    Config config;
-    config.listen_address = "127.0.0.1:0";
-    config.keep_capabilities = true;
-    config.processes = {process};
-    config.include.push_back(*ParseCidrMatch("127.0.0.2/32", &error));
-    agent_ = Agent::Start(config, &error);
-    if (!agent_) {
-      if (BpfRequired()) FAIL() << error;
-      GTEST_SKIP() << error;
-    }
+    StartAgent([&](Config& config) { config.processes = {process}; });
+    if (!agent_) return;
     bool ours = process != "nginx";
     std::map<std::string, std::string> a{{"backend", Backend(server)}};
     EXPECT_EQ(Metric("sockeye_backend_connections_active", a), ours ? 1 : -1) << process;
