@@ -56,7 +56,8 @@ for tool in "${need[@]}"; do
     break
   fi
 done
-if dpkg-query -W -f='${Status}' sockeye 2>/dev/null | grep -q installed; then
+pkg_status=$(dpkg-query -W -f='${db:Status-Status}' sockeye 2>/dev/null)
+if [ -n "$pkg_status" ] && [ "$pkg_status" != not-installed ]; then
   echo "test_deb.sh: the sockeye package is installed; this test installs and purges it." >&2
   echo "Purge it first (dpkg --purge sockeye) if it is a left-over." >&2
   exit 1
@@ -464,6 +465,6 @@ done
 check "purge: user sockeye gone" sh -c '! getent passwd sockeye >/dev/null'
 check "purge: group sockeye gone" sh -c '! getent group sockeye >/dev/null'
 check "purge: no dpkg record" \
-  sh -c '! dpkg-query -W -f="\${Status}" sockeye 2>/dev/null | grep -qv "not-installed"'
+  sh -c 's=$(dpkg-query -W -f="\${db:Status-Status}" sockeye 2>/dev/null); [ -z "$s" ] || [ "$s" = not-installed ]'
 
 finish

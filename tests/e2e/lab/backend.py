@@ -2,9 +2,12 @@
 """Tiny HTTP/1.1 backends for the proxy lab, with exact byte accounting.
 
   backend.py delay LOG DELAY_S ADDR:PORT...   answer every request after DELAY_S
-  backend.py reset LOG ADDR:PORT...           send the headers and part of the
-                                              body, then close with SO_LINGER 0
-                                              (the peer gets a RST mid-response)
+  backend.py reset LOG WAIT_S ADDR:PORT...    send the headers and part of the
+                                              body, wait WAIT_S, then close with
+                                              SO_LINGER 0 (the peer gets a RST
+                                              mid-response; with WAIT_S 0 the RST
+                                              follows the data at once, usually
+                                              before the peer has read it)
 
 Every connection and request is logged to LOG as one JSON object per line:
   {"ev":"accept","local":..,"conn":N}
@@ -27,7 +30,6 @@ import time
 RESP_BODY = 512            # delay mode: response body size
 RESET_DECLARED = 65536     # reset mode: Content-Length announced
 RESET_SENT = 1000          # reset mode: body bytes actually sent before the RST
-RESET_WAIT = 0.02          # reset mode: pause between the partial body and the RST
 
 _ids = itertools.count(1)
 
@@ -132,16 +134,17 @@ class Conn(asyncio.Protocol):
                      after_eof=self.eof, rst=True)
             self.t.abort()
 
-        asyncio.get_running_loop().call_later(RESET_WAIT, rst)
+        if self.delay > 0:
+            asyncio.get_running_loop().call_later(self.delay, rst)
+        else:
+            rst()
 
 
 async def main():
     mode = sys.argv[1]
     log = Log(sys.argv[2])
-    if mode == "delay":
+    if mode in ("delay", "reset"):
         delay, addrs = float(sys.argv[3]), sys.argv[4:]
-    elif mode == "reset":
-        delay, addrs = 0.0, sys.argv[3:]
     else:
         sys.exit(f"unknown mode {mode}")
     loop = asyncio.get_running_loop()

@@ -27,6 +27,9 @@ NGINX = f"{NET}.2"          # nginx reverse proxy listens here
 HAPROXY = f"{NET}.3"        # haproxy listens here
 HAP_STATS = f"{HAPROXY}:8404"
 DELAY = 0.060               # fixed response delay of the slow backends (seconds)
+RESET_WAIT = 0.020          # "reset": partial response, RST 20 ms later (peer has read the data)
+                            # "reset0": partial response and RST at once (peer reads the data
+                            # after the RST has arrived)
 SIZES = {"1k": 1000, "64k": 65536, "256k": 262144}
 
 # key, backend address, what serves it, which proxy fronts it, listen port on that proxy
@@ -35,10 +38,12 @@ BACKENDS = [
     dict(key="ngx-slow",   addr=f"{NET}.12:8080", kind="delay",  front="nginx",   port=8012),
     dict(key="ngx-refuse", addr=f"{NET}.13:8080", kind="refuse", front="nginx",   port=8013),
     dict(key="ngx-reset",  addr=f"{NET}.14:8080", kind="reset",  front="nginx",   port=8014),
+    dict(key="ngx-rstnow", addr=f"{NET}.15:8080", kind="reset0", front="nginx",   port=8016),
     dict(key="hap-fast",   addr=f"{NET}.21:8080", kind="nginx",  front="haproxy", port=8011, be="be_fast"),
     dict(key="hap-slow",   addr=f"{NET}.22:8080", kind="delay",  front="haproxy", port=8012, be="be_slow"),
     dict(key="hap-refuse", addr=f"{NET}.23:8080", kind="refuse", front="haproxy", port=8013, be="be_refuse"),
     dict(key="hap-reset",  addr=f"{NET}.24:8080", kind="reset",  front="haproxy", port=8014, be="be_reset"),
+    dict(key="hap-rstnow", addr=f"{NET}.26:8080", kind="reset0", front="haproxy", port=8016, be="be_rstnow"),
     dict(key="hap-splice", addr=f"{NET}.25:8080", kind="nginx",  front="haproxy-tcp", port=8015, be="tcp_splice"),
 ]
 BY_KEY = {b["key"]: b for b in BACKENDS}
@@ -60,7 +65,8 @@ def topo(var):
         return route(var.split(":", 1)[1])
     if var.startswith("addr:"):
         return BY_KEY[var.split(":", 1)[1]]["addr"]
-    return {"agent": AGENT, "prom": PROM, "hap_stats": HAP_STATS, "delay": str(DELAY)}[var]
+    return {"agent": AGENT, "prom": PROM, "hap_stats": HAP_STATS, "delay": str(DELAY),
+            "reset_wait": str(RESET_WAIT)}[var]
 
 
 # ----------------------------------------------------------------------------- configs
@@ -72,6 +78,8 @@ def render(d):
     for name, size in SIZES.items():
         with open(f"{d}/www/{name}", "wb") as f:
             f.write(bytes((i * 7 + 13) % 251 for i in range(size)))
+    with open(f"{d}/upload", "wb") as f:   # POST body larger than nginx's body buffer
+        f.write(b"u" * (1 << 20))
     temps = lambda t: "\n".join(f"  {k}_temp_path {t}/{k};" for k in
                                 ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
     nginx_backends = [b for b in BACKENDS if b["kind"] == "nginx"]
@@ -124,6 +132,8 @@ http {{
 {temps(d + '/px-tmp')}
   keepalive_timeout 600s;
   keepalive_requests 1000000;
+  sendfile on;
+  client_max_body_size 16m;
   proxy_http_version 1.1;
   proxy_set_header Connection "";
   proxy_next_upstream off;
@@ -311,7 +321,7 @@ def backend_nginx_stats(d, start=0, known_conns=None):
 
 def python_stats(d, start=None):
     st = {}
-    for name in ("backend-delay.log", "backend-reset.log"):
+    for name in ("backend-delay.log", "backend-reset.log", "backend-reset0.log"):
         for line in read_lines(f"{d}/{name}", (start or {}).get(name, 0)):
             e = json.loads(line)
             s = st.setdefault(e["local"], dict(requests=0, rx=0, tx=0, accepts=0, closes=0, rst=0,
@@ -366,8 +376,9 @@ def pcap_turns(path):
         tcp = ip[ihl:]
         sport, dport, seq = struct.unpack("!HHI", tcp[:8])
         doff = (tcp[12] >> 4) * 4
+        flags = tcp[13]
         payload = tot - ihl - doff
-        if payload <= 0:
+        if payload <= 0 and not flags & 0x05:
             continue
         src = "%d.%d.%d.%d" % tuple(ip[12:16])
         dst = "%d.%d.%d.%d" % tuple(ip[16:20])
@@ -377,7 +388,11 @@ def pcap_turns(path):
             key, backend, towards = (dst, dport, src), f"{src}:{sport}", False
         else:
             continue
-        c = conns.setdefault(key, dict(last=None, start=None, seen={True: -1, False: -1}))
+        c = conns.setdefault(key, dict(last=None, start=None, seen={True: -1, False: -1}, closed=False))
+        if towards and flags & 0x05:
+            c["closed"] = True  # the proxy closed: what the backend sends later never reaches it
+        if payload <= 0 or c["closed"] and not towards:
+            continue
         end = (seq + payload) & 0xffffffff
         if c["seen"][towards] != -1 and ((end - c["seen"][towards]) & 0xffffffff) > 0x7fffffff:
             continue  # retransmission of data already seen
@@ -493,11 +508,15 @@ def mean_check(c, key, sk, ref_times, ref_name):
            round(sk_mean, 6), round(ref_mean, 6), ref_name)
 
 
+def started_check(c, key, sk, started):
+    c.eq(key, "requests", sk["req"], started.get(BY_KEY[key]["addr"], 0), "turns started on the wire (tcpdump)")
+
+
 def quantile_checks(c, key, sk, wire):
     """histogram_quantile(0.5 / 0.99) of the agent's histogram falls in the bucket that
     holds the true quantile (measured on the wire); the observation count equals the
     turns answered on the wire."""
-    c.eq(key, "ttfb observations", sk["ttfb_count"], len(wire), "answered turns on the wire (tcpdump)")
+    c.eq(key, "ttfb observations", sk["ttfb_count"], len(wire), "turns answered before the proxy closed (tcpdump)")
     if not wire:
         return
     bounds = [le for le, _ in sk["ttfb"] if not math.isinf(le)]
@@ -546,7 +565,7 @@ def check_main(d):
     px = proxy_nginx_stats(d)
     bn = backend_nginx_stats(d)
     py = python_stats(d)
-    wire, _ = pcap_turns(f"{d}/slow.pcap")
+    wire, wire_started = pcap_turns(f"{d}/slow.pcap")
     c = Checks("main load")
     rows = []
     for b in BACKENDS:
@@ -578,12 +597,13 @@ def check_main(d):
             c.eq(key, "connections established", sk["est"], backend_conns,
                  "connections the backend accepted")
             c.eq(key, "connect failures", sk["refused"] + sk["fail_other"], 0, "")
-            if b["kind"] == "reset":
+            if b["kind"].startswith("reset"):
                 c.eq(key, "resets received", sk["rst_in"], ref_b["rst"], "backend's SO_LINGER 0 closes")
             if b["kind"] == "delay":
                 mean_check(c, key, sk, p["header"], "nginx $upstream_header_time")
                 mean_check(c, key, sk, wire.get(a, []), "wire (tcpdump)")
                 quantile_checks(c, key, sk, wire.get(a, []))
+                started_check(c, key, sk, wire_started)
         else:
             h = hap_server(hm, b["be"])
             rows.append((key, a, "sockeye", sk["req"], sk["sent"], sk["recv"], sk["est"], sk["refused"],
@@ -615,11 +635,12 @@ def check_main(d):
             c.eq(key, "connections established", sk["est"], hap_new,
                  "haproxy connection_attempts - errors - retries")
             c.eq(key, "connect failures", sk["refused"] + sk["fail_other"], 0, "")
-            if b["kind"] == "reset":
+            if b["kind"].startswith("reset"):
                 c.eq(key, "resets received", sk["rst_in"], ref_b["rst"], "backend's SO_LINGER 0 closes")
             if b["kind"] == "delay":
                 mean_check(c, key, sk, wire.get(a, []), "wire (tcpdump)")
                 quantile_checks(c, key, sk, wire.get(a, []))
+                started_check(c, key, sk, wire_started)
     lost = msum(ms, "sockeye_events_lost_total")
     c.eq("(agent)", "events lost", lost, 0, "sockeye_events_lost_total")
     print("\n=== per-backend numbers after the main load ===")
@@ -700,7 +721,8 @@ def check_prom(d, secs):
 
 def mark(d, name):
     m = {}
-    for f in ("proxy-nginx.access.log", "backend-nginx.access.log", "backend-delay.log", "backend-reset.log"):
+    for f in ("proxy-nginx.access.log", "backend-nginx.access.log", "backend-delay.log", "backend-reset.log",
+              "backend-reset0.log"):
         m[f] = len(read_lines(f"{d}/{f}"))
     with open(f"{d}/mark-{name}.json", "w") as f:
         json.dump(m, f)

@@ -13,7 +13,8 @@
 set -uo pipefail
 agent=$(readlink -f "${1:?usage: run.sh path/to/sockeye}")
 here=$(cd "$(dirname "$0")" && pwd)
-lab() { python3 "$here/lab.py" "$@"; }
+PY=$(command -v /usr/bin/python3 || command -v python3)
+lab() { "$PY" "$here/lab.py" "$@"; }
 
 [ "$(id -u)" -eq 0 ] || { echo "run.sh: needs root (BPF, and binding loopback ports)"; exit 2; }
 [ -x "$agent" ] || { echo "run.sh: $agent is not executable"; exit 2; }
@@ -60,8 +61,8 @@ wait_listen() { # addr:port pid what
   echo "run.sh: $3 not listening on $1"; exit 1
 }
 
-for a in $(lab topo addrs:nginx) $(lab topo addrs:delay) $(lab topo addrs:reset) $(lab topo addrs:refuse) \
-         "$AGENT" "$PROM" "$HAP_STATS"; do
+for a in $(lab topo addrs:nginx) $(lab topo addrs:delay) $(lab topo addrs:reset) $(lab topo addrs:reset0) \
+         $(lab topo addrs:refuse) "$AGENT" "$PROM" "$HAP_STATS"; do
   listening "$a" && { echo "run.sh: $a is already in use (a previous lab still running?)"; exit 2; }
 done
 
@@ -72,14 +73,18 @@ chmod 755 "$T" "$T/www"   # the nginx workers do not run as root
 step "backends"
 nginx -p "$T" -e "$T/backend-nginx.error.log" -c "$T/backend-nginx.conf" -g 'daemon off;' &
 pids+=($!); bn_pid=$!
-python3 "$here/backend.py" delay "$T/backend-delay.log" "$(lab topo delay)" $(lab topo addrs:delay) \
+"$PY" "$here/backend.py" delay "$T/backend-delay.log" "$(lab topo delay)" $(lab topo addrs:delay) \
   >"$T/backend-delay.out" 2>&1 &
 pids+=($!); bd_pid=$!
-python3 "$here/backend.py" reset "$T/backend-reset.log" $(lab topo addrs:reset) >"$T/backend-reset.out" 2>&1 &
+"$PY" "$here/backend.py" reset "$T/backend-reset.log" "$(lab topo reset_wait)" $(lab topo addrs:reset) \
+  >"$T/backend-reset.out" 2>&1 &
 pids+=($!); br_pid=$!
+"$PY" "$here/backend.py" reset "$T/backend-reset0.log" 0 $(lab topo addrs:reset0) >"$T/backend-reset0.out" 2>&1 &
+pids+=($!); br0_pid=$!
 for a in $(lab topo addrs:nginx); do wait_listen "$a" "$bn_pid" "backend nginx"; done
 for a in $(lab topo addrs:delay); do wait_listen "$a" "$bd_pid" "delay backend"; done
 for a in $(lab topo addrs:reset); do wait_listen "$a" "$br_pid" "reset backend"; done
+for a in $(lab topo addrs:reset0); do wait_listen "$a" "$br0_pid" "reset-at-once backend"; done
 
 start_agent() { # log file
   # shellcheck disable=SC2046
@@ -98,7 +103,7 @@ tcpdump -i lo -n -U -s 128 --time-stamp-precision=nano -w "$T/slow.pcap" \
   "tcp port 8080 and ($(lab topo addrs:delay | sed 's/:8080//g; s/ / or host /g; s/^/host /'))" \
   2>"$T/tcpdump.log" &
 pids+=($!); tcpdump_pid=$!
-for _ in $(seq 100); do grep -q 'listening on' "$T/tcpdump.log" && break; sleep 0.1; done
+for _ in $(seq 100); do grep -q 'listening on' "$T/tcpdump.log" 2>/dev/null && break; sleep 0.1; done
 grep -q 'listening on' "$T/tcpdump.log" || { cat "$T/tcpdump.log"; echo "run.sh: tcpdump did not start"; exit 1; }
 
 step "sockeye $("$agent" --version 2>&1 | head -1): $(lab topo includes)"
@@ -123,7 +128,7 @@ echo "haproxy: $(haproxy -v | head -1)"
 
 step "prime every answering route once (so each series exists before the load)"
 t_prime=$SECONDS
-for k in ngx-fast ngx-slow hap-fast hap-slow ngx-reset hap-reset; do
+for k in ngx-fast ngx-slow hap-fast hap-slow ngx-reset hap-reset ngx-rstnow hap-rstnow; do
   curl -s -m 5 -o /dev/null "$(lab topo route:$k)/1k"
 done
 curl -s -m 5 -o /dev/null "$(lab topo route:hap-splice)/256k"
@@ -156,8 +161,11 @@ grep -qE ' splice$' "$T/strace-splice.txt" && echo "  -> haproxy moves the TCP-m
 
 step "curl: large bodies, slow ones one at a time (leaves idle pooled connections), refusing and resetting backends"
 for k in ngx-fast hap-fast; do curl -s -m 10 "$(lab topo route:$k)/256k?n=[1-3]" >/dev/null; done
-for k in ngx-slow hap-slow; do curl -s -m 10 "$(lab topo route:$k)/?n=[1-3]" >/dev/null; done
-for k in ngx-refuse hap-refuse ngx-reset hap-reset; do
+for k in ngx-slow hap-slow; do
+  curl -s -m 10 "$(lab topo route:$k)/?n=[1-3]" >/dev/null
+  curl -s -m 10 --data-binary @"$T/upload" "$(lab topo route:$k)/upload?n=[1-2]" >/dev/null  # 1 MiB POSTs
+done
+for k in ngx-refuse hap-refuse ngx-reset hap-reset ngx-rstnow hap-rstnow; do
   codes=$(curl -s -m 5 -o /dev/null -w '%{http_code} ' "$(lab topo route:$k)/x?n=[1-3]" 2>/dev/null)
   printf '%-12s 3 requests -> HTTP %s(curl exit %s)\n' "$k" "$codes" "$?"
 done
