@@ -111,6 +111,16 @@ std::string LoadFailureHint(int err) {
            "mode; --log.level=debug shows libbpf's and the verifier's log)";
   }
   if (err == -ENOMEM) return " (locked memory or map memory exhausted)";
+  if (err == -EINVAL) {
+    // The likeliest reason on an old kernel: socket storage is usable from
+    // tracing programs only since 5.11 ("bpf: Allow using bpf_sk_storage in
+    // FENTRY/FEXIT/RAW_TP").
+    utsname uts{};
+    uname(&uts);
+    return std::string(" (the verifier refused a program; sockeye needs Linux 5.11 or later, "
+                       "this is ") +
+           uts.release + "; --log.level=debug shows the verifier's log)";
+  }
   return " (--log.level=debug shows libbpf's and the verifier's log)";
 }
 

@@ -5,6 +5,7 @@
   lab.py render DIR               write nginx/haproxy/prometheus configs and files
   lab.py wait-stable URL SECS     poll the agent until its backend series stop moving
   lab.py mark DIR NAME            record the current length of every log (for phases)
+  lab.py ss-count                 established connections to any lab backend
   lab.py check-main DIR           sockeye vs proxies/backends after the main load
   lab.py check-prom DIR SECS      Prometheus queries over the last SECS seconds
   lab.py check-restart DIR        counts of the restarted agent vs the logs since mark
@@ -488,6 +489,7 @@ def hap_server(hm, be):
 
 
 def table(rows, header):
+    rows = [tuple(fmt(c) for c in r) for r in rows]
     w = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
     line = lambda r: "  ".join(f"{str(c):>{w[i]}}" if i > 1 else f"{str(c):<{w[i]}}" for i, c in enumerate(r))
     print(line(header))
@@ -612,7 +614,7 @@ def check_main(d):
             rows.append(("", "", "haproxy exporter", h["responses"] if b["front"] == "haproxy" else "-",
                          h["bytes_in"], h["bytes_out"], hap_new,
                          h["conn_err"], "", f"attempts {fmt(h['attempts'])} reuses {fmt(h['reuses'])} "
-                         f"retries {fmt(h['retries'])} resp_err {fmt(h['resp_err'])} (bytes_in/out: client side)"))
+                         f"retries {fmt(h['retries'])} resp_err {fmt(h['resp_err'])}; bytes_in/out not asserted"))
             rows.append(("", "", "backend's own log", ref_b["requests"], ref_b["rx"], ref_b["tx"],
                          backend_conns, "", ref_b.get("rst", ""),
                          f"after_eof {ref_b['after_eof']}" if b["kind"] != "nginx"
@@ -728,10 +730,13 @@ def mark(d, name):
         json.dump(m, f)
 
 
-def ss_count(addr):
-    out = subprocess.run(["ss", "-Htn", "state", "established", "dst", addr],
-                         capture_output=True, text=True).stdout
-    return len([l for l in out.splitlines() if l.strip()])
+def ss_count(*addrs):
+    n = 0
+    for addr in addrs:
+        out = subprocess.run(["ss", "-Htn", "state", "established", "dst", addr],
+                             capture_output=True, text=True).stdout
+        n += len([l for l in out.splitlines() if l.strip()])
+    return n
 
 
 def check_restart(d):
@@ -767,6 +772,18 @@ def check_restart(d):
     print("\n=== restart: numbers of the restarted agent vs the logs since its start ===")
     table(rows, ("backend", "address", "source", "requests", "sent B", "received B", "new conns", "active"))
     c.eq("(agent)", "events lost", msum(ms, "sockeye_events_lost_total"), 0, "sockeye_events_lost_total")
+    # adoption: connections followed at start-up vs the lab's open connections (ss, taken
+    # just before and just after the start; only compared when those two agree)
+    with open(f"{d}/agent2.log") as f:
+        adopted = re.search(r"following (\d+) connections that were open at start-up", f.read())
+    with open(f"{d}/ss-restart.txt") as f:
+        before, after = (int(x) for x in f.read().split())
+    if before == after and adopted:
+        c.eq("(agent)", "connections adopted at start-up", int(adopted.group(1)), before,
+             "ss: established to any lab backend")
+    else:
+        print(f"adoption count not compared: ss {before} before / {after} after start, agent said "
+              f"{adopted.group(0) if adopted else '?'}")
     return c.report()
 
 
@@ -800,6 +817,8 @@ def main():
         sys.exit(wait_stable(args[0], float(args[1])))
     elif cmd == "mark":
         mark(args[0], args[1])
+    elif cmd == "ss-count":
+        print(ss_count(*(b["addr"] for b in BACKENDS)))
     elif cmd == "check-main":
         sys.exit(1 if check_main(args[0]) else 0)
     elif cmd == "check-prom":

@@ -174,11 +174,11 @@ step "wait for the agent's numbers to settle"
 lab wait-stable "http://$AGENT/metrics" 30 || fail=1
 
 step "compare (main load)"
-lab check-main "$T" || fail=1
+lab check-main "$T" | tee "$T/check-main.txt"; [ "${PIPESTATUS[0]}" = 0 ] || fail=1
 
 step "Prometheus"
 sleep 3
-lab check-prom "$T" $((SECONDS - t_prime + 3)) || fail=1
+lab check-prom "$T" $((SECONDS - t_prime + 3)) | tee "$T/check-prom.txt"; [ "${PIPESTATUS[0]}" = 0 ] || fail=1
 
 step "restart: stop the agent while nginx holds idle keep-alive upstream connections"
 for k in ngx-fast ngx-slow; do
@@ -187,15 +187,17 @@ for k in ngx-fast ngx-slow; do
   [ "$n" -gt 0 ] || note_fail "precondition: nginx holds no idle connection to $k"
 done
 kill -TERM "$agent_pid"; wait "$agent_pid"; echo "agent stopped (exit $?)"
+ss_before=$(lab ss-count)
 start_agent "$T/agent2.log"
+echo "$ss_before $(lab ss-count)" >"$T/ss-restart.txt"
 sleep 1.5
 lab mark "$T" restart
 curl -s -m 20 "$(lab topo route:ngx-fast)/1k?n=[1-100]" >/dev/null
 curl -s -m 20 "$(lab topo route:ngx-slow)/?n=[1-20]" >/dev/null
 wrk_run ngx-fast-2 "$(lab topo route:ngx-fast)/1k" LAB_SECS=0 -- -t2 -c4 -d2s
 lab wait-stable "http://$AGENT/metrics" 30 || fail=1
-lab check-restart "$T" || fail=1
+lab check-restart "$T" | tee "$T/check-restart.txt"; [ "${PIPESTATUS[0]}" = 0 ] || fail=1
 
 step "done"
-if [ "$fail" = 0 ]; then echo "LAB PASSED"; else echo "LAB FAILED"; fi
+if [ "$fail" = 0 ]; then echo "LAB PASSED"; else echo "LAB FAILED"; grep -h '^FAIL' "$T"/check-*.txt 2>/dev/null; fi
 exit "$fail"
