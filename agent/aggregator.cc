@@ -131,12 +131,8 @@ Aggregator::Connection* Aggregator::ConnectionFor(const sockeye_event& event,
   return &connections_.emplace(event.conn_id, conn).first->second;
 }
 
-void Aggregator::ApplyTotals(Connection& conn, const sockeye_conn_totals& totals) {
-  Backend* backend = conn.overflow ? overflow_.get() : nullptr;
-  if (!backend) {
-    auto it = backends_.find(conn.endpoint);
-    backend = it != backends_.end() ? it->second.get() : BackendFor(conn.endpoint, Clock::now());
-  }
+void Aggregator::ApplyTotals(Backend* backend, Connection& conn,
+                             const sockeye_conn_totals& totals) {
   auto advance = [](auto& last, auto current, uint64_t& counter) {
     if (current > last) {
       counter += current - last;
@@ -175,7 +171,7 @@ void Aggregator::Handle(const sockeye_event& event, Clock::time_point now) {
       ConnectionFor(event, now, !(kernel_closed && event.kind == SOCKEYE_EV_PROGRESS));
   if (!conn) return;
   Backend* backend = conn->overflow ? overflow_.get() : BackendFor(conn->endpoint, now);
-  ApplyTotals(*conn, event.totals);
+  ApplyTotals(backend, *conn, event.totals);
 
   switch (event.kind) {
     case SOCKEYE_EV_CONNECTED:

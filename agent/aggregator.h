@@ -106,7 +106,8 @@ class Aggregator : public metrics::Collector {
 
   Backend* BackendFor(const Endpoint& endpoint, Clock::time_point now);
   Connection* ConnectionFor(const sockeye_event& event, Clock::time_point now, bool create_open);
-  void ApplyTotals(Connection& conn, const sockeye_conn_totals& totals);
+  // Adds what the connection's cumulative totals moved since the last record.
+  void ApplyTotals(Backend* backend, Connection& conn, const sockeye_conn_totals& totals);
   std::string PoolFor(const Endpoint& endpoint) const;
 
   AggregatorOptions options_;
