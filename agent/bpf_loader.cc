@@ -382,6 +382,8 @@ std::unique_ptr<BpfProbes::State> BpfProbes::LoadWith(const LoaderSettings& sett
                 "no request/response turns or time-to-first-byte"))
       return nullptr;
   }
+  choose(skel->progs.on_tcp_destroy_sock, "socket_destroy", "tcp_destroy_sock", false,
+         "bytes an application reads after a reset already closed its socket are not counted");
   choose(skel->progs.on_tcp_send_reset, "reset_sent", "tcp_send_reset", false,
          "sockeye_backend_resets_sent_total stays 0");
   choose(skel->progs.on_tcp_receive_reset, "reset_received", "tcp_receive_reset", false,
@@ -433,7 +435,8 @@ std::unique_ptr<BpfProbes::State> BpfProbes::LoadWith(const LoaderSettings& sett
   for (bpf_program* prog :
        {skel->progs.on_inet_sock_set_state, skel->progs.on_sock_send_length,
         skel->progs.on_tcp_sendmsg_fentry, skel->progs.on_tcp_sendmsg_kprobe,
-        skel->progs.on_sock_recv_length, skel->progs.on_tcp_probe, skel->progs.on_tcp_send_reset,
+        skel->progs.on_sock_recv_length, skel->progs.on_tcp_probe, skel->progs.on_tcp_destroy_sock,
+        skel->progs.on_tcp_send_reset,
         skel->progs.on_tcp_receive_reset}) {
     if (!attach(prog)) return nullptr;
   }

@@ -122,3 +122,27 @@ int BPF_PROG(on_inet_sock_set_state, const struct sock *sk, int oldstate, int ne
 	}
 	return 0;
 }
+
+/*
+ * The socket is being destroyed (tcp_v4_destroy_sock(); its storage is
+ * still attached). A reset can move a socket to CLOSE while received data
+ * still waits in its queue; the application reads it after the CLOSED
+ * record went out and then closes. Report what moved since, once.
+ */
+SEC("tp_btf/tcp_destroy_sock")
+int BPF_PROG(on_tcp_destroy_sock, struct sock *sk)
+{
+	struct sockeye_conn_totals totals;
+	struct tcp_sock *tp;
+	struct conn *c = conn_lookup(sk);
+
+	if (!c || c->lifecycle != CONN_CLOSED || !c->opened)
+		return 0;
+	tp = bpf_skc_to_tcp_sock(sk);
+	if (!tp)
+		return 0;
+	read_totals(sk, tp, c, &totals);
+	if (totals_moved(c, &totals))
+		emit(sk, tp, c, SOCKEYE_EV_PROGRESS, 0, 0, bpf_ktime_get_ns());
+	return 0;
+}

@@ -112,16 +112,11 @@ int sweep_connections(struct bpf_iter__bpf_sk_storage_map *ctx)
 		return 0;
 	now = bpf_ktime_get_ns();
 	fill_event(&e, sk, tp, c, SOCKEYE_EV_PROGRESS, 0, now);
-	/* Closed connections are reported only if they still moved (a
-	 * half-closed socket the application keeps reading after CLOSE). */
-	if ((!sweep_all || c->lifecycle == CONN_CLOSED) && e.totals.bytes_sent == c->swept_sent &&
-	    e.totals.bytes_received == c->swept_received &&
-	    e.totals.requests == c->swept_requests && e.totals.retransmits == c->swept_retransmits)
+	/* Closed connections are reported only if they still moved (data the
+	 * application reads after a reset or a FIN already closed the socket). */
+	if ((!sweep_all || c->lifecycle == CONN_CLOSED) && !totals_moved(c, &e.totals))
 		return 0;
-	c->swept_sent = e.totals.bytes_sent;
-	c->swept_received = e.totals.bytes_received;
-	c->swept_requests = e.totals.requests;
-	c->swept_retransmits = e.totals.retransmits;
+	remember_reported(c, &e.totals);
 	seq_emit(ctx->meta->seq, &e);
 	return 0;
 }

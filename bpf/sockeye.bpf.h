@@ -52,8 +52,10 @@ struct conn {
 	 * 4 GiB by the *_high words (see read_totals()). */
 	__u64 sent_high;
 	__u64 received_high;
-	__u64 swept_sent;
-	__u64 swept_received;
+	/* Totals in the last record user space got (any kind): the sweep and
+	 * the destroy hook only report a connection that moved since. */
+	__u64 reported_sent;
+	__u64 reported_received;
 	struct sockeye_endpoint backend;
 	__u32 base_write_seq;
 	__u32 base_copied_seq;
@@ -65,8 +67,8 @@ struct conn {
 	__u32 resets_sent;
 	__u32 resets_received;
 	__u32 phase;
-	__u32 swept_requests;
-	__u32 swept_retransmits;
+	__u32 reported_requests;
+	__u32 reported_retransmits;
 	__u8 lifecycle;
 	__u8 closed_by;
 	__u8 tx_final; /* FIN queued: final_write_seq holds the send total */
@@ -329,6 +331,20 @@ static __always_inline void fill_event(struct sockeye_event *e, const struct soc
 	__builtin_memcpy(e->comm, c->comm, sizeof(e->comm));
 }
 
+static __always_inline bool totals_moved(const struct conn *c, const struct sockeye_conn_totals *t)
+{
+	return t->bytes_sent != c->reported_sent || t->bytes_received != c->reported_received ||
+	       t->requests != c->reported_requests || t->retransmits != c->reported_retransmits;
+}
+
+static __always_inline void remember_reported(struct conn *c, const struct sockeye_conn_totals *t)
+{
+	c->reported_sent = t->bytes_sent;
+	c->reported_received = t->bytes_received;
+	c->reported_requests = t->requests;
+	c->reported_retransmits = t->retransmits;
+}
+
 /* The agent drains the ring on its own tick (every 100 ms), so records
  * are submitted without waking it, which costs an irq_work and a wakeup per
  * record; only a ring past a quarter full wakes it early. */
@@ -347,6 +363,7 @@ static __always_inline void emit(const struct sock *sk, const struct tcp_sock *t
 		return;
 	}
 	fill_event(e, sk, tp, c, kind, duration_ns, now);
+	remember_reported(c, &e->totals);
 	e->reason = reason;
 	pending = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
 	size = bpf_ringbuf_query(&events, BPF_RB_RING_SIZE);

@@ -21,7 +21,7 @@
 
 namespace sockeye::testing {
 
-enum class Behavior { kRespond, kResetAfterRequest };
+enum class Behavior { kRespond, kResetAfterRequest, kRespondThenReset };
 
 class LoopbackServer {
  public:
@@ -111,6 +111,12 @@ class LoopbackServer {
           ssize_t w = send(fd, body.data() + sent, body.size() - sent, MSG_NOSIGNAL);
           if (w <= 0) break;
           sent += static_cast<size_t>(w);
+        }
+        if (behavior_ == Behavior::kRespondThenReset) {
+          linger hard{1, 0};  // the reset follows the response at once
+          setsockopt(fd, SOL_SOCKET, SO_LINGER, &hard, sizeof(hard));
+          close(fd);
+          return;
         }
       }
     }

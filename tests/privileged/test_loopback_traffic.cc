@@ -447,3 +447,43 @@ TEST_F(LoopbackTraffic, ProcessFilterDecidesAdoptionAndNewConnects) {
 
 }  // namespace
 }  // namespace sockeye
+
+namespace sockeye {
+namespace {
+
+// The reset closes the client's socket (TCP_CLOSE) while the response still
+// waits in its receive queue; the application reads it afterwards, then
+// closes. Those bytes were read, so they count (found by the proxy lab:
+// nginx and HAProxy both read after such resets).
+TEST_F(LoopbackTraffic, BytesReadAfterAResetClosedTheSocketAreCounted) {
+  StartAgent();
+  if (!agent_) return;
+  LoopbackServer server("127.0.0.4", Behavior::kRespondThenReset);
+  std::map<std::string, std::string> a{{"backend", Backend(server)}};
+  size_t read_total = 0;
+  {
+    Client client(server.address(), server.port());
+    ASSERT_TRUE(client.connected());
+    std::string request = "1082 x\n";
+    ASSERT_EQ(send(client.fd(), request.data(), request.size(), 0), ssize_t(request.size()));
+    // Wait until the reset has closed the socket, then read what is queued.
+    for (int i = 0; i < 500; ++i) {
+      tcp_info info{};
+      socklen_t len = sizeof(info);
+      getsockopt(client.fd(), IPPROTO_TCP, TCP_INFO, &info, &len);
+      if (info.tcpi_state == TCP_CLOSE) break;
+      std::this_thread::sleep_for(2ms);
+    }
+    char buffer[4096];
+    ssize_t n;
+    while ((n = recv(client.fd(), buffer, sizeof(buffer), MSG_DONTWAIT)) > 0)
+      read_total += static_cast<size_t>(n);
+  }
+  ASSERT_EQ(read_total, 1082u);
+  EXPECT_EQ(WaitForMetric("sockeye_backend_received_bytes_total", a, 1082), 1082);
+  EXPECT_EQ(Metric("sockeye_backend_resets_received_total", a), 1);
+  EXPECT_EQ(Metric("sockeye_backend_requests_total", a), 1);
+}
+
+}  // namespace
+}  // namespace sockeye

@@ -460,6 +460,7 @@ def sk_backend(ms, addr):
                        for r in ("timeout", "unreachable", "reset", "other")),
         active=g("sockeye_backend_connections_active"),
         closed=g("sockeye_backend_connections_closed_total"),
+        closed_remote=g("sockeye_backend_connections_closed_total", closed_by="remote"),
         sent=g("sockeye_backend_sent_bytes_total"),
         recv=g("sockeye_backend_received_bytes_total"),
         req=g("sockeye_backend_requests_total"),
@@ -561,8 +562,33 @@ def bucket_table(ms, px, py, wire):
         table(rows, ("bucket", "", "sockeye", "wire (tcpdump)", oname))
 
 
+def metrics_with_ss(addrs):
+    """The agent's metrics together with the kernel's count of established connections
+    per backend, taken so that no connection opened or closed from a sweep interval
+    before the scrape until after it (proxies close idle pooled connections at any time)."""
+    for _ in range(5):
+        before = {a: ss_count(a) for a in addrs}
+        time.sleep(1.2)
+        ms = agent_metrics()
+        after = {a: ss_count(a) for a in addrs}
+        if before == after:
+            return ms, after
+        print(f"connections changed while sampling ({before} -> {after}), sampling again")
+    return ms, {a: None for a in addrs}
+
+
+def lifecycle_checks(c, key, a, sk, rst, ss_now):
+    """Open connections agree with the kernel (ss), every established connection is
+    either still open or closed, and connections the backend reset count as closed
+    by the remote side."""
+    c.eq(key, "connections active", sk["active"], ss_now[a], "ss: established to this backend")
+    c.eq(key, "closed = established - active", sk["closed"], sk["est"] - sk["active"], "agent's own counters")
+    if rst is not None:
+        c.eq(key, "closed by remote", sk["closed_remote"], rst, "backend's SO_LINGER 0 closes")
+
+
 def check_main(d):
-    ms = agent_metrics()
+    ms, ss_now = metrics_with_ss([b["addr"] for b in BACKENDS])
     hm = haproxy_metrics()
     px = proxy_nginx_stats(d)
     bn = backend_nginx_stats(d)
@@ -585,6 +611,7 @@ def check_main(d):
                          "", "status " + ",".join(f"{k}:{v}" for k, v in sorted(p["status"].items()))))
             rows.append(("", "", "backend's own log", ref_b["requests"], ref_b["rx"], ref_b["tx"],
                          backend_conns, "", ref_b.get("rst", ""), ""))
+            lifecycle_checks(c, key, a, sk, ref_b["rst"] if b["kind"].startswith("reset") else None, ss_now)
             if b["kind"] == "refuse":
                 c.eq(key, "connect failures refused", sk["refused"], p["attempts"],
                      "nginx log entries for this upstream")
@@ -619,6 +646,7 @@ def check_main(d):
                          backend_conns, "", ref_b.get("rst", ""),
                          f"after_eof {ref_b['after_eof']}" if b["kind"] != "nginx"
                          else f"incomplete {ref_b['incomplete']}"))
+            lifecycle_checks(c, key, a, sk, ref_b["rst"] if b["kind"].startswith("reset") else None, ss_now)
             if b["kind"] == "refuse":
                 c.eq(key, "connect failures refused", sk["refused"], h["attempts"],
                      "haproxy_server_connection_attempts_total")
@@ -742,7 +770,7 @@ def ss_count(*addrs):
 def check_restart(d):
     with open(f"{d}/mark-restart.json") as f:
         m = json.load(f)
-    ms = agent_metrics()
+    ms, ss_now = metrics_with_ss([BY_KEY[k]["addr"] for k in ("ngx-fast", "ngx-slow")])
     px = proxy_nginx_stats(d, m["proxy-nginx.access.log"])
     # connections the backend nginx had seen before the mark
     before = {}
@@ -761,7 +789,7 @@ def check_restart(d):
             ref_new = bn.get(a, {}).get("new_conns", 0)
         else:
             ref_new = py.get(a, {}).get("accepts", 0)
-        open_now = ss_count(a)
+        open_now = ss_now[a]
         rows.append((key, a, "sockeye (restarted)", sk["req"], sk["sent"], sk["recv"], sk["est"], sk["active"]))
         rows.append(("", "", "nginx $upstream_*", p["attempts"], p["sent"], p["recv"], ref_new, open_now))
         c.eq(key, "requests", sk["req"], p["attempts"], "nginx upstream attempts since restart")

@@ -166,8 +166,9 @@ for k in ngx-slow hap-slow; do
   curl -s -m 10 --data-binary @"$T/upload" "$(lab topo route:$k)/upload?n=[1-2]" >/dev/null  # 1 MiB POSTs
 done
 for k in ngx-refuse hap-refuse ngx-reset hap-reset ngx-rstnow hap-rstnow; do
-  codes=$(curl -s -m 5 -o /dev/null -w '%{http_code} ' "$(lab topo route:$k)/x?n=[1-3]" 2>/dev/null)
-  printf '%-12s 3 requests -> HTTP %s(curl exit %s)\n' "$k" "$codes" "$?"
+  n=3; [[ $k == *rstnow ]] && n=10
+  codes=$(curl -s -m 5 -o /dev/null -w '%{http_code} ' "$(lab topo route:$k)/x?n=[1-$n]" 2>/dev/null)
+  printf '%-12s %2d requests -> HTTP %s(curl exit %s)\n' "$k" "$n" "$codes" "$?"
 done
 
 step "wait for the agent's numbers to settle"
