@@ -117,9 +117,14 @@ std::string LoadFailureHint(int err) {
     // FENTRY/FEXIT/RAW_TP").
     utsname uts{};
     uname(&uts);
-    return std::string(" (the verifier refused a program; sockeye needs Linux 5.11 or later, "
-                       "this is ") +
-           uts.release + "; --log.level=debug shows the verifier's log)";
+    int major = 0, minor = 0;
+    std::sscanf(uts.release, "%d.%d", &major, &minor);
+    if (major < 5 || (major == 5 && minor < 11)) {
+      return std::string(" (the verifier refused a program; sockeye needs Linux 5.11 or later, "
+                         "this is ") +
+             uts.release + "; --log.level=debug shows the verifier's log)";
+    }
+    return " (the verifier refused a program; --log.level=debug shows its log)";
   }
   return " (--log.level=debug shows libbpf's and the verifier's log)";
 }

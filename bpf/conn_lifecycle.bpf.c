@@ -119,6 +119,7 @@ int BPF_PROG(on_inet_sock_set_state, const struct sock *sk, int oldstate, int ne
 		consume_send_mark(sk, c);
 		send_marks_remove(sk);
 		emit(sk, tp, c, SOCKEYE_EV_CLOSED, now - c->connect_start_ns, 0, now);
+		c->close_reported = 1;
 	}
 	return 0;
 }

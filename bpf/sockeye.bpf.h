@@ -74,6 +74,7 @@ struct conn {
 	__u8 tx_final; /* FIN queued: final_write_seq holds the send total */
 	__u8 adopted;
 	__u8 opened; /* base sequence numbers are valid */
+	__u8 close_reported; /* the CLOSED record has gone out */
 	char comm[SOCKEYE_COMM_LEN];
 };
 
@@ -274,20 +275,38 @@ static __always_inline void read_totals(const struct sock *sk, const struct tcp_
 	 * a selected pointer, which the verifier refuses (map value vs kernel
 	 * object in the same instruction); the empty asm pins the kernel load. */
 	__u32 write_seq = tp->write_seq;
+	__u32 retransmits = tp->total_retrans;
 	__u32 copied_seq = tp->copied_seq;
 	__u32 rcv_nxt = tp->rcv_nxt;
 	unsigned long sk_flags = sk->__sk_common.skc_flags;
 	__u32 sent32, received32;
 
 	asm volatile("" : "+r"(write_seq));
+	asm volatile("" : "+r"(retransmits));
 	if (c->tx_final)
 		write_seq = c->final_write_seq;
+
+	/* tcp_disconnect() (an abortive close: SO_LINGER 0, as HAProxy closes
+	 * server connections) moves the socket to CLOSE and then advances
+	 * write_seq by a window and sets copied_seq = rcv_nxt, so sequence
+	 * numbers read after it mean nothing. It also clears sk_shutdown,
+	 * which every other way into CLOSE leaves set (tcp_done(), tcp_close()):
+	 * past the close record, such a socket keeps the totals reported. */
+	if (c->close_reported && BPF_CORE_READ_BITFIELD(sk, sk_shutdown) == 0) {
+		t->bytes_sent = c->reported_sent;
+		t->bytes_received = c->reported_received;
+		t->requests = c->reported_requests;
+		t->retransmits = c->reported_retransmits;
+		t->resets_sent = c->resets_sent;
+		t->resets_received = c->resets_received;
+		return;
+	}
 
 	/* Before ESTABLISHED there is no payload and no base to count from
 	 * (tcp_v4_connect() picks the ISN after the SYN_SENT transition). */
 	if (!c->opened) {
 		__builtin_memset(t, 0, sizeof(*t));
-		t->retransmits = tp->total_retrans;
+		t->retransmits = retransmits;
 		t->resets_sent = c->resets_sent;
 		t->resets_received = c->resets_received;
 		return;
@@ -308,7 +327,7 @@ static __always_inline void read_totals(const struct sock *sk, const struct tcp_
 	t->bytes_sent = c->sent_high + sent32;
 	t->bytes_received = c->received_high + received32;
 	t->requests = c->requests;
-	t->retransmits = tp->total_retrans;
+	t->retransmits = retransmits;
 	t->resets_sent = c->resets_sent;
 	t->resets_received = c->resets_received;
 }

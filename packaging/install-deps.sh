@@ -9,7 +9,7 @@ build_deps=(
   libcli11-dev libcpp-httplib-dev libcap-dev libgtest-dev libgmock-dev
 )
 test_deps=(
-  prometheus curl iproute2 python3
+  prometheus curl iproute2 python3 nginx haproxy wrk tcpdump strace
 )
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -487,3 +487,34 @@ TEST_F(LoopbackTraffic, BytesReadAfterAResetClosedTheSocketAreCounted) {
 
 }  // namespace
 }  // namespace sockeye
+
+namespace sockeye {
+namespace {
+
+// An abortive close (SO_LINGER 0, as HAProxy closes server connections)
+// goes through tcp_disconnect(), which moves the sequence numbers after the
+// socket reached CLOSE; totals must stay what the connection really moved.
+TEST_F(LoopbackTraffic, AbortiveCloseKeepsExactTotals) {
+  StartAgent();
+  if (!agent_) return;
+  LoopbackServer server("127.0.0.3");
+  std::map<std::string, std::string> a{{"backend", Backend(server)}};
+  for (int c = 0; c < 3; ++c) {
+    Client client(server.address(), server.port());
+    ASSERT_TRUE(client.connected());
+    for (int r = 0; r < 4; ++r) ASSERT_EQ(client.Request(200, 3000), 3000u);
+    linger hard{1, 0};
+    setsockopt(client.fd(), SOL_SOCKET, SO_LINGER, &hard, sizeof(hard));
+  }
+  EXPECT_EQ(WaitForMetric("sockeye_backend_connections_active", a, 0), 0);
+  agent_->Flush(true);
+  std::this_thread::sleep_for(100ms);  // let any late record (destroy, reset) land
+  agent_->Flush(true);
+  EXPECT_EQ(Metric("sockeye_backend_sent_bytes_total", a), 3 * 4 * 200);
+  EXPECT_EQ(Metric("sockeye_backend_received_bytes_total", a), 3 * 4 * 3000);
+  EXPECT_EQ(Metric("sockeye_backend_requests_total", a), 12);
+  EXPECT_EQ(Metric("sockeye_backend_resets_sent_total", a), 3);
+}
+
+}  // namespace
+}  // namespace sockeye
