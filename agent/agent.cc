@@ -128,8 +128,15 @@ void Agent::Flush(bool full_sweep) {
 }
 
 void Agent::Reload(const Config& config) {
+  std::string error;
+  if (!probes_->UpdateFilters(LoaderSettingsFrom(config), &error)) {
+    LogError("reload: keeping the previous filters: " + error);
+  }
   aggregator_->SetPools(config.pools);
-  LogInfo("configuration reloaded: " + std::to_string(config.pools.size()) + " pool mappings");
+  LogInfo("configuration reloaded: " + std::to_string(config.processes.size()) + " processes, " +
+          std::to_string(config.include.size()) + " includes, " +
+          std::to_string(config.exclude.size()) + " excludes, " +
+          std::to_string(config.pools.size()) + " pool mappings (probes stay attached)");
 }
 
 }  // namespace sockeye

@@ -164,6 +164,27 @@ std::vector<uint64_t> SocketInodesOf(const std::vector<std::string>& names) {
 
 }  // namespace
 
+bool BpfProbes::WriteFilters(sockeye_bpf* skel, const LoaderSettings& settings,
+                             std::string* error) {
+  sockeye_filters filters{};
+  filters.comm_count = static_cast<__u32>(settings.processes.size());
+  for (size_t i = 0; i < settings.processes.size(); ++i) {
+    std::memcpy(filters.comms[i], settings.processes[i].data(),
+                std::min<size_t>(settings.processes[i].size(), SOCKEYE_COMM_LEN - 1));
+  }
+  size_t n = 0;
+  for (const auto& inc : settings.include) filters.cidrs[n++] = ToKernelFilter(inc, false);
+  for (const auto& exc : settings.exclude) filters.cidrs[n++] = ToKernelFilter(exc, true);
+  filters.cidr_count = static_cast<__u32>(n);
+  filters.include_count = static_cast<__u32>(settings.include.size());
+  __u32 zero = 0;
+  if (bpf_map_update_elem(bpf_map__fd(skel->maps.filters), &zero, &filters, BPF_ANY) != 0) {
+    *error = "writing the filters map failed: " + ErrnoText(errno);
+    return false;
+  }
+  return true;
+}
+
 LoaderSettings LoaderSettingsFrom(const Config& config) {
   LoaderSettings settings;
   settings.processes = config.processes;
@@ -339,22 +360,7 @@ std::unique_ptr<BpfProbes::State> BpfProbes::LoadWith(const LoaderSettings& sett
   }
   sockeye_bpf* skel = state->skel.get();
 
-  // --- rodata: filters.
   auto* rodata = skel->rodata;
-  rodata->filter_comm_count = static_cast<__u32>(settings.processes.size());
-  for (size_t i = 0; i < settings.processes.size(); ++i) {
-    char* slot = const_cast<char*>(rodata->filter_comms[i]);
-    std::memset(slot, 0, SOCKEYE_COMM_LEN);
-    std::memcpy(slot, settings.processes[i].data(),
-                std::min<size_t>(settings.processes[i].size(), SOCKEYE_COMM_LEN - 1));
-  }
-  size_t n = 0;
-  for (const auto& inc : settings.include)
-    const_cast<sockeye_cidr_filter&>(rodata->filter_cidrs[n++]) = ToKernelFilter(inc, false);
-  for (const auto& exc : settings.exclude)
-    const_cast<sockeye_cidr_filter&>(rodata->filter_cidrs[n++]) = ToKernelFilter(exc, true);
-  rodata->filter_cidr_count = static_cast<__u32>(n);
-  rodata->filter_include_count = static_cast<__u32>(settings.include.size());
 
   // --- choose a program per hook.
   auto choose = [&](bpf_program* prog, const char* hook, const char* tracepoint, bool required,
@@ -423,6 +429,9 @@ std::unique_ptr<BpfProbes::State> BpfProbes::LoadWith(const LoaderSettings& sett
     *error += LoadFailureHint(err);
     return nullptr;
   }
+
+  // --- filters (a map, so that SIGHUP can change them), before attaching.
+  if (!WriteFilters(skel, settings, error)) return nullptr;
 
   // --- attach.
   auto attach = [&](bpf_program* prog) -> bool {
@@ -493,6 +502,16 @@ std::unique_ptr<BpfProbes::State> BpfProbes::LoadWith(const LoaderSettings& sett
     state->stats_fd = UniqueFd(fd);
   }
   return state;
+}
+
+bool BpfProbes::UpdateFilters(const LoaderSettings& settings, std::string* error) {
+  if (settings.processes.size() > SOCKEYE_MAX_COMM_FILTERS ||
+      settings.include.size() + settings.exclude.size() > SOCKEYE_MAX_CIDR_FILTERS) {
+    *error = "too many filters";
+    return false;
+  }
+  state_->processes = settings.processes;
+  return WriteFilters(state_->skel.get(), settings, error);
 }
 
 int BpfProbes::Poll(int timeout_ms, const EventHandler& handler) {

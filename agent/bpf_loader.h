@@ -7,6 +7,7 @@
 #include <cstdint>
 
 struct btf;
+struct sockeye_bpf;
 #include <functional>
 #include <memory>
 #include <string>
@@ -65,6 +66,10 @@ class BpfProbes {
   // that changed since the last sweep, or all open ones when `all`.
   bool Sweep(bool all, const EventHandler& handler, std::string* error);
 
+  // Replaces the process and backend filters in place (SIGHUP): new
+  // connects follow the new filters, connections already followed stay.
+  bool UpdateFilters(const LoaderSettings& settings, std::string* error);
+
   // Summed over CPUs, indexed by enum sockeye_kernel_counter.
   std::array<uint64_t, SOCKEYE_KC_COUNT> KernelCounters() const;
 
@@ -80,6 +85,8 @@ class BpfProbes {
  private:
   struct State;
   explicit BpfProbes(std::unique_ptr<State> state);
+  static bool WriteFilters(struct sockeye_bpf* skel, const LoaderSettings& settings,
+                           std::string* error);
   // One attempt with one way of attaching the send hook (a SendMode).
   static std::unique_ptr<State> LoadWith(const LoaderSettings& settings, const ::btf* vmlinux,
                                          int send_mode, std::string* error);

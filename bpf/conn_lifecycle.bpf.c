@@ -36,15 +36,18 @@ static __always_inline __u8 failure_reason(const struct sock *sk)
  * process that called connect(). */
 static __always_inline int follow_connect(const struct sock *sk)
 {
+	const struct sockeye_filters *f = current_filters();
 	struct sockeye_endpoint backend;
 	char comm[SOCKEYE_COMM_LEN] = {};
 	struct conn *c;
 
+	if (!f)
+		return 0;
 	bpf_get_current_comm(comm, sizeof(comm));
-	if (!comm_wanted(comm))
+	if (!comm_wanted(f, comm))
 		return 0;
 	read_endpoint(sk, &backend);
-	if (!backend_wanted(&backend))
+	if (!backend_wanted(f, &backend))
 		return 0;
 
 	c = bpf_sk_storage_get(&conns, (struct sock *)sk, 0, BPF_SK_STORAGE_GET_F_CREATE);

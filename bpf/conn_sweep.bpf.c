@@ -38,6 +38,7 @@ SEC("iter/tcp")
 int adopt_open_connections(struct bpf_iter__tcp *ctx)
 {
 	struct sock_common *skc = ctx->sk_common;
+	const struct sockeye_filters *f;
 	struct sockeye_endpoint backend;
 	struct sockeye_event e = {};
 	struct tcp_sock *tp;
@@ -64,10 +65,13 @@ int adopt_open_connections(struct bpf_iter__tcp *ctx)
 		return 0;
 	sk = (struct sock *)tp;
 
-	read_endpoint(sk, &backend);
-	if (!backend_wanted(&backend))
+	f = current_filters();
+	if (!f)
 		return 0;
-	if (filter_comm_count) {
+	read_endpoint(sk, &backend);
+	if (!backend_wanted(f, &backend))
+		return 0;
+	if (f->comm_count) {
 		__u64 ino = socket_inode(sk);
 
 		if (!bpf_map_lookup_elem(&adopt_inodes, &ino))

@@ -142,13 +142,16 @@ SOCKEYE_SHARED struct {
 	__type(value, struct send_mark);
 } send_marks SEC(".maps");
 
-/* --- load-time settings (rodata) ---------------------------------------- */
+/* In a map rather than rodata so that SIGHUP can change them without
+ * reloading; read once per connect, not per packet. */
+SOCKEYE_SHARED struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct sockeye_filters);
+} filters SEC(".maps");
 
-SOCKEYE_SHARED const volatile __u32 filter_comm_count;
-SOCKEYE_SHARED const volatile char filter_comms[SOCKEYE_MAX_COMM_FILTERS][SOCKEYE_COMM_LEN];
-SOCKEYE_SHARED const volatile __u32 filter_cidr_count;
-SOCKEYE_SHARED const volatile __u32 filter_include_count; /* how many are includes */
-SOCKEYE_SHARED const volatile struct sockeye_cidr_filter filter_cidrs[SOCKEYE_MAX_CIDR_FILTERS];
+/* --- load-time settings (rodata) ---------------------------------------- */
 /* Set when no receive-segment hook is attached: then the receive call
  * hook marks the first response byte instead. */
 SOCKEYE_SHARED const volatile __u8 response_from_recv_hook;
@@ -209,7 +212,14 @@ static __always_inline void read_endpoint(const struct sock *sk, struct sockeye_
 	}
 }
 
-static __always_inline bool cidr_matches(const volatile struct sockeye_cidr_filter *f,
+static __always_inline const struct sockeye_filters *current_filters(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&filters, &zero);
+}
+
+static __always_inline bool cidr_matches(const struct sockeye_cidr_filter *f,
 					 const struct sockeye_endpoint *ep)
 {
 	const __u32 *a = (const __u32 *)ep->addr;
@@ -221,34 +231,36 @@ static __always_inline bool cidr_matches(const volatile struct sockeye_cidr_filt
 }
 
 /* Includes first (any must match when there are some), then excludes. */
-static __always_inline bool backend_wanted(const struct sockeye_endpoint *ep)
+static __always_inline bool backend_wanted(const struct sockeye_filters *f,
+					   const struct sockeye_endpoint *ep)
 {
-	bool included = filter_include_count == 0;
+	bool included = f->include_count == 0;
 
 	for (__u32 i = 0; i < SOCKEYE_MAX_CIDR_FILTERS; i++) {
-		if (i >= filter_cidr_count)
+		if (i >= f->cidr_count)
 			break;
-		if (!cidr_matches(&filter_cidrs[i], ep))
+		if (!cidr_matches(&f->cidrs[i], ep))
 			continue;
-		if (filter_cidrs[i].exclude)
+		if (f->cidrs[i].exclude)
 			return false;
 		included = true;
 	}
 	return included;
 }
 
-static __always_inline bool comm_wanted(const char comm[SOCKEYE_COMM_LEN])
+static __always_inline bool comm_wanted(const struct sockeye_filters *f,
+					const char comm[SOCKEYE_COMM_LEN])
 {
 	const __u64 *c = (const __u64 *)comm;
 
-	if (filter_comm_count == 0)
+	if (f->comm_count == 0)
 		return true;
 	for (__u32 i = 0; i < SOCKEYE_MAX_COMM_FILTERS; i++) {
-		const volatile __u64 *f = (const volatile __u64 *)filter_comms[i];
+		const __u64 *name = (const __u64 *)f->comms[i];
 
-		if (i >= filter_comm_count)
+		if (i >= f->comm_count)
 			break;
-		if (f[0] == c[0] && f[1] == c[1])
+		if (name[0] == c[0] && name[1] == c[1])
 			return true;
 	}
 	return false;

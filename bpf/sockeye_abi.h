@@ -98,14 +98,26 @@ struct sockeye_event {
 	char comm[SOCKEYE_COMM_LEN];
 };
 
-/* Backend filter, set in rodata before load. Addresses and masks are in
- * network byte order over the 16-byte (v4-mapped) address. */
+/* Backend filter. Addresses and masks are in network byte order over the
+ * 16-byte (v4-mapped) address. */
 struct sockeye_cidr_filter {
 	__u32 addr[4];
 	__u32 mask[4];
 	__u16 port; /* host byte order, 0 = any port */
 	__u8 exclude;
 	__u8 pad;
+};
+
+/* Which connects are followed: the single entry of the `filters` array map,
+ * written by the agent after load and again on SIGHUP. Includes come first
+ * in cidrs[]; excludes follow. */
+struct sockeye_filters {
+	__u32 comm_count;
+	__u32 cidr_count;
+	__u32 include_count;
+	__u32 pad;
+	char comms[SOCKEYE_MAX_COMM_FILTERS][SOCKEYE_COMM_LEN];
+	struct sockeye_cidr_filter cidrs[SOCKEYE_MAX_CIDR_FILTERS];
 };
 
 #endif /* SOCKEYE_ABI_H */

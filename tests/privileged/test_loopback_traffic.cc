@@ -518,3 +518,42 @@ TEST_F(LoopbackTraffic, AbortiveCloseKeepsExactTotals) {
 
 }  // namespace
 }  // namespace sockeye
+
+namespace sockeye {
+namespace {
+
+// SIGHUP's path: new filters apply to the next connects, probes stay.
+TEST_F(LoopbackTraffic, ReloadChangesFiltersWithoutDetaching) {
+  std::string error;
+  StartAgent([&](Config& config) {
+    config.include = {*ParseCidrMatch("127.0.0.2/32", &error)};
+  });
+  if (!agent_) return;
+  LoopbackServer two("127.0.0.2");
+  LoopbackServer three("127.0.0.3");
+  auto connect_once = [](const LoopbackServer& server) {
+    Client client(server.address(), server.port());
+    ASSERT_EQ(client.Request(10, 10), 10u);
+  };
+  connect_once(two);
+  connect_once(three);
+  EXPECT_EQ(WaitForMetric("sockeye_backend_connections_established_total",
+                          {{"backend", Backend(two)}}, 1),
+            1);
+  EXPECT_EQ(Metric("sockeye_backend_connections_established_total", {{"backend", Backend(three)}}),
+            -1);
+
+  Config reloaded;
+  reloaded.include = {*ParseCidrMatch("127.0.0.3/32", &error)};
+  agent_->Reload(reloaded);
+  connect_once(two);
+  connect_once(three);
+  EXPECT_EQ(WaitForMetric("sockeye_backend_connections_established_total",
+                          {{"backend", Backend(three)}}, 1),
+            1);
+  EXPECT_EQ(Metric("sockeye_backend_connections_established_total", {{"backend", Backend(two)}}),
+            1);  // its counter is kept, the new connect was not followed
+}
+
+}  // namespace
+}  // namespace sockeye
