@@ -2,6 +2,7 @@
 
 #include "agent/capabilities.h"
 #include "agent/log.h"
+#include "agent/version.h"
 #include "agent/probes_collector.h"
 #include "exporters/process_collector.h"
 

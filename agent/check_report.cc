@@ -1,4 +1,5 @@
 #include "agent/check_report.h"
+#include "agent/version.h"
 
 #include <sys/utsname.h>
 
@@ -8,12 +9,6 @@
 #include "agent/bpf_loader.h"
 #include "agent/capabilities.h"
 
-#ifndef SOCKEYE_VERSION
-#define SOCKEYE_VERSION "dev"
-#endif
-#ifndef SOCKEYE_REVISION
-#define SOCKEYE_REVISION "unknown"
-#endif
 
 namespace sockeye {
 namespace {

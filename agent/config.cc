@@ -1,4 +1,5 @@
 #include "agent/config.h"
+#include "agent/version.h"
 
 #include <unistd.h>
 
@@ -19,12 +20,6 @@
 #include <utility>
 
 // CMake passes both; the fallbacks keep ad-hoc builds of this file working.
-#ifndef SOCKEYE_VERSION
-#define SOCKEYE_VERSION "dev"
-#endif
-#ifndef SOCKEYE_REVISION
-#define SOCKEYE_REVISION "unknown"
-#endif
 
 namespace sockeye {
 namespace {

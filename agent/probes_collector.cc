@@ -1,13 +1,8 @@
 #include "agent/probes_collector.h"
+#include "agent/version.h"
 
 #include "agent/aggregator.h"
 
-#ifndef SOCKEYE_VERSION
-#define SOCKEYE_VERSION "dev"
-#endif
-#ifndef SOCKEYE_REVISION
-#define SOCKEYE_REVISION "unknown"
-#endif
 
 namespace sockeye {
 
