@@ -380,19 +380,9 @@ std::unique_ptr<BpfProbes::State> BpfProbes::LoadWith(const LoaderSettings& sett
   };
   if (!choose(skel->progs.on_inet_sock_set_state, "connection_state", "inet_sock_set_state", true, ""))
     return nullptr;
-  bool have_segments = choose(skel->progs.on_tcp_probe, "receive_segment", "tcp_probe", false,
-                              "first response bytes are timed when the application reads them");
-  if (have_segments) {
-    // tcp_probe already marks responses and send progress: the receive
-    // call hook would only add cost.
-    bpf_program__set_autoload(skel->progs.on_sock_recv_length, false);
-    state->probes.push_back({"receive_call", "off", "not needed: receive_segment marks responses"});
-  } else {
-    rodata->response_from_recv_hook = 1;
-    if (!choose(skel->progs.on_sock_recv_length, "receive_call", "sock_recv_length", true,
-                "no request/response turns or time-to-first-byte"))
-      return nullptr;
-  }
+  // tcp:tcp_probe marks every response (Linux 4.16+, so every kernel that
+  // can run the rest).
+  if (!choose(skel->progs.on_tcp_probe, "receive_segment", "tcp_probe", true, "")) return nullptr;
   choose(skel->progs.on_tcp_destroy_sock, "socket_destroy", "tcp_destroy_sock", false,
          "bytes an application reads after a reset already closed its socket are not counted");
   choose(skel->progs.on_tcp_send_reset, "reset_sent", "tcp_send_reset", false,
@@ -413,6 +403,7 @@ std::unique_ptr<BpfProbes::State> BpfProbes::LoadWith(const LoaderSettings& sett
                               "time-to-first-byte is shorter by up to one round trip"
                             : "tcp_sendmsg"});
 
+  rodata->ringbuf_wakeup_bytes = settings.ringbuf_bytes / 4;
   if (bpf_map__set_max_entries(skel->maps.events, static_cast<__u32>(settings.ringbuf_bytes)) != 0) {
     *error = "cannot size the ring buffer to " + std::to_string(settings.ringbuf_bytes) + " bytes";
     return nullptr;
@@ -449,7 +440,7 @@ std::unique_ptr<BpfProbes::State> BpfProbes::LoadWith(const LoaderSettings& sett
   for (bpf_program* prog :
        {skel->progs.on_inet_sock_set_state, skel->progs.on_sock_send_length,
         skel->progs.on_tcp_sendmsg_fentry, skel->progs.on_tcp_sendmsg_kprobe,
-        skel->progs.on_sock_recv_length, skel->progs.on_tcp_probe, skel->progs.on_tcp_destroy_sock,
+        skel->progs.on_tcp_probe, skel->progs.on_tcp_destroy_sock,
         skel->progs.on_tcp_send_reset,
         skel->progs.on_tcp_receive_reset}) {
     if (!attach(prog)) return nullptr;

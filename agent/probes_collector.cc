@@ -31,6 +31,12 @@ void ProbesCollector::Collect(std::vector<MetricFamily>& out) {
                              MetricType::kCounter,
                              {{{}, static_cast<double>(counters[SOCKEYE_KC_STORAGE_FAILED])}},
                              {}});
+  out.push_back(MetricFamily{"sockeye_send_marks_full_total",
+                             "kprobe mode: followed connections that got no send-mark slot; their "
+                             "requests are noticed at the next received segment instead.",
+                             MetricType::kCounter,
+                             {{{}, static_cast<double>(counters[SOCKEYE_KC_SEND_MARKS_FULL])}},
+                             {}});
   out.push_back(MetricFamily{"sockeye_iterator_records_lost_total",
                              "Adoption or sweep records the kernel could not write.",
                              MetricType::kCounter,

@@ -11,7 +11,6 @@
 #define AF_INET 2
 #define AF_INET6 10
 #define IPPROTO_TCP 6
-#define MSG_PEEK 0x2
 #define ECONNREFUSED 111
 #define ETIMEDOUT 110
 #define EHOSTUNREACH 113
@@ -21,8 +20,8 @@
 #define TCPHDR_FIN 0x01
 
 /*
- * sock:sock_send_length / sock:sock_recv_length (tp_btf signature
- * (struct sock *sk, int ret, int flags)) appeared in Linux 6.3 ("net/socket:
+ * sock:sock_send_length (tp_btf signature (struct sock *sk, int ret,
+ * int flags)) appeared in Linux 6.3 ("net/socket:
  * Add tracepoints for sendmsg/recvmsg return values", net/socket.c). On older
  * kernels the agent switches the programs that use them off before load.
  *

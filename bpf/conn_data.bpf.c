@@ -10,9 +10,8 @@
 SEC("tp_btf/sock_send_length")
 int BPF_PROG(on_sock_send_length, struct sock *sk, int ret, int flags)
 {
-	struct conn *c;
-
 	struct tcp_sock *tp;
+	struct conn *c;
 
 	if (ret <= 0)
 		return 0;
@@ -22,29 +21,6 @@ int BPF_PROG(on_sock_send_length, struct sock *sk, int ret, int flags)
 	tp = bpf_skc_to_tcp_sock(sk);
 	if (tp)
 		note_send_progress(tp, c);
-	return 0;
-}
-
-/* After sock_recvmsg() (Linux 6.3+). Only needed to mark the first
- * response byte when no receive-segment hook is attached; a MSG_PEEK read
- * (nginx checks idle upstream connections that way) never counts. */
-SEC("tp_btf/sock_recv_length")
-int BPF_PROG(on_sock_recv_length, struct sock *sk, int ret, int flags)
-{
-	struct tcp_sock *tp;
-	struct conn *c;
-
-	if (ret <= 0 || (flags & MSG_PEEK))
-		return 0;
-	c = conn_lookup(sk);
-	if (!c || c->lifecycle != CONN_OPEN)
-		return 0;
-	tp = bpf_skc_to_tcp_sock(sk);
-	if (!tp)
-		return 0;
-	note_send_progress(tp, c);
-	if (response_from_recv_hook)
-		note_response_bytes(sk, tp, c);
 	return 0;
 }
 

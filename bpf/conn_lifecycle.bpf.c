@@ -62,7 +62,6 @@ static __always_inline int follow_connect(const struct sock *sk)
 	c->backend = backend;
 	c->lifecycle = CONN_CONNECTING;
 	c->closed_by = CLOSED_BY_UNKNOWN;
-	__builtin_memcpy(c->comm, comm, sizeof(comm));
 	send_marks_add(sk);
 	return 0;
 }
@@ -90,12 +89,12 @@ int BPF_PROG(on_inet_sock_set_state, const struct sock *sk, int oldstate, int ne
 	if (c->lifecycle == CONN_CONNECTING) {
 		if (newstate == TCP_ESTABLISHED) {
 			conn_mark_open(tp, c);
-			emit(sk, tp, c, SOCKEYE_EV_CONNECTED, now - c->connect_start_ns, 0, now);
+			emit(sk, tp, c, SOCKEYE_EV_CONNECTED, now - c->connect_start_ns, 0);
 		} else if (newstate == TCP_CLOSE) {
 			c->lifecycle = CONN_CLOSED;
 			send_marks_remove(sk);
 			emit(sk, tp, c, SOCKEYE_EV_CONNECT_FAILED, now - c->connect_start_ns,
-			     failure_reason(sk), now);
+			     failure_reason(sk));
 		}
 		return 0;
 	}
@@ -121,7 +120,7 @@ int BPF_PROG(on_inet_sock_set_state, const struct sock *sk, int oldstate, int ne
 		c->lifecycle = CONN_CLOSED;
 		consume_send_mark(sk, c);
 		send_marks_remove(sk);
-		emit(sk, tp, c, SOCKEYE_EV_CLOSED, now - c->connect_start_ns, 0, now);
+		emit(sk, tp, c, SOCKEYE_EV_CLOSED, now - c->connect_start_ns, 0);
 		c->close_reported = 1;
 	}
 	return 0;
@@ -147,6 +146,6 @@ int BPF_PROG(on_tcp_destroy_sock, struct sock *sk)
 		return 0;
 	read_totals(sk, tp, c, &totals);
 	if (totals_moved(c, &totals))
-		emit(sk, tp, c, SOCKEYE_EV_PROGRESS, 0, 0, bpf_ktime_get_ns());
+		emit(sk, tp, c, SOCKEYE_EV_PROGRESS, 0, 0);
 	return 0;
 }

@@ -95,7 +95,7 @@ int adopt_open_connections(struct bpf_iter__tcp *ctx)
 	if (state == TCP_CLOSE_WAIT)
 		c->closed_by = SOCKEYE_CLOSED_BY_REMOTE;
 
-	fill_event(&e, sk, tp, c, SOCKEYE_EV_ADOPTED, 0, c->connect_start_ns);
+	fill_event(&e, sk, tp, c, SOCKEYE_EV_ADOPTED, 0);
 	seq_emit(ctx->meta->seq, &e);
 	return 0;
 }
@@ -107,15 +107,13 @@ int sweep_connections(struct bpf_iter__bpf_sk_storage_map *ctx)
 	struct conn *c = ctx->value;
 	struct sockeye_event e = {};
 	struct tcp_sock *tp;
-	__u64 now;
 
 	if (!sk || !c || c->lifecycle == CONN_CONNECTING)
 		return 0;
 	tp = bpf_skc_to_tcp_sock(sk);
 	if (!tp)
 		return 0;
-	now = bpf_ktime_get_ns();
-	fill_event(&e, sk, tp, c, SOCKEYE_EV_PROGRESS, 0, now);
+	fill_event(&e, sk, tp, c, SOCKEYE_EV_PROGRESS, 0);
 	/* Closed connections are reported only if they still moved (data the
 	 * application reads after a reset or a FIN already closed the socket). */
 	if ((!sweep_all || c->lifecycle == CONN_CLOSED) && !totals_moved(c, &e.totals))

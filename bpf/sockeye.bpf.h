@@ -75,7 +75,6 @@ struct conn {
 	__u8 adopted;
 	__u8 opened; /* base sequence numbers are valid */
 	__u8 close_reported; /* the CLOSED record has gone out */
-	char comm[SOCKEYE_COMM_LEN];
 };
 
 /* --- maps ---------------------------------------------------------------- */
@@ -152,9 +151,9 @@ SOCKEYE_SHARED struct {
 } filters SEC(".maps");
 
 /* --- load-time settings (rodata) ---------------------------------------- */
-/* Set when no receive-segment hook is attached: then the receive call
- * hook marks the first response byte instead. */
-SOCKEYE_SHARED const volatile __u8 response_from_recv_hook;
+/* Ring-buffer fill level past which a record wakes the agent early (set
+ * from --ringbuf-size: a quarter of it). */
+SOCKEYE_SHARED const volatile __u64 ringbuf_wakeup_bytes;
 /* Set in kprobe mode: maintain send_marks for followed sockets. */
 SOCKEYE_SHARED const volatile __u8 send_marks_enabled;
 
@@ -346,7 +345,7 @@ static __always_inline void read_totals(const struct sock *sk, const struct tcp_
 
 static __always_inline void fill_event(struct sockeye_event *e, const struct sock *sk,
 				       const struct tcp_sock *tp, struct conn *c, __u8 kind,
-				       __u64 duration_ns, __u64 now)
+				       __u64 duration_ns)
 {
 	e->kind = kind;
 	e->reason = 0;
@@ -355,11 +354,9 @@ static __always_inline void fill_event(struct sockeye_event *e, const struct soc
 		   (c->lifecycle == CONN_CLOSED ? SOCKEYE_EVF_CLOSED : 0);
 	e->srtt_us = tp->srtt_us >> 3; /* stored <<3 by tcp_rtt_estimator() */
 	e->conn_id = c->conn_id;
-	e->timestamp_ns = now;
 	e->duration_ns = duration_ns;
 	e->backend = c->backend;
 	read_totals(sk, tp, c, &e->totals);
-	__builtin_memcpy(e->comm, c->comm, sizeof(e->comm));
 }
 
 static __always_inline bool totals_moved(const struct conn *c, const struct sockeye_conn_totals *t)
@@ -376,30 +373,25 @@ static __always_inline void remember_reported(struct conn *c, const struct socke
 	c->reported_retransmits = t->retransmits;
 }
 
-/* The agent drains the ring on its own tick (every 100 ms), so records
- * are submitted without waking it, which costs an irq_work and a wakeup per
- * record; only a ring past a quarter full wakes it early. */
-#define RINGBUF_WAKEUP_FRACTION 4
-
-/* Ring-buffer record; a full buffer is counted, per kind. */
+/* Ring-buffer record; a full buffer is counted, per kind. The agent drains
+ * the ring on its own tick (every 100 ms), so records are submitted without
+ * waking it, which would cost an irq_work and a wakeup per record; only a
+ * ring past ringbuf_wakeup_bytes wakes it early. */
 static __always_inline void emit(const struct sock *sk, const struct tcp_sock *tp,
-				 struct conn *c, __u8 kind, __u64 duration_ns, __u8 reason,
-				 __u64 now)
+				 struct conn *c, __u8 kind, __u64 duration_ns, __u8 reason)
 {
 	struct sockeye_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	__u64 pending, size;
 
 	if (!e) {
 		count_kernel(SOCKEYE_KC_RINGBUF_FULL + kind);
 		return;
 	}
-	fill_event(e, sk, tp, c, kind, duration_ns, now);
+	fill_event(e, sk, tp, c, kind, duration_ns);
 	remember_reported(c, &e->totals);
 	e->reason = reason;
-	pending = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
-	size = bpf_ringbuf_query(&events, BPF_RB_RING_SIZE);
-	bpf_ringbuf_submit(e, pending > size / RINGBUF_WAKEUP_FRACTION ? BPF_RB_FORCE_WAKEUP
-									 : BPF_RB_NO_WAKEUP);
+	bpf_ringbuf_submit(e, bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) > ringbuf_wakeup_bytes
+				      ? BPF_RB_FORCE_WAKEUP
+				      : BPF_RB_NO_WAKEUP);
 }
 
 /*
@@ -492,7 +484,7 @@ static __always_inline void note_response_bytes(const struct sock *sk, const str
 		return;
 	now = bpf_ktime_get_ns();
 	c->phase = PHASE_RECEIVING;
-	emit(sk, tp, c, SOCKEYE_EV_TURN, now - c->turn_start_ns, 0, now);
+	emit(sk, tp, c, SOCKEYE_EV_TURN, now - c->turn_start_ns, 0);
 }
 
 /* Start following an open socket from its current sequence numbers. */

@@ -89,13 +89,11 @@ struct sockeye_event {
 	__u8 flags;     /* SOCKEYE_EVF_* */
 	__u32 srtt_us;  /* smoothed RTT at the time of the record, 0 if none */
 	__u64 conn_id;  /* unique per connection for the agent's lifetime */
-	__u64 timestamp_ns; /* bpf_ktime_get_ns() */
 	/* CONNECTED: connect duration; CLOSED: lifetime since connect start
 	 * (since adoption for adopted connections); TURN: time to first byte. */
 	__u64 duration_ns;
 	struct sockeye_endpoint backend;
 	struct sockeye_conn_totals totals;
-	char comm[SOCKEYE_COMM_LEN];
 };
 
 /* Backend filter. Addresses and masks are in network byte order over the
