@@ -1,6 +1,11 @@
 #!/usr/bin/env bash
-# Installs everything sockeye needs to build, run and test, from Debian's packages.
-# Idempotent: packages already present are left alone.
+# Installs what sockeye needs from Debian's packages; packages already
+# present are left alone.
+#
+#   install-deps.sh              build the agent
+#   install-deps.sh --test       ... and run the test suite's tools (promtool, proxies, load)
+#   install-deps.sh --packaging  ... and build, lint and test the .deb
+# (the options combine)
 set -euo pipefail
 
 build_deps=(
@@ -11,6 +16,17 @@ build_deps=(
 test_deps=(
   prometheus curl iproute2 python3 nginx haproxy wrk tcpdump strace
 )
+packaging_deps=(
+  dpkg-dev     # dpkg-shlibdeps, dpkg-buildflags, dpkg-architecture
+  binutils     # strip, objcopy
+  help2man     # sockeye.8 from --help/--version
+  lintian      # policy checks on the .deb
+  systemd      # systemd-analyze verify / security --offline
+  adduser      # adduser/deluser, used by the maintainer scripts
+  util-linux   # setpriv, used by the test to run as the unit's user
+  libcap2-bin  # capsh/getpcaps, used by the test for diagnostics
+  curl strace python3 gzip
+)
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "install-deps.sh: must run as root (it calls apt-get)" >&2
@@ -18,9 +34,13 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 want=("${build_deps[@]}")
-if [ "${1:-}" = "--test" ]; then
-  want+=("${test_deps[@]}")
-fi
+for option in "$@"; do
+  case "$option" in
+    --test) want+=("${test_deps[@]}") ;;
+    --packaging) want+=("${packaging_deps[@]}") ;;
+    *) echo "install-deps.sh: unknown option $option (--test, --packaging)" >&2; exit 2 ;;
+  esac
+done
 
 missing=()
 for pkg in "${want[@]}"; do
