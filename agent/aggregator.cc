@@ -147,6 +147,18 @@ void Aggregator::ApplyTotals(Backend* backend, Connection& conn,
   advance(conn.last.resets_received, totals.resets_received, backend->resets_received);
 }
 
+void Aggregator::ObserveTurns(Backend* backend, const sockeye_event& event) {
+  if (event.turn_count > SOCKEYE_TURN_BATCH) {
+    ++malformed_turn_batches_;
+    return;
+  }
+  for (uint32_t i = 0; i < event.turn_count; ++i) {
+    const sockeye_turn& turn = event.turns[i];
+    backend->time_to_first_byte.Observe(static_cast<double>(turn.ttfb_ns) / kNanosPerSecond);
+    if (turn.srtt_us) backend->rtt.Observe(turn.srtt_us / 1e6);
+  }
+}
+
 void Aggregator::Handle(const sockeye_event& event, Clock::time_point now) {
   std::lock_guard lock(mutex_);
   if (event.kind == 0 || event.kind >= SOCKEYE_EV_KIND_COUNT) {
@@ -172,16 +184,12 @@ void Aggregator::Handle(const sockeye_event& event, Clock::time_point now) {
   if (!conn) return;
   Backend* backend = conn->overflow ? overflow_.get() : BackendFor(conn->endpoint, now);
   ApplyTotals(backend, *conn, event.totals);
+  ObserveTurns(backend, event);
 
   switch (event.kind) {
     case SOCKEYE_EV_CONNECTED:
       backend->established += 1;
       backend->connect_duration.Observe(static_cast<double>(event.duration_ns) / kNanosPerSecond);
-      break;
-    case SOCKEYE_EV_TURN:
-      backend->time_to_first_byte.Observe(static_cast<double>(event.duration_ns) /
-                                          kNanosPerSecond);
-      if (event.srtt_us) backend->rtt.Observe(event.srtt_us / 1e6);
       break;
     case SOCKEYE_EV_PROGRESS:
       conn->seen_generation = sweep_generation_;
@@ -350,9 +358,11 @@ void Aggregator::Collect(std::vector<MetricFamily>& out) {
   for (size_t k = 1; k < SOCKEYE_EV_KIND_COUNT; ++k)
     events.samples.push_back(
         {{{"kind", EventKindName(k)}}, static_cast<double>(events_by_kind_[k])});
-  family("sockeye_events_malformed_total", "Kernel records with an unknown kind, ignored.",
+  family("sockeye_events_malformed_total",
+         "Kernel records with an unknown kind, or with more turns than a batch holds; "
+         "ignored (the turns) or dropped (the record).",
          MetricType::kCounter)
-      .samples.push_back({{}, static_cast<double>(malformed_events_)});
+      .samples.push_back({{}, static_cast<double>(malformed_events_ + malformed_turn_batches_)});
   family("sockeye_backends", "Backends with their own series.", MetricType::kGauge)
       .samples.push_back({{}, static_cast<double>(backends_.size())});
   family("sockeye_backends_max", "Backends that may have their own series (--max-backends).",

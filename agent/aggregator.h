@@ -108,6 +108,8 @@ class Aggregator : public metrics::Collector {
   Connection* ConnectionFor(const sockeye_event& event, Clock::time_point now, bool create_open);
   // Adds what the connection's cumulative totals moved since the last record.
   void ApplyTotals(Backend* backend, Connection& conn, const sockeye_conn_totals& totals);
+  // Time-to-first-byte and RTT of the completed turns a record carries.
+  void ObserveTurns(Backend* backend, const sockeye_event& event);
   std::string PoolFor(const Endpoint& endpoint) const;
 
   AggregatorOptions options_;
@@ -124,6 +126,7 @@ class Aggregator : public metrics::Collector {
 
   std::array<uint64_t, SOCKEYE_EV_KIND_COUNT> events_by_kind_{};
   uint64_t malformed_events_ = 0;
+  uint64_t malformed_turn_batches_ = 0;
   uint64_t overflow_connections_ = 0;
   uint64_t retired_connections_ = 0;
   uint64_t expired_backends_ = 0;

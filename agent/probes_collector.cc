@@ -37,6 +37,12 @@ void ProbesCollector::Collect(std::vector<MetricFamily>& out) {
                              MetricType::kCounter,
                              {{{}, static_cast<double>(counters[SOCKEYE_KC_SEND_MARKS_FULL])}},
                              {}});
+  out.push_back(MetricFamily{"sockeye_turns_lost_total",
+                             "Completed requests whose time-to-first-byte sample never reached "
+                             "the agent (its batch record found the ring buffer full).",
+                             MetricType::kCounter,
+                             {{{}, static_cast<double>(counters[SOCKEYE_KC_TURNS_LOST])}},
+                             {}});
   out.push_back(MetricFamily{"sockeye_iterator_records_lost_total",
                              "Adoption or sweep records the kernel could not write.",
                              MetricType::kCounter,

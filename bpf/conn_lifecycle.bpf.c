@@ -138,6 +138,7 @@ int BPF_PROG(on_tcp_destroy_sock, struct sock *sk)
 	struct sockeye_conn_totals totals;
 	struct tcp_sock *tp;
 	struct conn *c = conn_lookup(sk);
+	__u64 lost;
 
 	if (!c || c->lifecycle != CONN_CLOSED || !c->opened)
 		return 0;
@@ -145,7 +146,11 @@ int BPF_PROG(on_tcp_destroy_sock, struct sock *sk)
 	if (!tp)
 		return 0;
 	read_totals(sk, tp, c, &totals);
-	if (totals_moved(c, &totals))
+	if (totals_moved(c, &totals) || turns_pending(c))
 		emit(sk, tp, c, SOCKEYE_EV_PROGRESS, 0, 0);
+	/* The storage goes with the socket: what is still waiting is lost. */
+	lost = turns_pending(c);
+	if (lost)
+		count_kernel_by(SOCKEYE_KC_TURNS_LOST, lost);
 	return 0;
 }

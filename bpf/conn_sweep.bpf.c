@@ -104,11 +104,16 @@ SEC("iter/bpf_sk_storage_map")
 int sweep_connections(struct bpf_iter__bpf_sk_storage_map *ctx)
 {
 	struct sock *sk = ctx->sk;
-	struct conn *c = ctx->value;
 	struct sockeye_event e = {};
 	struct tcp_sock *tp;
+	struct conn *c;
 
-	if (!sk || !c || c->lifecycle == CONN_CONNECTING)
+	if (!sk || !ctx->value)
+		return 0;
+	/* The same storage as ctx->value, but as a map value: the verifier
+	 * allows compare-and-swap and variable offsets (turns[]) only there. */
+	c = conn_lookup(sk);
+	if (!c || c->lifecycle == CONN_CONNECTING)
 		return 0;
 	tp = bpf_skc_to_tcp_sock(sk);
 	if (!tp)
@@ -116,9 +121,11 @@ int sweep_connections(struct bpf_iter__bpf_sk_storage_map *ctx)
 	fill_event(&e, sk, tp, c, SOCKEYE_EV_PROGRESS, 0);
 	/* Closed connections are reported only if they still moved (data the
 	 * application reads after a reset or a FIN already closed the socket). */
-	if ((!sweep_all || c->lifecycle == CONN_CLOSED) && !totals_moved(c, &e.totals))
+	if ((!sweep_all || c->lifecycle == CONN_CLOSED) && !totals_moved(c, &e.totals) &&
+	    !turns_pending(c))
 		return 0;
 	remember_reported(c, &e.totals);
+	take_turns(c, &e);
 	seq_emit(ctx->meta->seq, &e);
 	return 0;
 }

@@ -45,9 +45,33 @@ enum conn_phase {
 /* One per followed socket, in BPF_MAP_TYPE_SK_STORAGE: freed with the
  * socket, so nothing here can leak when an event is lost. */
 struct conn {
+	/* What the per-segment and per-send hooks touch comes first, within 64
+	 * bytes: on loopback the send hook and tcp_probe run on different CPUs,
+	 * so every cache line they share moves between them once per request
+	 * (bench/README.md, hook cost). */
+	__u64 turn_start_ns;
+	/* Completed turns not yet handed to user space: turns[n % BATCH] for
+	 * turns_flushed <= n < turns_head. Only hooks that run under the socket
+	 * lock (tcp_probe, the state changes, destroy) append, so turns_head has
+	 * one writer at a time; turns_flushed also moves from the sweep on
+	 * another CPU, always by compare-and-swap (take_turns()). 64-bit: clang
+	 * compiles 32-bit compare-and-swap only for -mcpu=v3. */
+	__u64 turns_head;
+	__u64 turns_flushed;
+	__u32 seen_write_seq; /* write_seq when send progress was last seen */
+	__u32 requests;
+	__u32 phase;
+	__u8 lifecycle;
+	__u8 tx_final; /* FIN queued: final_write_seq holds the send total */
+	__u8 closed_by;
+	__u8 adopted;
+	__u8 opened;	     /* base sequence numbers are valid */
+	__u8 close_reported; /* the CLOSED record has gone out */
+	struct sockeye_turn turns[SOCKEYE_TURN_BATCH] __attribute__((aligned(64)));
+
+	/* The rest is read when a record is written. */
 	__u64 conn_id;
 	__u64 connect_start_ns; /* SYN_SENT; adoption time for adopted ones */
-	__u64 turn_start_ns;
 	/* Byte totals are (seq - base) read from the kernel, extended past
 	 * 4 GiB by the *_high words (see read_totals()). */
 	__u64 sent_high;
@@ -62,19 +86,10 @@ struct conn {
 	__u32 last_sent32;
 	__u32 last_received32;
 	__u32 final_write_seq; /* write_seq just before our FIN was queued */
-	__u32 seen_write_seq;  /* write_seq when send progress was last seen */
-	__u32 requests;
 	__u32 resets_sent;
 	__u32 resets_received;
-	__u32 phase;
 	__u32 reported_requests;
 	__u32 reported_retransmits;
-	__u8 lifecycle;
-	__u8 closed_by;
-	__u8 tx_final; /* FIN queued: final_write_seq holds the send total */
-	__u8 adopted;
-	__u8 opened; /* base sequence numbers are valid */
-	__u8 close_reported; /* the CLOSED record has gone out */
 };
 
 /* --- maps ---------------------------------------------------------------- */
@@ -163,12 +178,17 @@ SOCKEYE_SHARED volatile __u32 sweep_all;
 
 /* --- helpers ------------------------------------------------------------- */
 
-static __always_inline void count_kernel(__u32 counter)
+static __always_inline void count_kernel_by(__u32 counter, __u64 n)
 {
 	__u64 *value = bpf_map_lookup_elem(&kernel_counters, &counter);
 
 	if (value)
-		*value += 1; /* per-CPU slot: no atomics needed */
+		*value += n; /* per-CPU slot: no atomics needed */
+}
+
+static __always_inline void count_kernel(__u32 counter)
+{
+	count_kernel_by(counter, 1);
 }
 
 static __always_inline struct conn *conn_lookup(const struct sock *sk)
@@ -373,6 +393,42 @@ static __always_inline void remember_reported(struct conn *c, const struct socke
 	c->reported_retransmits = t->retransmits;
 }
 
+#define READ_ONCE_U64(x) (*(volatile __u64 *)&(x))
+
+static __always_inline __u64 turns_pending(const struct conn *c)
+{
+	return READ_ONCE_U64(c->turns_head) - READ_ONCE_U64(c->turns_flushed);
+}
+
+/*
+ * Moves the waiting turns into a record. The copy is taken first and
+ * claimed after: if the compare-and-swap finds turns_flushed moved, another
+ * CPU (the sweep, or tcp_probe while the sweep runs) took them first and the
+ * copy, which may hold slots being reused, is dropped. Slots are reused only
+ * after turns_flushed passed them, so a successful claim means the copy was
+ * intact. Stores to a slot are ordered before the turns_head store that
+ * publishes it by x86-64's store ordering (the compiler barrier in
+ * record_turn() keeps clang from reordering them).
+ */
+static __always_inline void take_turns(struct conn *c, struct sockeye_event *e)
+{
+	__u64 flushed = READ_ONCE_U64(c->turns_flushed);
+	__u64 count = READ_ONCE_U64(c->turns_head) - flushed;
+
+	e->turn_count = 0;
+	if (count == 0)
+		return;
+	if (count > SOCKEYE_TURN_BATCH)
+		count = SOCKEYE_TURN_BATCH;
+	for (__u32 i = 0; i < SOCKEYE_TURN_BATCH; i++) {
+		if (i >= count)
+			break;
+		e->turns[i] = c->turns[(flushed + i) & (SOCKEYE_TURN_BATCH - 1)];
+	}
+	if (__sync_val_compare_and_swap(&c->turns_flushed, flushed, flushed + count) == flushed)
+		e->turn_count = (__u32)count;
+}
+
 /* Ring-buffer record; a full buffer is counted, per kind. The agent drains
  * the ring on its own tick (every 100 ms), so records are submitted without
  * waking it, which would cost an irq_work and a wakeup per record; only a
@@ -388,6 +444,7 @@ static __always_inline void emit(const struct sock *sk, const struct tcp_sock *t
 	}
 	fill_event(e, sk, tp, c, kind, duration_ns);
 	remember_reported(c, &e->totals);
+	take_turns(c, e);
 	e->reason = reason;
 	bpf_ringbuf_submit(e, bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) > ringbuf_wakeup_bytes
 				      ? BPF_RB_FORCE_WAKEUP
@@ -475,16 +532,39 @@ static __always_inline void consume_send_mark(const void *sk, struct conn *c)
 	note_send_start(c, when);
 }
 
+/* Appends a completed turn; a full batch goes out at once. */
+static __always_inline void record_turn(const struct sock *sk, const struct tcp_sock *tp,
+					struct conn *c, __u64 ttfb_ns)
+{
+	__u64 head = c->turns_head;
+	__u64 flushed = READ_ONCE_U64(c->turns_flushed);
+	struct sockeye_turn *slot;
+
+	if (head - flushed >= SOCKEYE_TURN_BATCH) {
+		/* The last batch record found the ring buffer full. Try again; if
+		 * it is still full, give up the oldest turn for the new one. */
+		emit(sk, tp, c, SOCKEYE_EV_TURN, 0, 0);
+		flushed = READ_ONCE_U64(c->turns_flushed);
+		if (head - flushed >= SOCKEYE_TURN_BATCH &&
+		    __sync_val_compare_and_swap(&c->turns_flushed, flushed, flushed + 1) == flushed)
+			count_kernel(SOCKEYE_KC_TURNS_LOST);
+	}
+	slot = &c->turns[head & (SOCKEYE_TURN_BATCH - 1)];
+	slot->ttfb_ns = ttfb_ns;
+	slot->srtt_us = tp->srtt_us >> 3; /* stored <<3 by tcp_rtt_estimator() */
+	asm volatile("" ::: "memory");
+	c->turns_head = head + 1;
+	if (head + 1 - READ_ONCE_U64(c->turns_flushed) >= SOCKEYE_TURN_BATCH)
+		emit(sk, tp, c, SOCKEYE_EV_TURN, 0, 0);
+}
+
 static __always_inline void note_response_bytes(const struct sock *sk, const struct tcp_sock *tp,
 						struct conn *c)
 {
-	__u64 now;
-
 	if (c->phase != PHASE_AWAITING_RESPONSE)
 		return;
-	now = bpf_ktime_get_ns();
 	c->phase = PHASE_RECEIVING;
-	emit(sk, tp, c, SOCKEYE_EV_TURN, now - c->turn_start_ns, 0);
+	record_turn(sk, tp, c, bpf_ktime_get_ns() - c->turn_start_ns);
 }
 
 /* Start following an open socket from its current sequence numbers. */

@@ -20,7 +20,7 @@
 enum sockeye_event_kind {
 	SOCKEYE_EV_CONNECTED = 1,   /* SYN_SENT -> ESTABLISHED */
 	SOCKEYE_EV_CONNECT_FAILED,  /* SYN_SENT -> CLOSE */
-	SOCKEYE_EV_TURN,            /* first response byte after a request */
+	SOCKEYE_EV_TURN,            /* a full batch of completed turns (see turns[]) */
 	SOCKEYE_EV_CLOSED,          /* established connection reached CLOSE */
 	SOCKEYE_EV_PROGRESS,        /* periodic sweep: totals of a live connection */
 	SOCKEYE_EV_ADOPTED,         /* connection found open at start-up */
@@ -44,6 +44,10 @@ enum sockeye_kernel_counter {
 	/* kprobe mode: a followed socket could not get a send-mark slot, so its
 	 * turns start at the next received segment instead. */
 	SOCKEYE_KC_SEND_MARKS_FULL,
+	/* Completed turns (time-to-first-byte samples) that never reached the
+	 * agent: their batch record could not be written before the socket's
+	 * storage had to reuse the slot, or before the socket was freed. */
+	SOCKEYE_KC_TURNS_LOST,
 	SOCKEYE_KC_COUNT,
 };
 
@@ -82,6 +86,19 @@ struct sockeye_conn_totals {
 	__u32 resets_received;
 };
 
+/* Completed turns are batched per connection: one ring-buffer record per
+ * request cost ~470 ns in tcp_probe on the development VM (bench/README.md),
+ * most of it moving a fresh ring line between CPUs. Any record kind may carry the
+ * turns that were waiting when it was written (a CLOSED record carries the
+ * last ones; the periodic sweep those of idle connections). */
+#define SOCKEYE_TURN_BATCH 8 /* a power of two: slots are indexed by n & (BATCH - 1) */
+
+struct sockeye_turn {
+	__u64 ttfb_ns; /* request start to first response byte */
+	__u32 srtt_us; /* smoothed RTT when the response arrived, 0 if none */
+	__u32 pad;
+};
+
 struct sockeye_event {
 	__u8 kind;      /* enum sockeye_event_kind */
 	__u8 reason;    /* enum sockeye_connect_failure, CONNECT_FAILED only */
@@ -90,10 +107,13 @@ struct sockeye_event {
 	__u32 srtt_us;  /* smoothed RTT at the time of the record, 0 if none */
 	__u64 conn_id;  /* unique per connection for the agent's lifetime */
 	/* CONNECTED: connect duration; CLOSED: lifetime since connect start
-	 * (since adoption for adopted connections); TURN: time to first byte. */
+	 * (since adoption for adopted connections); 0 otherwise. */
 	__u64 duration_ns;
 	struct sockeye_endpoint backend;
 	struct sockeye_conn_totals totals;
+	__u32 turn_count; /* valid entries of turns[], at most SOCKEYE_TURN_BATCH */
+	__u32 pad;
+	struct sockeye_turn turns[SOCKEYE_TURN_BATCH];
 };
 
 /* Backend filter. Addresses and masks are in network byte order over the

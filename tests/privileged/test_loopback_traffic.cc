@@ -284,6 +284,35 @@ TEST_F(LoopbackTraffic, TimeToFirstByteOfADelayedBackend) {
   EXPECT_LT(mean, 0.060);
 }
 
+// Completed turns travel in batches of SOCKEYE_TURN_BATCH: the full ones
+// from tcp_probe, the rest of an idle keep-alive connection from the sweep,
+// so its time-to-first-byte count is complete without waiting for close,
+// and closing it later does not count a turn twice.
+TEST_F(LoopbackTraffic, TurnsOfAnIdleKeepAliveConnectionArriveBeforeClose) {
+  StartAgent();
+  if (!agent_) return;
+  LoopbackServer server("127.0.0.3");
+  std::map<std::string, std::string> a{{"backend", Backend(server)}};
+  constexpr int kRequests = 2 * SOCKEYE_TURN_BATCH + 5;
+  Client client(server.address(), server.port());
+  ASSERT_TRUE(client.connected());
+  for (int i = 0; i < kRequests; ++i) ASSERT_EQ(client.Request(30, 300), 300u);
+
+  EXPECT_EQ(WaitForMetric("sockeye_backend_time_to_first_byte_seconds_count", a, kRequests),
+            kRequests);
+  EXPECT_EQ(Metric("sockeye_backend_requests_total", a), kRequests);
+  EXPECT_EQ(Metric("sockeye_backend_connections_active", a), 1);
+  EXPECT_GE(Metric("sockeye_events_total", {{"kind", "turn"}}), 1);
+
+  client.Close();
+  EXPECT_EQ(WaitForMetric("sockeye_backend_connections_closed_total",
+                          {{"backend", Backend(server)}, {"closed_by", "local"}}, 1),
+            1);
+  EXPECT_EQ(Metric("sockeye_backend_time_to_first_byte_seconds_count", a), kRequests);
+  EXPECT_EQ(Metric("sockeye_backend_requests_per_connection_sum", a), kRequests);
+  EXPECT_EQ(Metric("sockeye_turns_lost_total", {}), 0);
+}
+
 TEST_F(LoopbackTraffic, ProbeChoicesAndHttpScrape) {
   StartAgent();
   if (!agent_) return;

@@ -60,6 +60,40 @@ AggregatorOptions SmallOptions(size_t max_backends = 10) {
   return o;
 }
 
+TEST(Aggregator, TurnsCarriedByAnyRecordKindAreObserved) {
+  Aggregator agg(SmallOptions());
+  auto now = Clock::now();
+  auto backend = V4(10, 0, 0, 2, 80);
+
+  auto batch = Event(SOCKEYE_EV_TURN, 1, backend);
+  batch.turn_count = SOCKEYE_TURN_BATCH;
+  for (uint32_t i = 0; i < SOCKEYE_TURN_BATCH; ++i)
+    batch.turns[i] = {.ttfb_ns = 1'000'000 * (i + 1), .srtt_us = 0, .pad = 0};
+  agg.Handle(batch, now);
+
+  // The CLOSED record carries the last two turns, one with an RTT.
+  auto closed = Event(SOCKEYE_EV_CLOSED, 1, backend);
+  closed.turn_count = 2;
+  closed.turns[0] = {.ttfb_ns = 500'000, .srtt_us = 40, .pad = 0};
+  closed.turns[1] = {.ttfb_ns = 250'000, .srtt_us = 0, .pad = 0};
+  agg.Handle(closed, now);
+
+  // A count past the batch size is not trusted: its turns are ignored and
+  // counted as malformed, its totals still apply.
+  auto bad = Event(SOCKEYE_EV_PROGRESS, 2, backend);
+  bad.turn_count = SOCKEYE_TURN_BATCH + 1;
+  bad.totals.bytes_sent = 7;
+  agg.Handle(bad, now);
+
+  auto m = Scrape(agg);
+  EXPECT_EQ(m["sockeye_backend_time_to_first_byte_seconds_count{backend=10.0.0.2:80}"], 10);
+  EXPECT_NEAR(m["sockeye_backend_time_to_first_byte_seconds_sum{backend=10.0.0.2:80}"],
+              0.036 + 0.00075, 1e-12);
+  EXPECT_EQ(m["sockeye_backend_rtt_seconds_count{backend=10.0.0.2:80}"], 1);
+  EXPECT_EQ(m["sockeye_events_malformed_total{}"], 1);
+  EXPECT_EQ(m["sockeye_backend_sent_bytes_total{backend=10.0.0.2:80}"], 7);
+}
+
 TEST(Aggregator, ConnectionLifecycleCountsOnce) {
   Aggregator agg(SmallOptions());
   auto now = Clock::now();
@@ -70,8 +104,9 @@ TEST(Aggregator, ConnectionLifecycleCountsOnce) {
   agg.Handle(connected, now);
 
   auto turn = Event(SOCKEYE_EV_TURN, 1, backend);
-  turn.duration_ns = 2'000'000;
-  turn.srtt_us = 100;
+  turn.turn_count = 1;
+  turn.turns[0].ttfb_ns = 2'000'000;
+  turn.turns[0].srtt_us = 100;
   turn.totals.bytes_sent = 100;
   turn.totals.requests = 1;
   agg.Handle(turn, now);
