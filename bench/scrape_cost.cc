@@ -61,8 +61,9 @@ void Populate(sockeye::Aggregator& agg, uint32_t backends) {
       agg.Handle(e, now);
       for (uint32_t t = 1; t <= 10; ++t) {
         auto turn = Event(SOCKEYE_EV_TURN, conn, b);
-        turn.duration_ns = 1'000'000 * t;
-        turn.srtt_us = 50 + t;
+        turn.turn_count = 1;
+        turn.turns[0].ttfb_ns = 1'000'000 * t;
+        turn.turns[0].srtt_us = 50 + t;
         turn.totals.requests = t;
         turn.totals.bytes_sent = 100 * t;
         turn.totals.bytes_received = 1000 * t;
