@@ -38,17 +38,20 @@ static __always_inline int follow_connect(const struct sock *sk)
 {
 	const struct sockeye_filters *f = current_filters();
 	struct sockeye_endpoint backend;
-	char comm[SOCKEYE_COMM_LEN] = {};
 	struct conn *c;
 
 	if (!f)
 		return 0;
-	bpf_get_current_comm(comm, sizeof(comm));
-	if (!comm_wanted(f, comm))
-		return 0;
 	read_endpoint(sk, &backend);
 	if (!backend_wanted(f, &backend))
 		return 0;
+	if (f->comm_count) {
+		char comm[SOCKEYE_COMM_LEN] = {};
+
+		bpf_get_current_comm(comm, sizeof(comm));
+		if (!comm_wanted(f, comm))
+			return 0;
+	}
 
 	c = bpf_sk_storage_get(&conns, (struct sock *)sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 	if (!c) {
@@ -84,13 +87,16 @@ int BPF_PROG(on_inet_sock_set_state, const struct sock *sk, int oldstate, int ne
 	tp = bpf_skc_to_tcp_sock((void *)sk);
 	if (!tp)
 		return 0;
-	now = bpf_ktime_get_ns();
 
+	/* The clock is read only where a duration is reported: a read costs
+	 * 90-160 ns on some VMs (bench/README.md). */
 	if (c->lifecycle == CONN_CONNECTING) {
 		if (newstate == TCP_ESTABLISHED) {
+			now = bpf_ktime_get_ns();
 			conn_mark_open(tp, c);
 			emit(sk, tp, c, SOCKEYE_EV_CONNECTED, now - c->connect_start_ns, 0);
 		} else if (newstate == TCP_CLOSE) {
+			now = bpf_ktime_get_ns();
 			c->lifecycle = CONN_CLOSED;
 			send_marks_remove(sk);
 			emit(sk, tp, c, SOCKEYE_EV_CONNECT_FAILED, now - c->connect_start_ns,
@@ -117,6 +123,7 @@ int BPF_PROG(on_inet_sock_set_state, const struct sock *sk, int oldstate, int ne
 							  : SOCKEYE_CLOSED_BY_LOCAL;
 	}
 	if (newstate == TCP_CLOSE) {
+		now = bpf_ktime_get_ns();
 		c->lifecycle = CONN_CLOSED;
 		consume_send_mark(sk, c);
 		send_marks_remove(sk);

@@ -267,13 +267,12 @@ static __always_inline bool backend_wanted(const struct sockeye_filters *f,
 	return included;
 }
 
+/* Only called when there are process filters (comm_count > 0). */
 static __always_inline bool comm_wanted(const struct sockeye_filters *f,
 					const char comm[SOCKEYE_COMM_LEN])
 {
 	const __u64 *c = (const __u64 *)comm;
 
-	if (f->comm_count == 0)
-		return true;
 	for (__u32 i = 0; i < SOCKEYE_MAX_COMM_FILTERS; i++) {
 		const __u64 *name = (const __u64 *)f->comms[i];
 
