@@ -3,7 +3,15 @@
 // one run with the kernel's BPF statistics, separately for sockets sockeye
 // does not follow and for sockets it follows.
 //
-//   sudo ./build/bench/hook_cost [--rounds N] [--connections N] [--requests N]
+//   sudo ./build/bench/hook_cost [--rounds N] [--connections N] [--requests N] [--cpu N]
+//
+// By default the client and server threads run wherever the scheduler puts
+// them, so on loopback the send hook (client CPU) and tcp_probe (softirq on
+// the responding server's CPU) usually run on different CPUs and every
+// connection-storage line they share crosses between CPUs once per request.
+// --cpu N pins the whole process to CPU N: every hook then runs on one CPU,
+// as on a proxy whose NIC steers a flow's packets to the CPU of the worker
+// that owns it (RSS/RFS).
 //
 // Traffic: loopback request/response (64-byte requests, 512-byte
 // responses) to two servers on the same port: 127.0.0.31 (excluded from
@@ -14,6 +22,7 @@
 //   followed = (time_B - calls_B_not_client * unfollowed) / calls_B_client
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <sched.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -68,13 +77,14 @@ void Drive(const std::string& address, uint16_t port, int connections, int reque
 }  // namespace
 
 int main(int argc, char** argv) {
-  int rounds = 5, connections = 20, requests = 500;
+  int rounds = 5, connections = 20, requests = 500, cpu = -1;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string flag = argv[i];
     int value = std::atoi(argv[i + 1]);
     if (flag == "--rounds") rounds = value;
     else if (flag == "--connections") connections = value;
     else if (flag == "--requests") requests = value;
+    else if (flag == "--cpu") cpu = value;
     else {
       std::fprintf(stderr, "hook_cost: unknown flag %s\n", flag.c_str());
       return 2;
@@ -83,6 +93,15 @@ int main(int argc, char** argv) {
   if (geteuid() != 0) {
     std::fprintf(stderr, "hook_cost: needs root (BPF)\n");
     return 1;
+  }
+  if (cpu >= 0) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    if (sched_setaffinity(0, sizeof(set), &set) != 0) {
+      std::perror("hook_cost: sched_setaffinity");
+      return 1;
+    }
   }
   int stats_fd = bpf_enable_stats(BPF_STATS_RUN_TIME);
   if (stats_fd < 0) {
@@ -155,8 +174,10 @@ int main(int argc, char** argv) {
     agent->Tick(0);
   }
 
-  std::printf("hook cost, %d rounds x 2 phases x %d connections x %d requests (64 B / 512 B)\n",
-              rounds, connections, requests);
+  std::printf("hook cost, %d rounds x 2 phases x %d connections x %d requests (64 B / 512 B), %s\n",
+              rounds, connections, requests,
+              cpu >= 0 ? ("all threads on CPU " + std::to_string(cpu)).c_str()
+                       : "threads unpinned");
   std::printf("%-20s %12s %10s %14s %14s %12s %12s\n", "tracepoint", "calls", "empty ns",
               "unfollowed ns", "followed ns", "+unfollowed", "+followed");
   for (const auto& h : hooks) {

@@ -7,6 +7,8 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/mman.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -153,13 +155,22 @@ class Client {
 
   // Sends a request of exactly request_bytes asking for response_bytes,
   // then reads the whole response. Returns the bytes read.
-  size_t Request(size_t request_bytes, size_t response_bytes, bool peek_first = false) {
+  // With `how` = kSendfile the request goes out through sendfile(2) from a
+  // memfd: the kernel's sendpage/splice path, not tcp_sendmsg (before
+  // Linux 6.5) nor sock_sendmsg.
+  enum class SendPath { kSend, kSendfile };
+  size_t Request(size_t request_bytes, size_t response_bytes, bool peek_first = false,
+                 SendPath how = SendPath::kSend) {
     std::string request = std::to_string(response_bytes) + " ";
     if (request.size() + 1 > request_bytes) throw std::runtime_error("request too short");
     request.append(request_bytes - request.size() - 1, 'q');
     request.push_back('\n');
-    if (send(fd_, request.data(), request.size(), MSG_NOSIGNAL) != ssize_t(request.size()))
+    if (how == SendPath::kSendfile) {
+      if (!SendFile(request)) return 0;
+    } else if (send(fd_, request.data(), request.size(), MSG_NOSIGNAL) !=
+               ssize_t(request.size())) {
       return 0;
+    }
     std::vector<char> buffer(1 << 16);
     if (peek_first) {
       // Block until data is there, then look without consuming it.
@@ -181,6 +192,19 @@ class Client {
   }
 
  private:
+  bool SendFile(const std::string& data) {
+    int file = memfd_create("sockeye-test-request", 0);
+    if (file < 0) return false;
+    bool ok = write(file, data.data(), data.size()) == ssize_t(data.size());
+    off_t offset = 0;
+    while (ok && size_t(offset) < data.size()) {
+      ssize_t n = sendfile(fd_, file, &offset, data.size() - size_t(offset));
+      ok = n > 0;
+    }
+    close(file);
+    return ok;
+  }
+
   int fd_ = -1;
   int connect_result_ = -1;
   int connect_errno_ = 0;

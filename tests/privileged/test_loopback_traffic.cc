@@ -313,6 +313,32 @@ TEST_F(LoopbackTraffic, TurnsOfAnIdleKeepAliveConnectionArriveBeforeClose) {
   EXPECT_EQ(Metric("sockeye_turns_lost_total", {}), 0);
 }
 
+// Requests sent with sendfile(2) (as HAProxy's splice mode and nginx's
+// sendfile do) never pass through tcp_sendmsg on kernels before 6.5, so in
+// fentry/kprobe mode the turn starts from tcp_probe's look at write_seq,
+// timed by the kernel's own transmit timestamp: still exact and on time.
+TEST_F(LoopbackTraffic, RequestsSentWithSendfileAreCountedAndTimed) {
+  StartAgent();
+  if (!agent_) return;
+  LoopbackServer server("127.0.0.3", Behavior::kRespond, 30ms);
+  std::map<std::string, std::string> a{{"backend", Backend(server)}};
+  constexpr int kRequests = 6;
+  {
+    Client client(server.address(), server.port());
+    ASSERT_TRUE(client.connected());
+    for (int i = 0; i < kRequests; ++i)
+      ASSERT_EQ(client.Request(200, 100, false, Client::SendPath::kSendfile), 100u);
+  }
+  EXPECT_EQ(WaitForMetric("sockeye_backend_time_to_first_byte_seconds_count", a, kRequests),
+            kRequests);
+  EXPECT_EQ(Metric("sockeye_backend_requests_total", a), kRequests);
+  EXPECT_EQ(Metric("sockeye_backend_sent_bytes_total", a), kRequests * 200);
+  EXPECT_EQ(Metric("sockeye_backend_received_bytes_total", a), kRequests * 100);
+  double mean = Metric("sockeye_backend_time_to_first_byte_seconds_sum", a) / kRequests;
+  EXPECT_GE(mean, 0.030);
+  EXPECT_LT(mean, 0.045);
+}
+
 TEST_F(LoopbackTraffic, ProbeChoicesAndHttpScrape) {
   StartAgent();
   if (!agent_) return;
