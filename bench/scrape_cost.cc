@@ -1,25 +1,53 @@
-// Scrape cost and aggregation memory with synthetic backends: time to
-// gather and render /metrics (text 0.0.4, and gzipped) for 1,000 and
-// 10,000 backends, the response size, and the process RSS; then churn:
-// 100,000 distinct short-lived backends through an aggregator capped at
-// --max-backends, showing memory stays bounded and overflow is counted.
+// Scrape cost and aggregation memory with synthetic backends: for 1,000 to
+// 10,000 backends, the time to gather and render /metrics (text 0.0.4, and
+// gzipped), the response size and a scrape's memory (peak RSS growth while
+// scraping), along four paths:
 //
-//   ./build/bench/scrape_cost            # all sizes, each in a fresh process
-//   ./build/bench/scrape_cost 1000       # one size
+//   streamed      what the server does: PageStream renders and compresses a
+//                 piece (64 KiB of text) at a time, pieces are dropped
+//   http          the real MetricsHttpServer on loopback, scraped by a client
+//                 that reads and discards (wall time, the server's own
+//                 sockeye_scrape_duration_seconds, bytes on the wire)
+//   http-1-arena  the same with glibc limited to one malloc arena
+//                 (mallopt M_ARENA_MAX): by default each server worker thread
+//                 gets an arena of its own, and each keeps a gathered metric
+//                 model's worth of memory after its first scrape
+//   whole-string  the former path, for comparison: Serialize() into one
+//                 string, then GzipCompress() it
+//
+// then churn: 100,000 distinct short-lived backends through an aggregator
+// capped at --max-backends, showing memory stays bounded and overflow is
+// counted.
+//
+//   ./build/bench/scrape_cost                   # all sizes and paths, each in a fresh process
+//   ./build/bench/scrape_cost 1000 [streamed|http|http-1-arena|whole-string]
 //   ./build/bench/scrape_cost churn
+//
+// glibc's MALLOC_MMAP_THRESHOLD_ changes the whole-string figures a lot
+// (see bench/README.md); the first line printed says whether it was set.
+#include <arpa/inet.h>
+#include <malloc.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <functional>
+#include <memory>
+#include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "agent/aggregator.h"
 #include "exporters/gzip.h"
+#include "exporters/http_server.h"
+#include "exporters/page_stream.h"
 #include "exporters/text_format.h"
 
 namespace {
@@ -77,39 +105,253 @@ void Populate(sockeye::Aggregator& agg, uint32_t backends) {
   }
 }
 
-void ScrapeCost(uint32_t backends) {
+namespace metrics = sockeye::metrics;
+
+constexpr int kScrapes = 15;
+constexpr metrics::Format kFormat = metrics::Format::kPrometheusText004;
+
+enum class Path { kStreamed, kHttp, kHttpOneArena, kWholeString };
+
+const char* PathName(Path path) {
+  switch (path) {
+    case Path::kStreamed:
+      return "streamed";
+    case Path::kHttp:
+      return "http";
+    case Path::kHttpOneArena:
+      return "http-1-arena";
+    case Path::kWholeString:
+      return "whole-string";
+  }
+  return "?";
+}
+
+// Results the timed loops would otherwise discard, so that no work can be
+// optimized away.
+volatile size_t g_sink = 0;
+
+double Ms(Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
+
+struct Stats {
+  double median, min, max;
+};
+Stats Summarize(std::vector<double> values) {
+  std::sort(values.begin(), values.end());
+  return {values[values.size() / 2], values.front(), values.back()};
+}
+
+// Resets the kernel's peak-RSS mark (VmHWM) to the current RSS, so that
+// VmHWM read after the scrapes is the peak reached during them.
+void ResetPeakRss() {
+  std::ofstream clear_refs("/proc/self/clear_refs");
+  clear_refs << "5";
+  clear_refs.flush();
+  if (!clear_refs) throw std::runtime_error("cannot write /proc/self/clear_refs");
+}
+
+std::vector<metrics::MetricFamily> Gather(sockeye::Aggregator& agg) {
+  std::vector<metrics::MetricFamily> families;
+  agg.Collect(families);
+  return families;
+}
+
+struct Drained {
+  size_t bytes = 0;
+  size_t pieces = 0;
+};
+
+// Renders one page the way the server does and drops each piece.
+Drained DrainPage(sockeye::Aggregator& agg, bool gzip) {
+  metrics::PageStream page(Gather(agg), kFormat, gzip);
+  Drained drained;
+  while (!page.done()) {
+    drained.bytes += page.Next().size();
+    ++drained.pieces;
+  }
+  return drained;
+}
+
+// GET /metrics over loopback, as a scraper would, reading and discarding
+// the response; returns the bytes received (status line, headers, chunk
+// framing and body).
+size_t Fetch(int port, bool gzip) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) throw std::runtime_error("socket failed");
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    close(fd);
+    throw std::runtime_error("connect failed");
+  }
+  std::string request = "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n";
+  if (gzip) request += "Accept-Encoding: gzip\r\n";
+  request += "\r\n";
+  if (send(fd, request.data(), request.size(), MSG_NOSIGNAL) !=
+      static_cast<ssize_t>(request.size())) {
+    close(fd);
+    throw std::runtime_error("send failed");
+  }
+  static char buf[256 * 1024];
+  size_t total = 0;
+  bool status_checked = false;
+  for (ssize_t n; (n = recv(fd, buf, sizeof(buf), 0)) > 0;) {
+    if (!status_checked) {
+      status_checked = true;
+      if (!std::string_view(buf, static_cast<size_t>(n)).starts_with("HTTP/1.1 200")) {
+        close(fd);
+        throw std::runtime_error("scrape did not answer 200");
+      }
+    }
+    total += static_cast<size_t>(n);
+  }
+  close(fd);
+  return total;
+}
+
+// The former server's gzip step. Its GzipCompress sized the output with
+// deflateBound() (slightly more than the input) through std::string::resize,
+// which zero-fills, so a page's worth of output buffer was resident next to
+// the text; today's GzipCompress grows its output instead. Reproduced here
+// so that the comparison shows the former peak, not a better one.
+std::string WholeStringGzip(const std::string& text) {
+  std::string out(text.size() + text.size() / 4096 + 64, '\0');
+  out.clear();  // keeps the touched capacity
+  metrics::GzipStreamer gzip;
+  gzip.Write(text, out);
+  gzip.Finish(out);
+  return out;
+}
+
+double LastScrapeMs(metrics::MetricsHttpServer& server) {
+  std::vector<metrics::MetricFamily> families;
+  server.stats_collector()->Collect(families);
+  for (const auto& family : families) {
+    if (family.name == "sockeye_scrape_duration_seconds") return family.samples.at(0).value * 1e3;
+  }
+  return -1;
+}
+
+// Heap bytes in use (all arenas), for sizes that RSS would blur.
+size_t HeapInUse() {
+  const struct mallinfo2 info = mallinfo2();
+  return info.uordblks + info.hblkhd;
+}
+
+void ScrapeCost(uint32_t backends, Path path) {
+  const bool http = path == Path::kHttp || path == Path::kHttpOneArena;
+  // Before any thread exists, so that none has an arena of its own yet.
+  if (path == Path::kHttpOneArena) mallopt(M_ARENA_MAX, 1);
   sockeye::AggregatorOptions options;
   options.max_backends = backends;
   sockeye::Aggregator agg(options);
-  long rss_before = RssKiB();
+  const long rss_empty = RssKiB();
   Populate(agg, backends);
-  long rss_after = RssKiB();
+  const long rss_populated = RssKiB();
 
-  std::vector<double> render_ms, gzip_ms;
-  size_t text_bytes = 0, gzip_bytes = 0, series = 0;
-  for (int i = 0; i < 15; ++i) {
-    auto t0 = Clock::now();
-    std::vector<sockeye::metrics::MetricFamily> families;
-    agg.Collect(families);
-    std::string text =
-        sockeye::metrics::Serialize(families, sockeye::metrics::Format::kPrometheusText004);
-    auto t1 = Clock::now();
-    std::string gz = sockeye::metrics::GzipCompress(text);
-    auto t2 = Clock::now();
-    render_ms.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
-    gzip_ms.push_back(std::chrono::duration<double, std::milli>(t2 - t1).count());
-    text_bytes = text.size();
-    gzip_bytes = gz.size();
-    series = static_cast<size_t>(std::count(text.begin(), text.end(), '\n'));
+  std::unique_ptr<metrics::MetricsHttpServer> server;
+  if (http) {
+    server = std::make_unique<metrics::MetricsHttpServer>(
+        metrics::HttpServerOptions{"127.0.0.1:0", "/metrics", ""}, [&agg] { return Gather(agg); },
+        nullptr);
+    std::string error;
+    if (!server->Start(&error)) throw std::runtime_error(error);
   }
-  std::sort(render_ms.begin(), render_ms.end());
-  std::sort(gzip_ms.begin(), gzip_ms.end());
-  std::printf("%8u backends: render median %7.2f ms (min %7.2f, max %7.2f), +gzip %7.2f ms, "
-              "%6.2f MB text, %5.2f MB gzip, %7zu lines, aggregation memory %6.1f MB, "
-              "peak RSS during scrapes %6.1f MB\n",
-              backends, render_ms[render_ms.size() / 2], render_ms.front(), render_ms.back(),
-              gzip_ms[gzip_ms.size() / 2], double(text_bytes) / 1e6, double(gzip_bytes) / 1e6,
-              series, double(rss_after - rss_before) / 1024.0, double(StatusKiB("VmHWM:")) / 1024.0);
+
+  // Taken before anything was rendered: the transient below is all a
+  // scrape needs, the gathered metric model included.
+  const long rss_before = RssKiB();
+  ResetPeakRss();
+
+  // identity and gzip: time until the whole body exists (for http: until
+  // the client has read it all); server_*: the server's own render time.
+  std::vector<double> identity_ms, gzip_ms, server_identity_ms, server_gzip_ms;
+  size_t wire_identity = 0, wire_gzip = 0;
+  for (int i = 0; i < kScrapes; ++i) {
+    const auto t0 = Clock::now();
+    switch (path) {
+      case Path::kStreamed: {
+        g_sink = g_sink + DrainPage(agg, /*gzip=*/false).bytes;
+        const auto t1 = Clock::now();
+        g_sink = g_sink + DrainPage(agg, /*gzip=*/true).bytes;
+        identity_ms.push_back(Ms(t1 - t0));
+        gzip_ms.push_back(Ms(Clock::now() - t1));
+        break;
+      }
+      case Path::kHttp:
+      case Path::kHttpOneArena: {
+        wire_identity = Fetch(server->port(), /*gzip=*/false);
+        const auto t1 = Clock::now();
+        server_identity_ms.push_back(LastScrapeMs(*server));
+        const auto t2 = Clock::now();
+        wire_gzip = Fetch(server->port(), /*gzip=*/true);
+        identity_ms.push_back(Ms(t1 - t0));
+        gzip_ms.push_back(Ms(Clock::now() - t2));
+        server_gzip_ms.push_back(LastScrapeMs(*server));
+        break;
+      }
+      case Path::kWholeString: {
+        g_sink = g_sink + metrics::Serialize(Gather(agg), kFormat).size();
+        const auto t1 = Clock::now();
+        g_sink = g_sink + WholeStringGzip(metrics::Serialize(Gather(agg), kFormat)).size();
+        identity_ms.push_back(Ms(t1 - t0));
+        gzip_ms.push_back(Ms(Clock::now() - t1));
+        break;
+      }
+    }
+  }
+  const long peak = StatusKiB("VmHWM:");
+  const long rss_after = RssKiB();
+
+  // Page size and line count, after the measurement (counting lines costs
+  // time of its own) and streamed whatever the path: one whole-page string
+  // would move glibc's dynamic mmap threshold.
+  size_t text_bytes = 0, lines = 0, pieces = 0;
+  {
+    metrics::PageStream page(Gather(agg), kFormat, /*gzip=*/false);
+    while (!page.done()) {
+      const std::string_view piece = page.Next();
+      text_bytes += piece.size();
+      lines += static_cast<size_t>(std::count(piece.begin(), piece.end(), '\n'));
+      ++pieces;
+    }
+  }
+  const size_t gzip_bytes = DrainPage(agg, /*gzip=*/true).bytes;
+  // What the gathered families (std::vector<MetricFamily>) occupy while a
+  // scrape renders them.
+  const size_t heap_without_model = HeapInUse();
+  const size_t model_bytes = [&] {
+    const auto families = Gather(agg);
+    return HeapInUse() - heap_without_model;
+  }();
+
+  const Stats id = Summarize(identity_ms);
+  const Stats gz = Summarize(gzip_ms);
+  std::printf(
+      "%6u backends  %-12s  %s median %7.2f ms (min %7.2f, max %7.2f), gzipped %7.2f ms "
+      "(min %7.2f, max %7.2f)",
+      backends, PathName(path), http ? "scrape" : "render", id.median, id.min, id.max, gz.median,
+      gz.min, gz.max);
+  if (http) {
+    std::printf(
+        "; server-side render (sockeye_scrape_duration_seconds) %7.2f ms, gzipped %7.2f ms; "
+        "on the wire %6.2f MB, gzipped %5.2f MB",
+        Summarize(server_identity_ms).median, Summarize(server_gzip_ms).median,
+        double(wire_identity) / 1e6, double(wire_gzip) / 1e6);
+  }
+  std::printf("; %6.2f MB text, %5.2f MB gzip, %7zu lines", double(text_bytes) / 1e6,
+              double(gzip_bytes) / 1e6, lines);
+  if (path != Path::kWholeString) {
+    std::printf(" in %zu pieces of ~%zu KiB", pieces,
+                metrics::PageStream::kDefaultChunkBytes / 1024);
+  }
+  std::printf(
+      "; aggregation memory %5.1f MB; metric model (gathered families) %5.1f MB; RSS before "
+      "scrapes %6.1f MB, peak during %6.1f MB (scrape transient +%5.1f MB), after %6.1f MB\n",
+      double(rss_populated - rss_empty) / 1024.0, double(model_bytes) / 1048576.0,
+      double(rss_before) / 1024.0, double(peak) / 1024.0, double(peak - rss_before) / 1024.0,
+      double(rss_after) / 1024.0);
 }
 
 void Churn(uint32_t distinct, size_t max_backends) {
@@ -136,10 +378,11 @@ void Churn(uint32_t distinct, size_t max_backends) {
     if (f.name == "sockeye_backend_overflow_connections_total") overflow_conns = f.samples[0].value;
     if (f.name == "sockeye_backends") tracked = f.samples[0].value;
   }
-  std::printf("churn: %u distinct backends (1,000 new per simulated second, idle timeout 60 s, "
-              "max %zu): %.0f tracked at the end, %.0f connections in overflow, memory growth "
-              "%.1f MB\n",
-              distinct, max_backends, tracked, overflow_conns, double(rss1 - rss0) / 1024.0);
+  std::printf(
+      "churn: %u distinct backends (1,000 new per simulated second, idle timeout 60 s, "
+      "max %zu): %.0f tracked at the end, %.0f connections in overflow, memory growth "
+      "%.1f MB\n",
+      distinct, max_backends, tracked, overflow_conns, double(rss1 - rss0) / 1024.0);
 }
 
 }  // namespace
@@ -160,15 +403,27 @@ int RunChild(const std::function<void()>& body) {
 }
 
 int main(int argc, char** argv) {
+  const char* mmap_threshold = std::getenv("MALLOC_MMAP_THRESHOLD_");
+  std::printf("# MALLOC_MMAP_THRESHOLD_ %s%s; %d scrapes per figure, text format 0.0.4\n",
+              mmap_threshold ? "= " : "unset (glibc default, dynamic up to 32 MB)",
+              mmap_threshold ? mmap_threshold : "", kScrapes);
   if (argc > 1 && std::string(argv[1]) == "churn") {
     Churn(100000, 5000);
     return 0;
   }
+  const std::vector<Path> paths = {Path::kStreamed, Path::kHttp, Path::kHttpOneArena,
+                                   Path::kWholeString};
   if (argc > 1) {
-    ScrapeCost(static_cast<uint32_t>(std::stoul(argv[1])));
+    const auto backends = static_cast<uint32_t>(std::stoul(argv[1]));
+    for (Path path : paths) {
+      if (argc > 2 && argv[2] != std::string(PathName(path))) continue;
+      RunChild([backends, path] { ScrapeCost(backends, path); });
+    }
     return 0;
   }
-  for (uint32_t n : {1000u, 2000u, 5000u, 10000u}) RunChild([n] { ScrapeCost(n); });
+  for (uint32_t n : {1000u, 2000u, 5000u, 10000u}) {
+    for (Path path : paths) RunChild([n, path] { ScrapeCost(n, path); });
+  }
   RunChild([] { Churn(100000, 5000); });
   return 0;
 }

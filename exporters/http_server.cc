@@ -15,7 +15,7 @@
 #include <thread>
 #include <utility>
 
-#include "exporters/gzip.h"
+#include "exporters/page_stream.h"
 
 namespace sockeye::metrics {
 namespace {
@@ -51,6 +51,16 @@ void SetBody(httplib::Response& res, std::string body, const char* content_type)
                            [shared](size_t offset, size_t length, httplib::DataSink& sink) {
                              return sink.write(shared->data() + offset, length);
                            });
+}
+
+// httplib 0.11.4 also compresses the bodies of chunked content providers
+// with a text/* Content-Type by itself, by the same substring match, and
+// has no switch for it. What it looks at, when writing, is the request's
+// Accept-Encoding header, so a streamed response takes that header away once
+// the encoding has been negotiated. httplib hands handlers its own non-const
+// Request (const only in the handler signature), so the cast is well defined.
+void KeepHttplibFromCompressing(const httplib::Request& req) {
+  const_cast<httplib::Request&>(req).headers.erase("Accept-Encoding");
 }
 
 void SetTextResponse(httplib::Response& res, int status, std::string body) {
@@ -247,6 +257,52 @@ void ScrapeStatsCollector::Collect(std::vector<MetricFamily>& out) {
 
 // ---------------------------------------------------------------------------
 
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// A metrics response too large for one piece: httplib calls WriteNext (via
+// the chunked content provider) until it reports the end, and each call
+// renders (and compresses) one more piece and sends it as one HTTP chunk.
+struct StreamedScrape {
+  StreamedScrape(std::vector<MetricFamily> families, Format format_in, bool gzip,
+                 std::shared_ptr<ScrapeStatsCollector> stats_in)
+      : page(std::move(families), format_in, gzip), format(format_in), stats(std::move(stats_in)) {}
+
+  bool WriteNext(httplib::DataSink& sink) {
+    std::string_view piece = pending;  // the handler's first piece, sent first
+    pending = {};
+    if (piece.empty()) {
+      const auto piece_start = Clock::now();
+      piece = page.Next();
+      busy += Clock::now() - piece_start;
+    }
+    if (page.done() && !recorded) {
+      // Recorded before the last piece is written, so a client that has the
+      // whole response also sees the scrape counted. A scrape whose client
+      // went away before the end is not counted: its page was never
+      // completed.
+      stats->RecordScrape(format, busy);
+      recorded = true;
+    }
+    // A zero-length write would read to httplib as the end of the data.
+    if (!piece.empty() && !sink.write(piece.data(), piece.size())) return false;
+    if (page.done()) sink.done();
+    return true;
+  }
+
+  PageStream page;
+  const Format format;
+  const std::shared_ptr<ScrapeStatsCollector> stats;
+  std::string_view pending;  // into page's buffer, valid until the next page.Next()
+  // Time spent gathering, rendering and compressing, not waiting for the
+  // client to take the data: that is what the scrape-duration metric means.
+  Clock::duration busy{};
+  bool recorded = false;
+};
+
+}  // namespace
+
 struct MetricsHttpServer::Impl {
   HttpServerOptions options;
   GatherFn gather;
@@ -319,17 +375,51 @@ void MetricsHttpServer::Impl::Route(const httplib::Request& req, httplib::Respon
 }
 
 void MetricsHttpServer::Impl::ServeMetrics(const httplib::Request& req, httplib::Response& res) {
-  const auto start = std::chrono::steady_clock::now();
+  const auto start = Clock::now();
   const Format format = NegotiateFormat(req.get_header_value("Accept"));
   const bool gzip = AcceptsGzip(req.get_header_value("Accept-Encoding"));
-  std::string body = Serialize(gather ? gather() : std::vector<MetricFamily>(), format);
-  if (gzip) body = GzipCompress(body);
-  stats->RecordScrape(format, std::chrono::steady_clock::now() - start);
+  // Gathering stays here, not in the content provider, so that a collector
+  // failure is still a 500 (the exception handler) rather than a cut-off
+  // 200.
+  auto scrape = std::make_shared<StreamedScrape>(gather ? gather() : std::vector<MetricFamily>(),
+                                                 format, gzip, stats);
+  const std::string_view first = scrape->page.Next();
 
   res.status = 200;
   res.set_header("Vary", "Accept, Accept-Encoding");
   if (gzip) res.set_header("Content-Encoding", "gzip");
-  SetBody(res, std::move(body), ContentType(format));
+  if (scrape->page.done()) {
+    // The whole body fits in one piece: send it with a Content-Length as a
+    // plain body, as every small page always was.
+    stats->RecordScrape(format, Clock::now() - start);
+    SetBody(res, std::string(first), ContentType(format));
+    return;
+  }
+  if (req.method == "HEAD") {
+    // Nothing is sent, but Content-Length has to be what the GET body would
+    // be: render and count the pieces (in constant memory) without keeping
+    // them.
+    size_t length = first.size();
+    while (!scrape->page.done()) length += scrape->page.Next().size();
+    stats->RecordScrape(format, Clock::now() - start);
+    res.set_header("Content-Type", ContentType(format));
+    res.set_header("Content-Length", std::to_string(length));
+    return;
+  }
+  scrape->pending = first;
+  scrape->busy = Clock::now() - start;
+  KeepHttplibFromCompressing(req);
+  // httplib does not catch exceptions from a provider (one would end the
+  // process); failing the write instead closes the connection mid-body,
+  // which the client sees as an incomplete response.
+  auto provider = [scrape](size_t /*offset*/, httplib::DataSink& sink) {
+    try {
+      return scrape->WriteNext(sink);
+    } catch (...) {
+      return false;
+    }
+  };
+  res.set_chunked_content_provider(ContentType(format), std::move(provider));
 }
 
 void MetricsHttpServer::Impl::ServeLanding(httplib::Response& res) {

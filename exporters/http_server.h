@@ -1,5 +1,8 @@
 // The HTTP endpoint: serves the metrics page, a landing page and /healthz
-// from a small background thread pool.
+// from a small background thread pool. A metrics page larger than one piece
+// of PageStream (64 KiB of text) is streamed with chunked transfer encoding,
+// rendered and gzipped piece by piece, so a scrape's memory does not grow
+// with the page; smaller pages go out whole, with a Content-Length.
 #pragma once
 
 #include <chrono>

@@ -5,9 +5,12 @@
 #include <charconv>
 #include <cmath>
 #include <cstdint>
+#include <limits>
+#include <string>
 #include <string_view>
 #include <system_error>
 #include <utility>
+#include <vector>
 
 namespace sockeye::metrics {
 namespace {
@@ -159,11 +162,6 @@ const char* TypeName(MetricType type) {
   return "untyped";
 }
 
-bool HasSamples(const MetricFamily& family) {
-  return family.type == MetricType::kHistogram ? !family.histograms.empty()
-                                               : !family.samples.empty();
-}
-
 void AppendMetadata(std::string& out, std::string_view name, const MetricFamily& family,
                     Format format) {
   const bool open_metrics = format == Format::kOpenMetrics100;
@@ -192,89 +190,63 @@ void AppendMetadata(std::string& out, std::string_view name, const MetricFamily&
   }
 }
 
-void AppendScalarFamily(std::string& out, std::string_view sample_name,
-                        const MetricFamily& family) {
-  for (const Sample& sample : family.samples) {
-    assert(LabelsAreValid(sample.labels, /*histogram=*/false));
-    out += sample_name;
-    AppendLabels(out, sample.labels);
-    out += ' ';
-    AppendValue(out, sample.value);
-    out += '\n';
-  }
+// Series of the family's own type: samples for counters and gauges,
+// histograms for histograms. A family with none is skipped entirely.
+size_t SeriesCount(const MetricFamily& family) {
+  return family.type == MetricType::kHistogram ? family.histograms.size() : family.samples.size();
 }
 
-// Bounds in increasing order with their non-cumulative counts. Collectors
-// should already provide sorted, unique, finite bounds; sorting here keeps
-// the output valid (buckets MUST increase) even if one does not. A +Inf
-// bound is dropped because the +Inf bucket is always derived from `count`.
-std::vector<std::pair<double, uint64_t>> SortedBuckets(const HistogramSample& histogram) {
+void AppendSample(std::string& out, std::string_view sample_name, const Sample& sample) {
+  assert(LabelsAreValid(sample.labels, /*histogram=*/false));
+  out += sample_name;
+  AppendLabels(out, sample.labels);
+  out += ' ';
+  AppendValue(out, sample.value);
+  out += '\n';
+}
+
+// Fills `buckets` with the bounds in increasing order and their
+// non-cumulative counts. Collectors should already provide sorted, unique,
+// finite bounds; sorting here keeps the output valid (buckets MUST
+// increase) even if one does not. A +Inf bound is dropped because the +Inf
+// bucket is always derived from `count`. `buckets` is the caller's so its
+// capacity is reused from one series to the next.
+void SortBuckets(const HistogramSample& histogram,
+                 std::vector<std::pair<double, uint64_t>>& buckets) {
   assert(histogram.upper_bounds.size() == histogram.bucket_counts.size());
-  size_t n = std::min(histogram.upper_bounds.size(), histogram.bucket_counts.size());
-  std::vector<std::pair<double, uint64_t>> buckets;
-  buckets.reserve(n);
+  const size_t n = std::min(histogram.upper_bounds.size(), histogram.bucket_counts.size());
+  buckets.clear();
   for (size_t i = 0; i < n; ++i) {
     double bound = histogram.upper_bounds[i];
     if (std::isnan(bound) || (std::isinf(bound) && bound > 0)) continue;
     buckets.emplace_back(bound, histogram.bucket_counts[i]);
   }
-  std::stable_sort(buckets.begin(), buckets.end(),
-                   [](const auto& a, const auto& b) { return a.first < b.first; });
-  // Merge duplicate bounds so each le value appears once.
-  std::vector<std::pair<double, uint64_t>> merged;
-  merged.reserve(buckets.size());
-  for (const auto& bucket : buckets) {
-    if (!merged.empty() && merged.back().first == bucket.first) {
-      merged.back().second += bucket.second;
+  auto by_bound = [](const auto& a, const auto& b) { return a.first < b.first; };
+  // stable_sort allocates a buffer on every call; the common case is
+  // already sorted.
+  if (!std::is_sorted(buckets.begin(), buckets.end(), by_bound)) {
+    std::stable_sort(buckets.begin(), buckets.end(), by_bound);
+  }
+  // Merge duplicate bounds (in place) so each le value appears once.
+  size_t kept = 0;
+  for (size_t i = 0; i < buckets.size(); ++i) {
+    if (kept > 0 && buckets[kept - 1].first == buckets[i].first) {
+      buckets[kept - 1].second += buckets[i].second;
     } else {
-      merged.push_back(bucket);
+      buckets[kept++] = buckets[i];
     }
   }
-  return merged;
+  buckets.resize(kept);
 }
 
-void AppendHistogramFamily(std::string& out, std::string_view name, const MetricFamily& family,
-                           Format format) {
-  const std::string bucket_name = std::string(name) + "_bucket";
-  std::string bucket_prefix;  // name_bucket{labels...,le="  rendered once per series
-  for (const HistogramSample& histogram : family.histograms) {
-    assert(LabelsAreValid(histogram.labels, /*histogram=*/true));
-    bucket_prefix = bucket_name;
-    AppendLabels(bucket_prefix, histogram.labels, "le", "");
-    bucket_prefix.resize(bucket_prefix.size() - 2);  // drop the closing "}
-    uint64_t cumulative = 0;
-    for (const auto& [bound, count] : SortedBuckets(histogram)) {
-      cumulative += count;
-      out += bucket_prefix;
-      AppendBucketBound(out, bound, format);
-      out += "\"} ";
-      AppendToChars(out, cumulative);
-      out += '\n';
-    }
-    // Collectors read buckets and count without a common snapshot, so count
-    // may trail the bucket sum; buckets must never decrease, and +Inf and
-    // _count must agree, so both use the larger value.
-    const uint64_t total = std::max(cumulative, histogram.count);
-    out += bucket_name;
-    AppendLabels(out, histogram.labels, "le", "+Inf");
-    out += ' ';
-    AppendToChars(out, total);
-    out += '\n';
-
-    out += name;
-    out += "_sum";
-    AppendLabels(out, histogram.labels);
-    out += ' ';
-    AppendValue(out, histogram.sum);
-    out += '\n';
-
-    out += name;
-    out += "_count";
-    AppendLabels(out, histogram.labels);
-    out += ' ';
-    AppendToChars(out, total);
-    out += '\n';
+// Sizes Serialize's single reservation: ~96 bytes per line.
+size_t EstimatedSize(const std::vector<MetricFamily>& families) {
+  size_t lines = 0;
+  for (const MetricFamily& family : families) {
+    lines += 2 + family.samples.size();
+    for (const auto& h : family.histograms) lines += h.upper_bounds.size() + 3;
   }
+  return lines * 96;
 }
 
 }  // namespace
@@ -302,43 +274,124 @@ std::string FormatBucketBound(double bound, Format format) {
 }
 
 std::string Serialize(const std::vector<MetricFamily>& families, Format format) {
-  const bool open_metrics = format == Format::kOpenMetrics100;
   // One reservation instead of repeated doubling: at 10,000 backends the
   // output is ~90 MB, and regrowing it cost more than formatting it.
-  size_t lines = 0;
-  for (const MetricFamily& family : families) {
-    lines += 2 + family.samples.size();
-    for (const auto& h : family.histograms) lines += h.upper_bounds.size() + 3;
-  }
   std::string out;
-  out.reserve(lines * 96);
-  for (const MetricFamily& family : families) {
-    assert(IsValidMetricName(family.name));
-    if (!HasSamples(family)) continue;
+  out.reserve(EstimatedSize(families));
+  Serializer serializer(families, format);
+  serializer.AppendTo(out, std::numeric_limits<size_t>::max());
+  return out;
+}
 
-    std::string_view name = family.name;
-    std::string sample_name = family.name;
-    if (family.type == MetricType::kCounter) {
-      // The model spells counters with _total, as 0.0.4 does. OpenMetrics
-      // names the family without it and requires it on the samples.
-      assert(name.ends_with(kTotalSuffix));
-      if (open_metrics) {
-        if (name.ends_with(kTotalSuffix)) {
-          name.remove_suffix(kTotalSuffix.size());
-        } else {
-          sample_name += kTotalSuffix;
-        }
+// ---------------------------------------------------------------------------
+
+Serializer::Serializer(const std::vector<MetricFamily>& families, Format format)
+    : families_(families), format_(format) {
+  SkipEmptyFamilies();
+}
+
+bool Serializer::AppendTo(std::string& out, size_t soft_limit) {
+  const size_t start = out.size();
+  // out.size() == start: nothing appended yet in this call, so keep going
+  // past the limit (see the header).
+  while (!done_ && (out.size() == start || out.size() < soft_limit)) {
+    if (family_ == families_.size()) {
+      // Only reached in OpenMetrics: SkipEmptyFamilies ends a 0.0.4 page.
+      out += "# EOF\n";
+      done_ = true;
+      break;
+    }
+    const MetricFamily& family = families_[family_];
+    if (!in_family_) {
+      EnterFamily(family);
+      AppendMetadata(out, name_, family, format_);
+      in_family_ = true;
+      series_ = 0;
+      continue;
+    }
+    if (family.type == MetricType::kHistogram) {
+      AppendHistogramSeries(out, family.histograms[series_]);
+    } else {
+      AppendSample(out, sample_name_, family.samples[series_]);
+    }
+    if (++series_ == SeriesCount(family)) {
+      in_family_ = false;
+      ++family_;
+      SkipEmptyFamilies();
+    }
+  }
+  return !done_;
+}
+
+// Moves past families without series, so that done() turns true as soon as
+// nothing is left to append: a caller streaming the page then knows that
+// the piece it holds is the last one.
+void Serializer::SkipEmptyFamilies() {
+  while (family_ < families_.size() && SeriesCount(families_[family_]) == 0) {
+    assert(IsValidMetricName(families_[family_].name));
+    ++family_;
+  }
+  if (family_ == families_.size() && format_ != Format::kOpenMetrics100) done_ = true;
+}
+
+void Serializer::EnterFamily(const MetricFamily& family) {
+  assert(IsValidMetricName(family.name));
+  name_ = family.name;
+  sample_name_ = family.name;
+  if (family.type == MetricType::kCounter) {
+    // The model spells counters with _total, as 0.0.4 does. OpenMetrics
+    // names the family without it and requires it on the samples.
+    assert(name_.ends_with(kTotalSuffix));
+    if (format_ == Format::kOpenMetrics100) {
+      if (name_.ends_with(kTotalSuffix)) {
+        name_.remove_suffix(kTotalSuffix.size());
+      } else {
+        sample_name_ += kTotalSuffix;
       }
     }
-    AppendMetadata(out, name, family, format);
-    if (family.type == MetricType::kHistogram) {
-      AppendHistogramFamily(out, name, family, format);
-    } else {
-      AppendScalarFamily(out, sample_name, family);
-    }
   }
-  if (open_metrics) out += "# EOF\n";
-  return out;
+  bucket_name_ = name_;
+  bucket_name_ += "_bucket";
+}
+
+void Serializer::AppendHistogramSeries(std::string& out, const HistogramSample& histogram) {
+  assert(LabelsAreValid(histogram.labels, /*histogram=*/true));
+  bucket_prefix_ = bucket_name_;  // becomes name_bucket{labels...,le="
+  AppendLabels(bucket_prefix_, histogram.labels, "le", "");
+  bucket_prefix_.resize(bucket_prefix_.size() - 2);  // drop the closing "}
+  SortBuckets(histogram, buckets_);
+  uint64_t cumulative = 0;
+  for (const auto& [bound, count] : buckets_) {
+    cumulative += count;
+    out += bucket_prefix_;
+    AppendBucketBound(out, bound, format_);
+    out += "\"} ";
+    AppendToChars(out, cumulative);
+    out += '\n';
+  }
+  // Collectors read buckets and count without a common snapshot, so count
+  // may trail the bucket sum; buckets must never decrease, and +Inf and
+  // _count must agree, so both use the larger value.
+  const uint64_t total = std::max(cumulative, histogram.count);
+  out += bucket_name_;
+  AppendLabels(out, histogram.labels, "le", "+Inf");
+  out += ' ';
+  AppendToChars(out, total);
+  out += '\n';
+
+  out += name_;
+  out += "_sum";
+  AppendLabels(out, histogram.labels);
+  out += ' ';
+  AppendValue(out, histogram.sum);
+  out += '\n';
+
+  out += name_;
+  out += "_count";
+  AppendLabels(out, histogram.labels);
+  out += ' ';
+  AppendToChars(out, total);
+  out += '\n';
 }
 
 }  // namespace sockeye::metrics

@@ -2,7 +2,11 @@
 // OpenMetrics 1.0.0 text.
 #pragma once
 
+#include <cstddef>
+#include <cstdint>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "exporters/metric_model.h"
@@ -21,6 +25,62 @@ const char* ContentType(Format format);
 // merging duplicates is the Registry's job. Metric and label names are not
 // escaped (collectors use constants) and are checked only by debug asserts.
 std::string Serialize(const std::vector<MetricFamily>& families, Format format);
+
+// The same rendering as Serialize, produced a piece at a time into a buffer
+// the caller owns, so that a page of tens of MB never has to exist in one
+// string (a scrape streams it out). Serialize is built on this class, so the
+// concatenated pieces are byte for byte Serialize's output.
+//
+//   Serializer serializer(families, format);
+//   std::string chunk;
+//   while (!serializer.done()) {
+//     chunk.clear();
+//     serializer.AppendTo(chunk, 64 * 1024);
+//     Send(chunk);
+//   }
+class Serializer {
+ public:
+  // `families` is read, not copied: it must stay alive and unchanged for as
+  // long as AppendTo is called.
+  Serializer(const std::vector<MetricFamily>& families, Format format);
+  Serializer(const Serializer&) = delete;
+  Serializer& operator=(const Serializer&) = delete;
+
+  // Appends the next part of the page to `out` (never clearing it): whole
+  // units (a family's HELP/TYPE lines, one counter or gauge sample, every
+  // line of one histogram series, the closing "# EOF") until out.size()
+  // reaches `soft_limit` or the page is complete. Unless the page is
+  // already complete, at least one unit is appended even when `out` starts
+  // at or above the limit, so a loop always makes progress; a unit is never
+  // split, so `out` may end up above the limit by one unit (a few KiB for a
+  // histogram series). Returns !done().
+  bool AppendTo(std::string& out, size_t soft_limit);
+
+  // True once the whole page has been appended, i.e. as soon as nothing is
+  // left (not one call later). A page without any sample in the 0.0.4
+  // format is done from the start.
+  bool done() const { return done_; }
+
+ private:
+  void SkipEmptyFamilies();
+  void EnterFamily(const MetricFamily& family);
+  void AppendHistogramSeries(std::string& out, const HistogramSample& histogram);
+
+  const std::vector<MetricFamily>& families_;
+  const Format format_;
+  size_t family_ = 0;       // index of the family being rendered
+  size_t series_ = 0;       // next sample or histogram series in it
+  bool in_family_ = false;  // its metadata has been written
+  bool done_ = false;
+
+  // Per-family names, computed once per family rather than per series.
+  std::string_view name_;    // family name in this format (counters lose _total in OpenMetrics)
+  std::string sample_name_;  // name on counter and gauge sample lines
+  std::string bucket_name_;  // name + "_bucket"
+  // Scratch reused across series to avoid an allocation per series.
+  std::string bucket_prefix_;                         // name_bucket{labels...,le="
+  std::vector<std::pair<double, uint64_t>> buckets_;  // sorted, merged bounds
+};
 
 // Number rendering, exposed for tests. Sample values: NaN, +Inf, -Inf;
 // integral values below 1e17 in plain digits ("42", "1000000000000000");

@@ -313,6 +313,130 @@ TEST(TextFormatTest, OpenMetricsFullOutput) {
             "# EOF\n");
 }
 
+// A page shaped like a real one, large enough that small limits give many
+// pieces: every family type, labels that need escaping, empty families at
+// the start, in the middle and at the end.
+std::vector<MetricFamily> ManyBackends(int backends) {
+  std::vector<MetricFamily> families = {Gauge("empty_first", "e", {})};
+  MetricFamily requests = Counter("sockeye_backend_requests_total", "Requests \\ \"sent\".", {});
+  MetricFamily active = Gauge("sockeye_backend_connections_active", "Open.", {});
+  MetricFamily ttfb = Histogram("sockeye_backend_ttfb_seconds", "TTFB.", {});
+  for (int i = 0; i < backends; ++i) {
+    Labels labels = {
+        {"backend", "10.0." + std::to_string(i / 256) + "." + std::to_string(i % 256) + ":8080"},
+        {"pool", i % 3 == 0 ? "api \"v2\"\n" : "web"}};
+    requests.samples.push_back({labels, i * 1000.5});
+    active.samples.push_back({labels, static_cast<double>(i % 7)});
+    HistogramSample h;
+    h.labels = labels;
+    h.upper_bounds = {0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10};
+    h.bucket_counts = {1, 2, 3, 4, static_cast<uint64_t>(i), 0, 0, 1, 2};
+    h.sum = i * 0.25;
+    h.count = 20 + static_cast<uint64_t>(i);
+    ttfb.histograms.push_back(h);
+  }
+  families.push_back(requests);
+  families.push_back(Histogram("empty_middle", "e", {}));
+  families.push_back(active);
+  families.push_back(ttfb);
+  families.push_back(Counter("empty_last_total", "e", {}));
+  return families;
+}
+
+// Renders with Serializer into fresh buffers of at most ~`limit` bytes and
+// returns the pieces.
+std::vector<std::string> RenderInPieces(const std::vector<MetricFamily>& families, Format format,
+                                        size_t limit) {
+  Serializer serializer(families, format);
+  std::vector<std::string> pieces;
+  while (!serializer.done()) {
+    std::string piece;
+    const bool more = serializer.AppendTo(piece, limit);
+    EXPECT_EQ(more, !serializer.done());
+    pieces.push_back(std::move(piece));
+  }
+  return pieces;
+}
+
+TEST(SerializerTest, PiecesConcatenateToSerializeOutput) {
+  const std::vector<std::vector<MetricFamily>> pages = {SampleFamilies(), ManyBackends(600)};
+  // Large enough for any unit of these pages (a histogram series is ~1.6 KB).
+  constexpr size_t kMaxUnit = 4096;
+  for (Format format : {Format::kPrometheusText004, Format::kOpenMetrics100}) {
+    for (const auto& families : pages) {
+      const std::string whole = Serialize(families, format);
+      for (size_t limit : {size_t{0}, size_t{1}, size_t{100}, size_t{4096}, size_t{65536},
+                           std::numeric_limits<size_t>::max()}) {
+        const auto pieces = RenderInPieces(families, format, limit);
+        std::string joined;
+        for (size_t i = 0; i < pieces.size(); ++i) {
+          const std::string& piece = pieces[i];
+          ASSERT_FALSE(piece.empty()) << "limit " << limit << " piece " << i;
+          EXPECT_EQ(piece.back(), '\n') << "pieces end on a line boundary";
+          if (i + 1 < pieces.size()) {
+            EXPECT_GE(piece.size(), limit) << "stopped early";
+          }
+          if (limit < kMaxUnit) {
+            EXPECT_LT(piece.size(), limit + kMaxUnit) << "unbounded piece";
+          }
+          joined += piece;
+        }
+        EXPECT_EQ(joined, whole) << "limit " << limit;
+      }
+    }
+  }
+  EXPECT_GT(Serialize(pages[1], Format::kPrometheusText004).size(), 300000u);
+}
+
+TEST(SerializerTest, ZeroLimitAppendsOneUnitPerCall) {
+  const auto pieces = RenderInPieces(SampleFamilies(), Format::kOpenMetrics100, 0);
+  ASSERT_EQ(pieces.size(), 10u);
+  EXPECT_EQ(pieces[0],
+            "# TYPE sockeye_connections counter\n"
+            "# HELP sockeye_connections Connections opened.\n");
+  EXPECT_EQ(pieces[1], "sockeye_connections_total{pool=\"web\",result=\"ok\"} 42\n");
+  EXPECT_EQ(pieces[6],  // a whole histogram series is one unit
+            "sockeye_connect_duration_seconds_bucket{path=\"/x\",le=\"0.005\"} 1\n"
+            "sockeye_connect_duration_seconds_bucket{path=\"/x\",le=\"1.0\"} 3\n"
+            "sockeye_connect_duration_seconds_bucket{path=\"/x\",le=\"2.5\"} 6\n"
+            "sockeye_connect_duration_seconds_bucket{path=\"/x\",le=\"+Inf\"} 10\n"
+            "sockeye_connect_duration_seconds_sum{path=\"/x\"} 12.5\n"
+            "sockeye_connect_duration_seconds_count{path=\"/x\"} 10\n");
+  EXPECT_EQ(pieces[9], "# EOF\n");
+}
+
+TEST(SerializerTest, AppendsToTheCallersBufferAndAlwaysProgresses) {
+  const std::vector<MetricFamily> families = {Gauge("empty", "e", {}), Gauge("g", "x", {{{}, 1}})};
+  Serializer serializer(families, Format::kPrometheusText004);
+  std::string out = "already here\n";
+  // The buffer is over the limit from the start: one unit is still added,
+  // and the empty family before it does not count as one.
+  EXPECT_TRUE(serializer.AppendTo(out, 1));
+  EXPECT_EQ(out, "already here\n# HELP g x\n# TYPE g gauge\n");
+  EXPECT_FALSE(serializer.AppendTo(out, 1));
+  EXPECT_EQ(out, "already here\n# HELP g x\n# TYPE g gauge\ng 1\n");
+  EXPECT_TRUE(serializer.done());
+  // Finished: further calls add nothing.
+  EXPECT_FALSE(serializer.AppendTo(out, 1000));
+  EXPECT_EQ(out, "already here\n# HELP g x\n# TYPE g gauge\ng 1\n");
+}
+
+TEST(SerializerTest, EmptyPages) {
+  const std::vector<MetricFamily> none;
+  const std::vector<MetricFamily> only_empty = {Gauge("e", "e", {}), Histogram("h", "h", {})};
+  for (const auto* families : {&none, &only_empty}) {
+    Serializer prom(*families, Format::kPrometheusText004);
+    std::string out;
+    EXPECT_FALSE(prom.AppendTo(out, 0));
+    EXPECT_TRUE(prom.done());
+    EXPECT_EQ(out, "");
+
+    Serializer om(*families, Format::kOpenMetrics100);
+    EXPECT_FALSE(om.AppendTo(out, 0));
+    EXPECT_EQ(out, "# EOF\n");
+  }
+}
+
 bool OnPath(const std::string& program) {
   const char* path = std::getenv("PATH");
   if (path == nullptr) return false;
