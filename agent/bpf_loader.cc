@@ -522,6 +522,15 @@ int BpfProbes::Poll(int timeout_ms, const EventHandler& handler) {
 namespace {
 
 // Reads an iterator to the end; records may straddle read() boundaries.
+// Deletes every entry. Keys are taken one at a time from the start, since
+// deleting the current key makes get_next_key restart anyway.
+void ClearHashMap(int map_fd, size_t key_size) {
+  std::vector<unsigned char> key(key_size);
+  while (bpf_map_get_next_key(map_fd, nullptr, key.data()) == 0) {
+    if (bpf_map_delete_elem(map_fd, key.data()) != 0) break;
+  }
+}
+
 bool DrainIterator(bpf_link* link, const EventHandler& handler, std::string* error) {
   UniqueFd fd(bpf_iter_create(bpf_link__fd(link)));
   if (!fd.valid()) {
@@ -562,7 +571,11 @@ bool BpfProbes::AdoptOpenConnections(const EventHandler& handler, std::string* e
       bpf_map_update_elem(map_fd, &key, &one, BPF_ANY);
     }
   }
-  return DrainIterator(state_->adopt_link.get(), handler, error);
+  bool drained = DrainIterator(state_->adopt_link.get(), handler, error);
+  // Needed only for this walk; emptied, they hold no kernel memory.
+  ClearHashMap(bpf_map__fd(state_->skel->maps.listen_ports), sizeof(__u16));
+  ClearHashMap(bpf_map__fd(state_->skel->maps.adopt_inodes), sizeof(__u64));
+  return drained;
 }
 
 bool BpfProbes::Sweep(bool all, const EventHandler& handler, std::string* error) {

@@ -123,9 +123,12 @@ SOCKEYE_SHARED struct {
 } conn_id_seq SEC(".maps");
 
 /* Local ports with a listener, filled during the adoption walk so that
- * accepted (passive) connections are not mistaken for backend ones. */
+ * accepted (passive) connections are not mistaken for backend ones. This and
+ * adopt_inodes are used only at start-up and emptied after it: not
+ * preallocated, they then hold no memory (preallocated, 5 MiB each). */
 SOCKEYE_SHARED struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(max_entries, 65536);
 	__type(key, __u16);
 	__type(value, __u8);
@@ -135,6 +138,7 @@ SOCKEYE_SHARED struct {
  * agent from /proc), so adoption honours the process filter too. */
 SOCKEYE_SHARED struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(max_entries, 65536);
 	__type(key, __u64);
 	__type(value, __u8);

@@ -266,8 +266,18 @@ using Clock = std::chrono::steady_clock;
 // renders (and compresses) one more piece and sends it as one HTTP chunk.
 struct StreamedScrape {
   StreamedScrape(std::vector<MetricFamily> families, Format format_in, bool gzip,
-                 std::shared_ptr<ScrapeStatsCollector> stats_in)
-      : page(std::move(families), format_in, gzip), format(format_in), stats(std::move(stats_in)) {}
+                 std::shared_ptr<ScrapeStatsCollector> stats_in, std::function<void()> after)
+      : page(std::move(families), format_in, gzip),
+        format(format_in),
+        stats(std::move(stats_in)),
+        after_scrape(std::move(after)) {}
+  // Runs when httplib lets go of the provider (the response is sent) or,
+  // for a page that fit in one piece, when the handler returns.
+  ~StreamedScrape() {
+    if (after_scrape) after_scrape();
+  }
+  StreamedScrape(const StreamedScrape&) = delete;
+  StreamedScrape& operator=(const StreamedScrape&) = delete;
 
   bool WriteNext(httplib::DataSink& sink) {
     std::string_view piece = pending;  // the handler's first piece, sent first
@@ -294,6 +304,7 @@ struct StreamedScrape {
   PageStream page;
   const Format format;
   const std::shared_ptr<ScrapeStatsCollector> stats;
+  std::function<void()> after_scrape;
   std::string_view pending;  // into page's buffer, valid until the next page.Next()
   // Time spent gathering, rendering and compressing, not waiting for the
   // client to take the data: that is what the scrape-duration metric means.
@@ -382,7 +393,7 @@ void MetricsHttpServer::Impl::ServeMetrics(const httplib::Request& req, httplib:
   // failure is still a 500 (the exception handler) rather than a cut-off
   // 200.
   auto scrape = std::make_shared<StreamedScrape>(gather ? gather() : std::vector<MetricFamily>(),
-                                                 format, gzip, stats);
+                                                 format, gzip, stats, options.after_scrape);
   const std::string_view first = scrape->page.Next();
 
   res.status = 200;

@@ -26,6 +26,10 @@ struct HttpServerOptions {
   std::string listen_address = ":19480";
   std::string telemetry_path = "/metrics";
   std::string version;  // shown on the landing page
+  // Called on a server thread once a metrics page has been rendered, sent
+  // and released (the agent hands the scrape's freed memory back to the
+  // kernel there). Must not throw.
+  std::function<void()> after_scrape;
 };
 
 // Counts what the server does; register it with the Registry the server

@@ -5,11 +5,14 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <chrono>
 #include <fstream>
 #include <functional>
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "exporters/http_server.h"
@@ -115,6 +118,29 @@ TEST_F(HttpServerTest, ServesPrometheusTextByDefault) {
     EXPECT_FALSE(res->has_header("Content-Encoding"));
     EXPECT_EQ(res->body, Serialize(FixedFamilies(), Format::kPrometheusText004));
   }
+}
+
+// The agent returns a scrape's memory to the kernel from this hook, so it
+// must run once per metrics page, small or streamed, and not for other pages.
+TEST_F(HttpServerTest, AfterScrapeRunsOncePerMetricsPage) {
+  std::atomic<int> calls{0};
+  HttpServerOptions options;
+  options.after_scrape = [&calls] { ++calls; };
+  StartServer(options);
+  ASSERT_TRUE(Get("/metrics"));
+  ASSERT_TRUE(Get("/healthz"));
+  ASSERT_TRUE(Get("/"));
+  EXPECT_EQ(calls.load(), 1);
+  gather_ = LargeFamilies;
+  auto res = Get("/metrics");
+  ASSERT_TRUE(res);
+  EXPECT_TRUE(res->has_header("Transfer-Encoding"));
+  // Streamed: the provider is released after the last chunk went out,
+  // which may be just after the client has it.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (calls.load() < 2 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  EXPECT_EQ(calls.load(), 2);
 }
 
 TEST_F(HttpServerTest, ServesOpenMetricsWhenAsked) {
@@ -475,7 +501,7 @@ TEST_F(HttpServerTest, StopIsIdempotentAndRestartable) {
 TEST(HttpServerStartTest, BadListenAddressNamesIt) {
   for (const char* address : {"256.1.1.1:80", "127.0.0.1:notaport", "127.0.0.1:65536", "::1:80",
                               "127.0.0.1", "[::1:80", "[nonsense]:80", "host name:80", ""}) {
-    MetricsHttpServer server({address, "/metrics", ""}, nullptr, nullptr);
+    MetricsHttpServer server({address, "/metrics", "", {}}, nullptr, nullptr);
     std::string error;
     EXPECT_FALSE(server.Start(&error)) << address;
     EXPECT_NE(error.find(std::string("\"") + address + "\""), std::string::npos) << error;
@@ -490,18 +516,18 @@ bool NonLocalBindAllowed() {
 
 TEST(HttpServerStartTest, UnavailableAddressNamesIt) {
   if (NonLocalBindAllowed()) GTEST_SKIP() << "net.ipv4.ip_nonlocal_bind is set";
-  MetricsHttpServer server({"192.0.2.1:0", "/metrics", ""}, nullptr, nullptr);  // TEST-NET-1
+  MetricsHttpServer server({"192.0.2.1:0", "/metrics", "", {}}, nullptr, nullptr);  // TEST-NET-1
   std::string error;
   EXPECT_FALSE(server.Start(&error));
   EXPECT_NE(error.find("\"192.0.2.1:0\""), std::string::npos) << error;
 }
 
 TEST(HttpServerStartTest, PortInUse) {
-  MetricsHttpServer first({"127.0.0.1:0", "/metrics", ""}, nullptr, nullptr);
+  MetricsHttpServer first({"127.0.0.1:0", "/metrics", "", {}}, nullptr, nullptr);
   std::string error;
   ASSERT_TRUE(first.Start(&error)) << error;
   const std::string address = "127.0.0.1:" + std::to_string(first.port());
-  MetricsHttpServer second({address, "/metrics", ""}, nullptr, nullptr);
+  MetricsHttpServer second({address, "/metrics", "", {}}, nullptr, nullptr);
   EXPECT_FALSE(second.Start(&error));
   EXPECT_NE(error.find("\"" + address + "\""), std::string::npos) << error;
   EXPECT_NE(error.find("in use"), std::string::npos) << error;
@@ -509,7 +535,7 @@ TEST(HttpServerStartTest, PortInUse) {
 
 TEST(HttpServerStartTest, EmptyHostListensEverywhere) {
   MetricsHttpServer server(
-      {":0", "/metrics", ""}, [] { return FixedFamilies(); }, nullptr);
+      {":0", "/metrics", "", {}}, [] { return FixedFamilies(); }, nullptr);
   std::string error;
   ASSERT_TRUE(server.Start(&error)) << error;
   httplib::Client v4("127.0.0.1", server.port());
