@@ -117,15 +117,21 @@ print(f"    agent CPU per million requests: {agent_cpu / total * 1e6:.2f} s (tar
 print(f"    agent peak RSS {hwm / 1024:.1f} MB; events lost {lost:.0f}")
 PY
 
-# --- (b) observed: alternate without / with (BPF stats off).
+# --- (b) observed: alternate without / with (BPF stats off). Odd rounds run
+# without first, even rounds with first, so a drift of the machine's speed
+# during a round does not always favour the same side.
 echo "(b) round  rps_without  rps_with  ratio  p99_without_ms  p99_with_ms"
 ratios=()
-for r in $(seq "$rounds"); do
-  read -r rps_off p99_off _ < <(run_wrk)
+with_agent() {
   start_agent
   sleep 0.5
   read -r rps_on p99_on _ < <(run_wrk)
   stop_agent
+}
+for r in $(seq "$rounds"); do
+  if (( r % 2 == 0 )); then with_agent; fi
+  read -r rps_off p99_off _ < <(run_wrk)
+  if (( r % 2 == 1 )); then with_agent; fi
   ratio=$(python3 -c "print(f'{$rps_on / $rps_off:.3f}')")
   ratios+=("$ratio")
   printf "    %5d  %11.0f  %8.0f  %5s  %14.3f  %11.3f\n" "$r" "$rps_off" "$rps_on" "$ratio" "$p99_off" "$p99_on"
