@@ -55,8 +55,12 @@ port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); pr
 metrics() { curl -sf "http://127.0.0.1:$port/metrics"; }
 sum_metric() { metrics | awk -v m="$1" 'index($0, m)==1 && $1 !~ /^#/ { s += $NF } END { printf "%.9f\n", s }'; }
 
+# PROXY_COST_INCLUDE replaces the backends the agent follows; a network no
+# traffic goes to (e.g. 192.0.2.1/32) leaves only the cost every socket pays.
+include_args=()
+for net in ${PROXY_COST_INCLUDE:-127.0.0.41/32 127.0.0.42/32}; do include_args+=(--include "$net"); done
 start_agent() {
-  "$agent" --web.listen-address "127.0.0.1:$port" --include 127.0.0.41/32 --include 127.0.0.42/32 "$@" \
+  "$agent" --web.listen-address "127.0.0.1:$port" "${include_args[@]}" "$@" \
     >"$work/agent.log" 2>&1 &
   agent_pid=$!
   for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && return 0; sleep 0.1; done
@@ -122,7 +126,14 @@ PY
 # during a round does not always favour the same side.
 echo "(b) round  rps_without  rps_with  ratio  p99_without_ms  p99_with_ms"
 ratios=()
+# PROXY_COST_PLACEBO=1 runs the "with" side without the agent (an A/A run):
+# the spread and bias of the harness itself on this machine.
 with_agent() {
+  if [ "${PROXY_COST_PLACEBO:-0}" = 1 ]; then
+    sleep 0.5
+    read -r rps_on p99_on _ < <(run_wrk)
+    return
+  fi
   start_agent
   sleep 0.5
   read -r rps_on p99_on _ < <(run_wrk)

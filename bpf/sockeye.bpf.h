@@ -197,6 +197,10 @@ static __always_inline void count_kernel(__u32 counter)
 
 static __always_inline struct conn *conn_lookup(const struct sock *sk)
 {
+	/* Most sockets carry no BPF socket storage at all: for them one load
+	 * instead of a helper call, on every segment and send. */
+	if (bpf_core_field_exists(sk->sk_bpf_storage) && !sk->sk_bpf_storage)
+		return NULL;
 	return bpf_sk_storage_get(&conns, (struct sock *)sk, 0, 0);
 }
 
