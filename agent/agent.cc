@@ -4,8 +4,8 @@
 
 #include "agent/capabilities.h"
 #include "agent/log.h"
-#include "agent/version.h"
 #include "agent/probes_collector.h"
+#include "agent/version.h"
 #include "exporters/process_collector.h"
 
 namespace sockeye {
@@ -79,8 +79,8 @@ std::unique_ptr<Agent> Agent::Start(const Config& config, std::string* error) {
       http, [registry] { return registry->Gather(); },
       [self]() -> std::string {
         auto stalled = std::chrono::nanoseconds(NowNs() - self->last_tick_ns_.load());
-        if (stalled > kStalledAfter) return "event loop stalled for " +
-                                            std::to_string(stalled.count() / 1000000000) + "s";
+        if (stalled > kStalledAfter)
+          return "event loop stalled for " + std::to_string(stalled.count() / 1000000000) + "s";
         return "";
       });
   agent->registry_->Register(agent->server_->stats_collector());

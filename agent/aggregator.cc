@@ -13,8 +13,7 @@ using metrics::MetricFamily;
 using metrics::MetricType;
 using metrics::Sample;
 
-Aggregator::Backend::Backend(std::string label_value, std::string pool_name,
-                             const Aggregator& agg)
+Aggregator::Backend::Backend(std::string label_value, std::string pool_name, const Aggregator& agg)
     : label(std::move(label_value)),
       pool(std::move(pool_name)),
       connect_duration(agg.connect_bounds_),
@@ -107,16 +106,16 @@ Aggregator::Backend* Aggregator::BackendFor(const Endpoint& endpoint, Clock::tim
       return overflow_.get();
     }
     it = backends_
-             .emplace(endpoint, std::make_unique<Backend>(FormatEndpoint(endpoint),
-                                                          PoolFor(endpoint), *this))
+             .emplace(endpoint,
+                      std::make_unique<Backend>(FormatEndpoint(endpoint), PoolFor(endpoint), *this))
              .first;
   }
   it->second->last_activity = now;
   return it->second.get();
 }
 
-Aggregator::Connection* Aggregator::ConnectionFor(const sockeye_event& event,
-                                                  Clock::time_point now, bool create_open) {
+Aggregator::Connection* Aggregator::ConnectionFor(const sockeye_event& event, Clock::time_point now,
+                                                  bool create_open) {
   auto it = connections_.find(event.conn_id);
   if (it != connections_.end()) return &it->second;
   if (!create_open) return nullptr;
@@ -262,8 +261,8 @@ size_t Aggregator::backend_count() const {
 
 size_t Aggregator::open_connection_count() const {
   std::lock_guard lock(mutex_);
-  return static_cast<size_t>(
-      std::count_if(connections_.begin(), connections_.end(), [](const auto& e) { return e.second.open; }));
+  return static_cast<size_t>(std::count_if(connections_.begin(), connections_.end(),
+                                           [](const auto& e) { return e.second.open; }));
 }
 
 void Aggregator::Collect(std::vector<MetricFamily>& out) {
@@ -274,38 +273,38 @@ void Aggregator::Collect(std::vector<MetricFamily>& out) {
   auto family = [&](const char* name, const char* help, MetricType type) -> MetricFamily& {
     return built.emplace_back(MetricFamily{name, help, type, {}, {}});
   };
-  auto& established = family("sockeye_backend_connections_established_total",
-                             "TCP connections to the backend that completed the handshake.",
-                             MetricType::kCounter);
-  auto& failures = family("sockeye_backend_connect_failures_total",
-                          "Connection attempts to the backend that failed, by reason.",
-                          MetricType::kCounter);
+  auto& established =
+      family("sockeye_backend_connections_established_total",
+             "TCP connections to the backend that completed the handshake.", MetricType::kCounter);
+  auto& failures =
+      family("sockeye_backend_connect_failures_total",
+             "Connection attempts to the backend that failed, by reason.", MetricType::kCounter);
   auto& active = family("sockeye_backend_connections_active",
                         "Open TCP connections to the backend.", MetricType::kGauge);
   auto& closed = family("sockeye_backend_connections_closed_total",
                         "Connections to the backend that closed, by which side closed first.",
                         MetricType::kCounter);
-  auto& connect_duration = family("sockeye_backend_connect_duration_seconds",
-                                  "Time from SYN sent to connection established.",
-                                  MetricType::kHistogram);
-  auto& connection_duration = family(
-      "sockeye_backend_connection_duration_seconds",
-      "Lifetime of connections from connect() to close (connections open at agent start are "
-      "not observed).",
-      MetricType::kHistogram);
+  auto& connect_duration =
+      family("sockeye_backend_connect_duration_seconds",
+             "Time from SYN sent to connection established.", MetricType::kHistogram);
+  auto& connection_duration =
+      family("sockeye_backend_connection_duration_seconds",
+             "Lifetime of connections from connect() to close (connections open at agent start are "
+             "not observed).",
+             MetricType::kHistogram);
   auto& sent = family("sockeye_backend_sent_bytes_total",
                       "Payload bytes the host sent to the backend.", MetricType::kCounter);
   auto& received = family("sockeye_backend_received_bytes_total",
                           "Payload bytes the host read from the backend.", MetricType::kCounter);
-  auto& requests = family("sockeye_backend_requests_total",
-                          "Requests (request/response turns) sent to the backend.",
-                          MetricType::kCounter);
+  auto& requests =
+      family("sockeye_backend_requests_total",
+             "Requests (request/response turns) sent to the backend.", MetricType::kCounter);
   auto& ttfb = family("sockeye_backend_time_to_first_byte_seconds",
                       "Time from the start of a request to the first byte of its response.",
                       MetricType::kHistogram);
-  auto& per_connection = family("sockeye_backend_requests_per_connection",
-                                "Requests carried by each closed connection.",
-                                MetricType::kHistogram);
+  auto& per_connection =
+      family("sockeye_backend_requests_per_connection",
+             "Requests carried by each closed connection.", MetricType::kHistogram);
   auto& rtt = family("sockeye_backend_rtt_seconds",
                      "Smoothed TCP round-trip time, sampled at each response and at close.",
                      MetricType::kHistogram);
@@ -313,8 +312,8 @@ void Aggregator::Collect(std::vector<MetricFamily>& out) {
                              "TCP segments retransmitted to the backend.", MetricType::kCounter);
   auto& resets_received = family("sockeye_backend_resets_received_total",
                                  "TCP resets received from the backend.", MetricType::kCounter);
-  auto& resets_sent = family("sockeye_backend_resets_sent_total",
-                             "TCP resets sent to the backend.", MetricType::kCounter);
+  auto& resets_sent = family("sockeye_backend_resets_sent_total", "TCP resets sent to the backend.",
+                             MetricType::kCounter);
 
   auto emit = [&](const Backend& b) {
     Labels labels{{"backend", b.label}};
@@ -326,8 +325,8 @@ void Aggregator::Collect(std::vector<MetricFamily>& out) {
     };
     established.samples.push_back({labels, static_cast<double>(b.established)});
     for (size_t r = 0; r < SOCKEYE_FAIL_COUNT; ++r)
-      failures.samples.push_back({with("reason", FailureReasonName(r)),
-                                  static_cast<double>(b.failures[r])});
+      failures.samples.push_back(
+          {with("reason", FailureReasonName(r)), static_cast<double>(b.failures[r])});
     active.samples.push_back({labels, static_cast<double>(std::max<int64_t>(b.active, 0))});
     closed.samples.push_back({with("closed_by", "local"), static_cast<double>(b.closed[0])});
     closed.samples.push_back({with("closed_by", "remote"), static_cast<double>(b.closed[1])});
@@ -353,8 +352,8 @@ void Aggregator::Collect(std::vector<MetricFamily>& out) {
   for (const Backend* b : ordered) emit(*b);
   if (overflow_connections_ > 0) emit(*overflow_);
 
-  auto& events = family("sockeye_events_total",
-                        "Kernel records processed by the agent, by kind.", MetricType::kCounter);
+  auto& events = family("sockeye_events_total", "Kernel records processed by the agent, by kind.",
+                        MetricType::kCounter);
   for (size_t k = 1; k < SOCKEYE_EV_KIND_COUNT; ++k)
     events.samples.push_back(
         {{{"kind", EventKindName(k)}}, static_cast<double>(events_by_kind_[k])});

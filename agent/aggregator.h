@@ -103,7 +103,6 @@ class Aggregator : public metrics::Collector {
     uint64_t seen_generation = 0;
   };
 
-
   Backend* BackendFor(const Endpoint& endpoint, Clock::time_point now);
   Connection* ConnectionFor(const sockeye_event& event, Clock::time_point now, bool create_open);
   // Adds what the connection's cumulative totals moved since the last record.

@@ -120,8 +120,9 @@ std::string LoadFailureHint(int err) {
     int major = 0, minor = 0;
     std::sscanf(uts.release, "%d.%d", &major, &minor);
     if (major < 5 || (major == 5 && minor < 11)) {
-      return std::string(" (the verifier refused a program; sockeye needs Linux 5.11 or later, "
-                         "this is ") +
+      return std::string(
+                 " (the verifier refused a program; sockeye needs Linux 5.11 or later, "
+                 "this is ") +
              uts.release + "; --log.level=debug shows the verifier's log)";
     }
     return " (the verifier refused a program; --log.level=debug shows its log)";
@@ -248,11 +249,13 @@ std::vector<SendMode> SendCandidates(ProbeMode mode, const btf* vmlinux,
   bool fentry_target = btf__find_by_name_kind(vmlinux, "tcp_sendmsg", BTF_KIND_FUNC) > 0;
   bool kprobes = KernelHasKprobes();
   if (!tracepoint)
-    unavailable->push_back("tracepoint: sock:sock_send_length is not in this kernel (added in 6.3)");
+    unavailable->push_back(
+        "tracepoint: sock:sock_send_length is not in this kernel (added in 6.3)");
   if (!fentry_target) unavailable->push_back("fentry: tcp_sendmsg is not in the kernel BTF");
   if (!kprobes)
-    unavailable->push_back("kprobe: kernel built without CONFIG_KPROBES "
-                           "(no /sys/bus/event_source/devices/kprobe)");
+    unavailable->push_back(
+        "kprobe: kernel built without CONFIG_KPROBES "
+        "(no /sys/bus/event_source/devices/kprobe)");
   std::vector<SendMode> candidates;
   switch (mode) {
     case ProbeMode::kTracepoint:
@@ -303,7 +306,8 @@ std::unique_ptr<BpfProbes> BpfProbes::Load(const LoaderSettings& settings, std::
   }
 
   std::vector<std::string> unavailable;
-  std::vector<SendMode> candidates = SendCandidates(settings.probe_mode, vmlinux.get(), &unavailable);
+  std::vector<SendMode> candidates =
+      SendCandidates(settings.probe_mode, vmlinux.get(), &unavailable);
   if (candidates.empty()) {
     *error = std::string("--probe-mode ") + ProbeModeName(settings.probe_mode) +
              " is not available on this kernel: ";
@@ -330,8 +334,8 @@ std::unique_ptr<BpfProbes> BpfProbes::Load(const LoaderSettings& settings, std::
       *error = attempt_error;
       return nullptr;
     }
-    LogWarn(std::string("send hook via ") + SendModeName(mode) + " refused, trying the next: " +
-            attempt_error);
+    LogWarn(std::string("send hook via ") + SendModeName(mode) +
+            " refused, trying the next: " + attempt_error);
     refused.push_back(std::string(SendModeName(mode)) + " refused: " + attempt_error);
   }
   *error = "no way to attach the send hook";
@@ -378,7 +382,8 @@ std::unique_ptr<BpfProbes::State> BpfProbes::LoadWith(const LoaderSettings& sett
     LogWarn(std::string("tracepoint ") + tracepoint + " not in this kernel: " + consequence);
     return true;
   };
-  if (!choose(skel->progs.on_inet_sock_set_state, "connection_state", "inet_sock_set_state", true, ""))
+  if (!choose(skel->progs.on_inet_sock_set_state, "connection_state", "inet_sock_set_state", true,
+              ""))
     return nullptr;
   // tcp:tcp_probe marks every response (Linux 4.16+, so every kernel that
   // can run the rest).
@@ -395,16 +400,17 @@ std::unique_ptr<BpfProbes::State> BpfProbes::LoadWith(const LoaderSettings& sett
   bpf_program__set_autoload(skel->progs.on_tcp_sendmsg_kprobe, send_mode == SendMode::kKprobe);
   rodata->send_marks_enabled = send_mode == SendMode::kKprobe ? 1 : 0;
   if (send_mode != SendMode::kKprobe) bpf_map__set_max_entries(skel->maps.send_marks, 1);
-  state->probes.insert(state->probes.begin() + 1,
-                       {"send", SendModeName(send_mode),
-                        send_mode == SendMode::kTracepoint ? "sock_send_length"
-                        : send_mode == SendMode::kNone
-                            ? "requests are noticed at the next received segment, so "
-                              "time-to-first-byte is shorter by up to one round trip"
-                            : "tcp_sendmsg"});
+  state->probes.insert(
+      state->probes.begin() + 1,
+      {"send", SendModeName(send_mode),
+       send_mode == SendMode::kTracepoint ? "sock_send_length"
+       : send_mode == SendMode::kNone     ? "requests are noticed at the next received segment, so "
+                                            "time-to-first-byte is shorter by up to one round trip"
+                                          : "tcp_sendmsg"});
 
   rodata->ringbuf_wakeup_bytes = settings.ringbuf_bytes / 4;
-  if (bpf_map__set_max_entries(skel->maps.events, static_cast<__u32>(settings.ringbuf_bytes)) != 0) {
+  if (bpf_map__set_max_entries(skel->maps.events, static_cast<__u32>(settings.ringbuf_bytes)) !=
+      0) {
     *error = "cannot size the ring buffer to " + std::to_string(settings.ringbuf_bytes) + " bytes";
     return nullptr;
   }
@@ -437,12 +443,10 @@ std::unique_ptr<BpfProbes::State> BpfProbes::LoadWith(const LoaderSettings& sett
     state->links.push_back(std::move(link));
     return true;
   };
-  for (bpf_program* prog :
-       {skel->progs.on_inet_sock_set_state, skel->progs.on_sock_send_length,
-        skel->progs.on_tcp_sendmsg_fentry, skel->progs.on_tcp_sendmsg_kprobe,
-        skel->progs.on_tcp_probe, skel->progs.on_tcp_destroy_sock,
-        skel->progs.on_tcp_send_reset,
-        skel->progs.on_tcp_receive_reset}) {
+  for (bpf_program* prog : {skel->progs.on_inet_sock_set_state, skel->progs.on_sock_send_length,
+                            skel->progs.on_tcp_sendmsg_fentry, skel->progs.on_tcp_sendmsg_kprobe,
+                            skel->progs.on_tcp_probe, skel->progs.on_tcp_destroy_sock,
+                            skel->progs.on_tcp_send_reset, skel->progs.on_tcp_receive_reset}) {
     if (!attach(prog)) return nullptr;
   }
 

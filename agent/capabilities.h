@@ -8,7 +8,7 @@
 namespace sockeye {
 
 struct CapabilityStatus {
-  std::string name;     // e.g. "CAP_BPF"
+  std::string name;  // e.g. "CAP_BPF"
   bool effective = false;
   std::string needed_for;
 };

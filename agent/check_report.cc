@@ -1,5 +1,4 @@
 #include "agent/check_report.h"
-#include "agent/version.h"
 
 #include <sys/utsname.h>
 
@@ -8,7 +7,7 @@
 
 #include "agent/bpf_loader.h"
 #include "agent/capabilities.h"
-
+#include "agent/version.h"
 
 namespace sockeye {
 namespace {
@@ -57,7 +56,8 @@ int RunCheck(const Config& config, std::FILE* out) {
   for (const auto& s : probes->ProgramStatistics())
     std::fprintf(out, "  %-28s %8u\n", s.name.c_str(), s.verified_insns);
   if (!probes->unavailable().empty()) {
-    std::fprintf(out, "\nnot available on this kernel (other choices were used where they exist):\n");
+    std::fprintf(out,
+                 "\nnot available on this kernel (other choices were used where they exist):\n");
     for (const auto& why : probes->unavailable()) std::fprintf(out, "  - %s\n", why.c_str());
   }
   std::fprintf(out, "\nresult:        OK: the agent can run here%s\n",

@@ -1,5 +1,4 @@
 #include "agent/config.h"
-#include "agent/version.h"
 
 #include <unistd.h>
 
@@ -18,6 +17,8 @@
 #include <string_view>
 #include <system_error>
 #include <utility>
+
+#include "agent/version.h"
 
 // CMake passes both; the fallbacks keep ad-hoc builds of this file working.
 

@@ -39,7 +39,7 @@ struct Config {
   std::vector<std::string> processes;  // comm names, at most 8, each <= 15 chars
   std::vector<CidrMatch> include;      // empty = every backend
   std::vector<CidrMatch> exclude;
-  std::vector<PoolMapping> pools;      // first match wins
+  std::vector<PoolMapping> pools;  // first match wins
   size_t max_backends = 5000;
   std::chrono::seconds backend_idle_timeout{600};
   std::chrono::milliseconds sweep_interval{1000};
@@ -47,9 +47,9 @@ struct Config {
   // RSS; 4 MiB holds ~37k records, ~1.4 s of this VM's peak proxy rate.
   size_t ringbuf_bytes = 4u << 20;  // power of two, >= 4096
   bool bpf_stats = false;
-  bool check_only = false;          // --check: report what would be attached, then exit
-  std::string btf_path;             // --btf-path: kernel BTF when /sys/kernel/btf/vmlinux is absent
-  bool keep_capabilities = false;   // --keep-capabilities: do not drop them after attaching
+  bool check_only = false;         // --check: report what would be attached, then exit
+  std::string btf_path;            // --btf-path: kernel BTF when /sys/kernel/btf/vmlinux is absent
+  bool keep_capabilities = false;  // --keep-capabilities: do not drop them after attaching
   ProbeMode probe_mode = ProbeMode::kAuto;
   LogLevel log_level = LogLevel::kInfo;
   HistogramBuckets buckets = DefaultHistogramBuckets();

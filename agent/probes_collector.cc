@@ -1,8 +1,7 @@
 #include "agent/probes_collector.h"
-#include "agent/version.h"
 
 #include "agent/aggregator.h"
-
+#include "agent/version.h"
 
 namespace sockeye {
 
@@ -12,7 +11,9 @@ using metrics::MetricType;
 void ProbesCollector::Collect(std::vector<MetricFamily>& out) {
   MetricFamily info{"sockeye_probe_info",
                     "The kernel program attached for each hook (mode off when none could be).",
-                    MetricType::kGauge, {}, {}};
+                    MetricType::kGauge,
+                    {},
+                    {}};
   for (const auto& p : probes_.probes())
     info.samples.push_back({{{"hook", p.hook}, {"mode", p.mode}}, 1});
   out.push_back(std::move(info));
@@ -21,7 +22,9 @@ void ProbesCollector::Collect(std::vector<MetricFamily>& out) {
   MetricFamily lost{"sockeye_events_lost_total",
                     "Kernel records dropped because the ring buffer was full, by kind "
                     "(raise --ringbuf-size).",
-                    MetricType::kCounter, {}, {}};
+                    MetricType::kCounter,
+                    {},
+                    {}};
   for (size_t kind = 1; kind < SOCKEYE_EV_KIND_COUNT; ++kind)
     lost.samples.push_back({{{"kind", EventKindName(kind)}},
                             static_cast<double>(counters[SOCKEYE_KC_RINGBUF_FULL + kind])});
@@ -52,10 +55,14 @@ void ProbesCollector::Collect(std::vector<MetricFamily>& out) {
   if (!probes_.bpf_stats_enabled()) return;
   MetricFamily run_time{"sockeye_bpf_program_run_time_seconds_total",
                         "Kernel time spent in each sockeye BPF program (BPF stats, --bpf-stats).",
-                        MetricType::kCounter, {}, {}};
+                        MetricType::kCounter,
+                        {},
+                        {}};
   MetricFamily run_count{"sockeye_bpf_program_runs_total",
                          "Invocations of each sockeye BPF program (BPF stats, --bpf-stats).",
-                         MetricType::kCounter, {}, {}};
+                         MetricType::kCounter,
+                         {},
+                         {}};
   for (const auto& s : probes_.ProgramStatistics()) {
     run_time.samples.push_back({{{"program", s.name}}, static_cast<double>(s.run_time_ns) / 1e9});
     run_count.samples.push_back({{{"program", s.name}}, static_cast<double>(s.run_count)});

@@ -81,10 +81,14 @@ int main(int argc, char** argv) {
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string flag = argv[i];
     int value = std::atoi(argv[i + 1]);
-    if (flag == "--rounds") rounds = value;
-    else if (flag == "--connections") connections = value;
-    else if (flag == "--requests") requests = value;
-    else if (flag == "--cpu") cpu = value;
+    if (flag == "--rounds")
+      rounds = value;
+    else if (flag == "--connections")
+      connections = value;
+    else if (flag == "--requests")
+      requests = value;
+    else if (flag == "--cpu")
+      cpu = value;
     else {
       std::fprintf(stderr, "hook_cost: unknown flag %s\n", flag.c_str());
       return 2;
@@ -174,10 +178,10 @@ int main(int argc, char** argv) {
     agent->Tick(0);
   }
 
-  std::printf("hook cost, %d rounds x 2 phases x %d connections x %d requests (64 B / 512 B), %s\n",
-              rounds, connections, requests,
-              cpu >= 0 ? ("all threads on CPU " + std::to_string(cpu)).c_str()
-                       : "threads unpinned");
+  std::printf(
+      "hook cost, %d rounds x 2 phases x %d connections x %d requests (64 B / 512 B), %s\n", rounds,
+      connections, requests,
+      cpu >= 0 ? ("all threads on CPU " + std::to_string(cpu)).c_str() : "threads unpinned");
   std::printf("%-20s %12s %10s %14s %14s %12s %12s\n", "tracepoint", "calls", "empty ns",
               "unfollowed ns", "followed ns", "+unfollowed", "+followed");
   for (const auto& h : hooks) {

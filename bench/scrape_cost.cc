@@ -253,8 +253,8 @@ void ScrapeCost(uint32_t backends, Path path) {
   std::unique_ptr<metrics::MetricsHttpServer> server;
   if (http) {
     server = std::make_unique<metrics::MetricsHttpServer>(
-        metrics::HttpServerOptions{"127.0.0.1:0", "/metrics", "", {}}, [&agg] { return Gather(agg); },
-        nullptr);
+        metrics::HttpServerOptions{"127.0.0.1:0", "/metrics", "", {}},
+        [&agg] { return Gather(agg); }, nullptr);
     std::string error;
     if (!server->Start(&error)) throw std::runtime_error(error);
   }

@@ -28,8 +28,7 @@ enum class Behavior { kRespond, kResetAfterRequest, kRespondThenReset };
 class LoopbackServer {
  public:
   LoopbackServer(const std::string& address, Behavior behavior = Behavior::kRespond,
-                 std::chrono::milliseconds delay = std::chrono::milliseconds(0),
-                 uint16_t port = 0)
+                 std::chrono::milliseconds delay = std::chrono::milliseconds(0), uint16_t port = 0)
       : behavior_(behavior), delay_(delay) {
     family_ = address.find(':') != std::string::npos ? AF_INET6 : AF_INET;
     listen_fd_ = socket(family_, SOCK_STREAM, 0);
@@ -167,8 +166,7 @@ class Client {
     request.push_back('\n');
     if (how == SendPath::kSendfile) {
       if (!SendFile(request)) return 0;
-    } else if (send(fd_, request.data(), request.size(), MSG_NOSIGNAL) !=
-               ssize_t(request.size())) {
+    } else if (send(fd_, request.data(), request.size(), MSG_NOSIGNAL) != ssize_t(request.size())) {
       return 0;
     }
     std::vector<char> buffer(1 << 16);

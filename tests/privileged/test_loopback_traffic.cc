@@ -4,15 +4,14 @@
 // Needs root (or CAP_BPF+CAP_PERFMON) and kernel BTF. Without them the tests
 // are skipped with the reason, unless SOCKEYE_REQUIRE_BPF=1 (set by .ci/run)
 // turns the skip into a failure.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <httplib.h>
-
-#include <fcntl.h>
 #include <poll.h>
 
 #include <cstdlib>
-#include <functional>
 #include <fstream>
+#include <functional>
 #include <map>
 
 #include "agent/agent.h"
@@ -343,8 +342,8 @@ TEST_F(LoopbackTraffic, ProbeChoicesAndHttpScrape) {
   StartAgent();
   if (!agent_) return;
   auto families = agent_->Gather();
-  EXPECT_EQ(Value(families, "sockeye_probe_info", {{"hook", "connection_state"}, {"mode", "tp_btf"}}),
-            1);
+  EXPECT_EQ(
+      Value(families, "sockeye_probe_info", {{"hook", "connection_state"}, {"mode", "tp_btf"}}), 1);
   // The VM matrix sets the send-hook mode it expects on that kernel, so a
   // silent fallback to another mode fails here.
   const char* expected_send = std::getenv("SOCKEYE_TEST_EXPECT_SEND_MODE");
@@ -367,7 +366,6 @@ TEST_F(LoopbackTraffic, ProbeChoicesAndHttpScrape) {
             std::string::npos)
       << response->body.substr(0, 2000);
 }
-
 
 TEST_F(LoopbackTraffic, ClosingWithUnreadDataSendsAReset) {
   StartAgent();
@@ -399,11 +397,12 @@ class BlackholeNamespace {
  public:
   BlackholeNamespace() {
     Run("ip netns del sockeye-test 2>/dev/null; ip link del sk-test-h 2>/dev/null; true");
-    ok_ = Run("ip netns add sockeye-test") &&
-          Run("ip link add sk-test-h type veth peer name sk-test-n netns sockeye-test") &&
-          Run("ip addr add 169.254.211.1/30 dev sk-test-h") && Run("ip link set sk-test-h up") &&
-          Run("ip netns exec sockeye-test ip link set sk-test-n up") &&
-          Run("ip neigh replace 169.254.211.2 lladdr 02:00:00:00:00:02 dev sk-test-h nud permanent");
+    ok_ =
+        Run("ip netns add sockeye-test") &&
+        Run("ip link add sk-test-h type veth peer name sk-test-n netns sockeye-test") &&
+        Run("ip addr add 169.254.211.1/30 dev sk-test-h") && Run("ip link set sk-test-h up") &&
+        Run("ip netns exec sockeye-test ip link set sk-test-n up") &&
+        Run("ip neigh replace 169.254.211.2 lladdr 02:00:00:00:00:02 dev sk-test-h nud permanent");
   }
   ~BlackholeNamespace() { Run("ip link del sk-test-h 2>/dev/null; ip netns del sockeye-test"); }
   bool ok() const { return ok_; }
@@ -457,7 +456,6 @@ TEST_F(LoopbackTraffic, UnansweredSynIsATimeoutWithARetransmit) {
   EXPECT_EQ(Metric("sockeye_backend_connections_established_total", {{"backend", backend}}), 0);
 }
 
-
 std::string OwnComm() {
   std::ifstream comm("/proc/self/comm");
   std::string name;
@@ -489,7 +487,6 @@ TEST_F(LoopbackTraffic, ProcessFilterDecidesAdoptionAndNewConnects) {
     agent_.reset();
   }
 }
-
 
 // The reset closes the client's socket (TCP_CLOSE) while the response still
 // waits in its receive queue; the application reads it afterwards, then
@@ -525,7 +522,6 @@ TEST_F(LoopbackTraffic, BytesReadAfterAResetClosedTheSocketAreCounted) {
   EXPECT_EQ(Metric("sockeye_backend_requests_total", a), 1);
 }
 
-
 // An abortive close (SO_LINGER 0, as HAProxy closes server connections)
 // goes through tcp_disconnect(), which moves the sequence numbers after the
 // socket reached CLOSE; totals must stay what the connection really moved.
@@ -551,13 +547,10 @@ TEST_F(LoopbackTraffic, AbortiveCloseKeepsExactTotals) {
   EXPECT_EQ(Metric("sockeye_backend_resets_sent_total", a), 3);
 }
 
-
 // SIGHUP's path: new filters apply to the next connects, probes stay.
 TEST_F(LoopbackTraffic, ReloadChangesFiltersWithoutDetaching) {
   std::string error;
-  StartAgent([&](Config& config) {
-    config.include = {*ParseCidrMatch("127.0.0.2/32", &error)};
-  });
+  StartAgent([&](Config& config) { config.include = {*ParseCidrMatch("127.0.0.2/32", &error)}; });
   if (!agent_) return;
   LoopbackServer two("127.0.0.2");
   LoopbackServer three("127.0.0.3");

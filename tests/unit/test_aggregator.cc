@@ -1,9 +1,9 @@
-#include "agent/aggregator.h"
-
 #include <gtest/gtest.h>
 
 #include <cstring>
 #include <map>
+
+#include "agent/aggregator.h"
 
 namespace sockeye {
 namespace {
@@ -128,15 +128,19 @@ TEST(Aggregator, ConnectionLifecycleCountsOnce) {
   auto m = Scrape(agg);
   EXPECT_EQ(m["sockeye_backend_connections_established_total{backend=10.0.0.1:8080}"], 1);
   EXPECT_EQ(m["sockeye_backend_connections_active{backend=10.0.0.1:8080}"], 0);
-  EXPECT_EQ(m["sockeye_backend_connections_closed_total{backend=10.0.0.1:8080,closed_by=remote}"], 1);
-  EXPECT_EQ(m["sockeye_backend_connections_closed_total{backend=10.0.0.1:8080,closed_by=local}"], 0);
+  EXPECT_EQ(m["sockeye_backend_connections_closed_total{backend=10.0.0.1:8080,closed_by=remote}"],
+            1);
+  EXPECT_EQ(m["sockeye_backend_connections_closed_total{backend=10.0.0.1:8080,closed_by=local}"],
+            0);
   EXPECT_EQ(m["sockeye_backend_sent_bytes_total{backend=10.0.0.1:8080}"], 100);
   EXPECT_EQ(m["sockeye_backend_received_bytes_total{backend=10.0.0.1:8080}"], 5000);
   EXPECT_EQ(m["sockeye_backend_requests_total{backend=10.0.0.1:8080}"], 1);
   EXPECT_EQ(m["sockeye_backend_retransmits_total{backend=10.0.0.1:8080}"], 2);
   EXPECT_EQ(m["sockeye_backend_connect_duration_seconds_count{backend=10.0.0.1:8080}"], 1);
-  EXPECT_DOUBLE_EQ(m["sockeye_backend_connect_duration_seconds_sum{backend=10.0.0.1:8080}"], 0.00025);
-  EXPECT_DOUBLE_EQ(m["sockeye_backend_time_to_first_byte_seconds_sum{backend=10.0.0.1:8080}"], 0.002);
+  EXPECT_DOUBLE_EQ(m["sockeye_backend_connect_duration_seconds_sum{backend=10.0.0.1:8080}"],
+                   0.00025);
+  EXPECT_DOUBLE_EQ(m["sockeye_backend_time_to_first_byte_seconds_sum{backend=10.0.0.1:8080}"],
+                   0.002);
   EXPECT_EQ(m["sockeye_backend_connection_duration_seconds_count{backend=10.0.0.1:8080}"], 1);
   EXPECT_EQ(m["sockeye_backend_requests_per_connection_count{backend=10.0.0.1:8080}"], 1);
   EXPECT_EQ(m["sockeye_backend_rtt_seconds_count{backend=10.0.0.1:8080}"], 1);
@@ -257,7 +261,7 @@ TEST(Aggregator, FullSweepRetiresConnectionsWhoseCloseWasLost) {
   agg.Handle(Event(SOCKEYE_EV_CONNECTED, 1, backend), now);
   agg.Handle(Event(SOCKEYE_EV_CONNECTED, 2, backend), now);
   agg.BeginFullSweep();
-  agg.Handle(Event(SOCKEYE_EV_PROGRESS, 2, backend), now);  // only conn 2 is still open
+  agg.Handle(Event(SOCKEYE_EV_PROGRESS, 2, backend), now);   // only conn 2 is still open
   agg.Handle(Event(SOCKEYE_EV_CONNECTED, 3, backend), now);  // opened during the sweep
   agg.EndFullSweep();
   auto m = Scrape(agg);
