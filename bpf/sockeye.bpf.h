@@ -51,10 +51,11 @@ struct conn {
 	 * (bench/README.md, hook cost). */
 	__u64 turn_start_ns;
 	/* Completed turns not yet handed to user space: turns[n % BATCH] for
-	 * turns_flushed <= n < turns_head. Only hooks that run under the socket
-	 * lock (tcp_probe, the state changes, destroy) append, so turns_head has
-	 * one writer at a time; turns_flushed also moves from the sweep on
-	 * another CPU, always by compare-and-swap (take_turns()). 64-bit: clang
+	 * turns_flushed <= n < turns_head. Only tcp_probe appends, under the
+	 * socket lock, so turns_head has one writer at a time; turns_flushed
+	 * moves wherever a record is written (tcp_probe, the state changes,
+	 * destroy, and the sweep on another CPU), always by compare-and-swap
+	 * (take_turns()). 64-bit: clang
 	 * compiles 32-bit compare-and-swap only for -mcpu=v3. */
 	__u64 turns_head;
 	__u64 turns_flushed;
