@@ -267,6 +267,9 @@ std::vector<SendMode> SendCandidates(ProbeMode mode, const btf* vmlinux,
     case ProbeMode::kKprobe:
       if (kprobes) candidates.push_back(SendMode::kKprobe);
       break;
+    case ProbeMode::kSegment:
+      candidates.push_back(SendMode::kNone);
+      break;
     case ProbeMode::kAuto:
       if (tracepoint) candidates.push_back(SendMode::kTracepoint);
       if (fentry_target) candidates.push_back(SendMode::kFentry);
@@ -404,8 +407,8 @@ std::unique_ptr<BpfProbes::State> BpfProbes::LoadWith(const LoaderSettings& sett
       state->probes.begin() + 1,
       {"send", SendModeName(send_mode),
        send_mode == SendMode::kTracepoint ? "sock_send_length"
-       : send_mode == SendMode::kNone     ? "requests are noticed at the next received segment, so "
-                                            "time-to-first-byte is shorter by up to one round trip"
+       : send_mode == SendMode::kNone     ? "requests are noticed at the backend's next segment and "
+                                            "timed from the socket's last transmit"
                                           : "tcp_sendmsg"});
 
   rodata->ringbuf_wakeup_bytes = settings.ringbuf_bytes / 4;

@@ -536,14 +536,15 @@ bool CheckRingbuf(const std::string& text, Errors* errors, size_t* out) {
 
 bool CheckProbeMode(const std::string& text, Errors* errors, ProbeMode* out) {
   for (ProbeMode mode :
-       {ProbeMode::kAuto, ProbeMode::kTracepoint, ProbeMode::kFentry, ProbeMode::kKprobe}) {
+       {ProbeMode::kAuto, ProbeMode::kTracepoint, ProbeMode::kFentry, ProbeMode::kKprobe,
+        ProbeMode::kSegment}) {
     if (text == ProbeModeName(mode)) {
       *out = mode;
       return true;
     }
   }
   return errors->Fail("probe-mode",
-                      Quote(text) + " is not one of auto, tracepoint, fentry, kprobe");
+                      Quote(text) + " is not one of auto, tracepoint, fentry, kprobe, segment");
 }
 
 bool CheckLogLevel(const std::string& text, Errors* errors, LogLevel* out) {
@@ -717,7 +718,9 @@ void DefineFlags(CLI::App* app, RawFlags* raw) {
       ->group(tracking);
   scalar(app->add_option("--probe-mode", raw->probe_mode,
                          "How to attach to the kernel: auto, or one of tracepoint, fentry, "
-                         "kprobe; auto picks the best one the kernel supports"))
+                         "kprobe; auto picks the best one the kernel supports. segment "
+                         "attaches no send hook (requests noticed from the backend's "
+                         "segments): the cheapest"))
       ->type_name("MODE")
       ->group(tracking);
   scalar(app->add_option("--log.level", raw->log_level,
@@ -915,6 +918,8 @@ const char* ProbeModeName(ProbeMode mode) {
       return "fentry";
     case ProbeMode::kKprobe:
       return "kprobe";
+    case ProbeMode::kSegment:
+      return "segment";
   }
   return "unknown";
 }

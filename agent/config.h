@@ -27,7 +27,10 @@ struct HistogramBuckets {
 
 HistogramBuckets DefaultHistogramBuckets();
 
-enum class ProbeMode { kAuto, kTracepoint, kFentry, kKprobe };
+// Which send hook marks a request's start. kSegment attaches none: a request
+// is noticed at the backend's next segment (tcp_probe) and timed from the
+// socket's last transmit; the cheapest mode (bench/README.md).
+enum class ProbeMode { kAuto, kTracepoint, kFentry, kKprobe, kSegment };
 const char* ProbeModeName(ProbeMode mode);
 
 enum class LogLevel { kDebug, kInfo, kWarn, kError };

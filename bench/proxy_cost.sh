@@ -48,7 +48,11 @@ http {
   }
 }
 CONF
-nginx -c "$work/nginx.conf" -p "$work"
+# PROXY_COST_PIN=1: nginx on CPU 1, wrk and the agent on CPU 0, so the agent's
+# own threads never run on the proxy's CPU (the BPF programs still do).
+pin_proxy=() pin_rest=()
+if [ "${PROXY_COST_PIN:-0}" = 1 ]; then pin_proxy=(taskset -c 1) pin_rest=(taskset -c 0); fi
+"${pin_proxy[@]}" nginx -c "$work/nginx.conf" -p "$work"
 for _ in $(seq 50); do curl -sf http://127.0.0.40:8000/ >/dev/null && break; sleep 0.1; done
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
@@ -59,8 +63,11 @@ sum_metric() { metrics | awk -v m="$1" 'index($0, m)==1 && $1 !~ /^#/ { s += $NF
 # traffic goes to (e.g. 192.0.2.1/32) leaves only the cost every socket pays.
 include_args=()
 for net in ${PROXY_COST_INCLUDE:-127.0.0.41/32 127.0.0.42/32}; do include_args+=(--include "$net"); done
+# PROXY_COST_AGENT_ARGS: more agent flags, e.g. "--probe-mode segment".
+read -r -a extra_agent_args <<<"${PROXY_COST_AGENT_ARGS:-}"
 start_agent() {
-  "$agent" --web.listen-address "127.0.0.1:$port" "${include_args[@]}" "$@" \
+  "${pin_rest[@]}" "$agent" --web.listen-address "127.0.0.1:$port" "${include_args[@]}" \
+    "${extra_agent_args[@]}" "$@" \
     >"$work/agent.log" 2>&1 &
   agent_pid=$!
   for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && return 0; sleep 0.1; done
@@ -70,7 +77,7 @@ stop_agent() { kill "$agent_pid"; wait "$agent_pid" 2>/dev/null || true; agent_p
 
 # wrk: one thread, 16 connections; prints "rps p99_ms requests".
 run_wrk() {
-  wrk -t1 -c16 -d"${seconds}s" --latency http://127.0.0.40:8000/ >"$work/wrk.txt"
+  "${pin_rest[@]}" wrk -t1 -c16 -d"${seconds}s" --latency http://127.0.0.40:8000/ >"$work/wrk.txt"
   python3 - "$work/wrk.txt" <<'PY'
 import re, sys
 text = open(sys.argv[1]).read()

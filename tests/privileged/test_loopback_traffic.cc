@@ -82,6 +82,7 @@ class LoopbackTraffic : public ::testing::Test {
       config.probe_mode = m == "fentry"       ? ProbeMode::kFentry
                           : m == "kprobe"     ? ProbeMode::kKprobe
                           : m == "tracepoint" ? ProbeMode::kTracepoint
+                          : m == "segment"    ? ProbeMode::kSegment
                                               : ProbeMode::kAuto;
     }
     std::string error;

@@ -193,6 +193,7 @@ TEST(ConfigFlagsTest, EnumValues) {
   EXPECT_EQ(MustParse({"--probe-mode", "auto"}).probe_mode, ProbeMode::kAuto);
   EXPECT_EQ(MustParse({"--probe-mode", "tracepoint"}).probe_mode, ProbeMode::kTracepoint);
   EXPECT_EQ(MustParse({"--probe-mode", "kprobe"}).probe_mode, ProbeMode::kKprobe);
+  EXPECT_EQ(MustParse({"--probe-mode", "segment"}).probe_mode, ProbeMode::kSegment);
   EXPECT_EQ(MustParse({"--log.level", "info"}).log_level, LogLevel::kInfo);
   EXPECT_EQ(MustParse({"--log.level", "warn"}).log_level, LogLevel::kWarn);
   EXPECT_EQ(MustParse({"--log.level", "error"}).log_level, LogLevel::kError);
