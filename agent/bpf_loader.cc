@@ -528,16 +528,21 @@ int BpfProbes::Poll(int timeout_ms, const EventHandler& handler) {
 
 namespace {
 
-// Reads an iterator to the end; records may straddle read() boundaries.
-// Deletes every entry. Keys are taken one at a time from the start, since
-// deleting the current key makes get_next_key restart anyway.
+// Deletes every entry. The keys are listed first and deleted after: asking
+// for the first key again after each delete would rescan the emptied
+// buckets every time (65,536 of them here).
 void ClearHashMap(int map_fd, size_t key_size) {
+  std::vector<unsigned char> keys;
   std::vector<unsigned char> key(key_size);
-  while (bpf_map_get_next_key(map_fd, nullptr, key.data()) == 0) {
-    if (bpf_map_delete_elem(map_fd, key.data()) != 0) break;
+  const void* previous = nullptr;
+  while (bpf_map_get_next_key(map_fd, previous, key.data()) == 0) {
+    keys.insert(keys.end(), key.begin(), key.end());
+    previous = keys.data() + keys.size() - key_size;
   }
+  for (size_t at = 0; at < keys.size(); at += key_size) bpf_map_delete_elem(map_fd, &keys[at]);
 }
 
+// Reads an iterator to the end; records may straddle read() boundaries.
 bool DrainIterator(bpf_link* link, const EventHandler& handler, std::string* error) {
   UniqueFd fd(bpf_iter_create(bpf_link__fd(link)));
   if (!fd.valid()) {
