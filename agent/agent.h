@@ -36,7 +36,13 @@ class Agent {
   int http_port() const;
   Aggregator& aggregator() { return *aggregator_; }
   const BpfProbes& probes() const { return *probes_; }
-  std::vector<metrics::MetricFamily> Gather() { return registry_->Gather(); }
+  // Every family with all its series listed (metrics::Materialize), for
+  // tests and tools; /metrics streams them from their sources instead.
+  std::vector<metrics::MetricFamily> Gather() {
+    auto families = registry_->Gather();
+    for (auto& family : families) metrics::Materialize(family);
+    return families;
+  }
 
  private:
   Agent() = default;

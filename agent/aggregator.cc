@@ -1,9 +1,16 @@
 #include "agent/aggregator.h"
 
 #include <algorithm>
-#include <deque>
+#include <array>
+#include <atomic>
+#include <cassert>
+#include <cstddef>
 #include <iterator>
+#include <memory>
+#include <string>
+#include <string_view>
 #include <utility>
+#include <vector>
 
 namespace sockeye {
 
@@ -51,6 +58,196 @@ const char* FailureReasonName(size_t reason) {
 }
 
 constexpr double kNanosPerSecond = 1e9;
+
+// What a scrape renders of a backend, in columns of a snapshot row: its
+// counters and gauges...
+enum Column : size_t {
+  kEstablished,
+  kFailuresFirst,  // one column per failure reason
+  kActive = kFailuresFirst + SOCKEYE_FAIL_COUNT,
+  kClosedLocal,
+  kClosedRemote,
+  kBytesSent,
+  kBytesReceived,
+  kRequests,
+  kRetransmits,
+  kResetsReceived,
+  kResetsSent,
+  kColumns,
+};
+
+// ...and its histograms.
+enum HistogramKind : size_t {
+  kConnectDuration,
+  kConnectionDuration,
+  kTimeToFirstByte,
+  kRtt,
+  kRequestsPerConnection,
+  kHistogramKinds,
+};
+
+}  // namespace
+
+// The per-backend state one scrape renders, copied under the aggregator's
+// lock into a few flat arrays, and read by the series sources below after
+// the lock is released, while the page is rendered a batch of series at a
+// time.
+//
+// Why not list the series in the metric model: that is ~110 strings,
+// vectors and label sets per backend (4.3 MB per 1,000 backends), allocated
+// and freed on every scrape, and at 10,000 backends (49 MB) it no longer
+// fits in the CPU's caches, so rendering it was slower per backend than at
+// 1,000. This snapshot is ~0.85 KB per backend, read in order, and the
+// aggregator reuses it from one scrape to the next (see Collect).
+class BackendSnapshot {
+ public:
+  // Empties the snapshot for `backends` backends, keeping its memory.
+  void Reset(size_t backends, std::array<BucketBounds, kHistogramKinds> bounds) {
+    text_.clear();
+    ends_.clear();
+    ends_.reserve(2 * backends);
+    values_.clear();
+    values_.reserve(kColumns * backends);
+    for (size_t k = 0; k < kHistogramKinds; ++k) {
+      Histograms& h = histograms_[k];
+      h.bounds = std::move(bounds[k]);
+      h.buckets.clear();
+      h.buckets.reserve(h.bounds->size() * backends);
+      h.sums.clear();
+      h.sums.reserve(backends);
+      h.counts.clear();
+      h.counts.reserve(backends);
+    }
+  }
+
+  // Appends a backend. The histograms must use this snapshot's bounds (an
+  // aggregator's histograms all do: its bounds never change).
+  void Add(std::string_view label, std::string_view pool,
+           const std::array<double, kColumns>& values,
+           const std::array<const Histogram*, kHistogramKinds>& histograms) {
+    text_ += label;
+    ends_.push_back(text_.size());
+    text_ += pool;
+    ends_.push_back(text_.size());
+    values_.insert(values_.end(), values.begin(), values.end());
+    for (size_t k = 0; k < kHistogramKinds; ++k) {
+      Histograms& h = histograms_[k];
+      const std::vector<uint64_t>& counts = histograms[k]->bucket_counts();
+      assert(counts.size() == h.bounds->size());
+      h.buckets.insert(h.buckets.end(), counts.begin(), counts.end());
+      h.sums.push_back(histograms[k]->sum());
+      h.counts.push_back(histograms[k]->count());
+    }
+  }
+
+  size_t size() const { return ends_.size() / 2; }
+
+  double value(size_t backend, size_t column) const { return values_[backend * kColumns + column]; }
+
+  // Sets `labels` to backend="...", pool="..." (when the backend has a pool)
+  // and, when `extra_name` is set, the extra label, in that order. Assigns
+  // into the labels already there, keeping their memory.
+  void SetLabels(size_t backend, Labels& labels, const char* extra_name = nullptr,
+                 const char* extra_value = nullptr) const {
+    const size_t label_begin = backend == 0 ? 0 : ends_[2 * backend - 1];
+    const size_t label_end = ends_[2 * backend];
+    const size_t pool_end = ends_[2 * backend + 1];
+    const std::string_view text = text_;
+    const bool has_pool = pool_end > label_end;
+    labels.resize(1 + (has_pool ? 1 : 0) + (extra_name ? 1 : 0));
+    auto set = [&labels](size_t i, std::string_view name, std::string_view value) {
+      labels[i].name.assign(name);
+      labels[i].value.assign(value);
+    };
+    size_t i = 0;
+    set(i++, "backend", text.substr(label_begin, label_end - label_begin));
+    if (has_pool) set(i++, "pool", text.substr(label_end, pool_end - label_end));
+    if (extra_name) set(i, extra_name, extra_value);
+  }
+
+  // Everything of a histogram series but its labels.
+  void SetHistogram(size_t backend, HistogramKind kind, HistogramSample& out) const {
+    const Histograms& h = histograms_[kind];
+    const size_t n = h.bounds->size();
+    out.upper_bounds.assign(h.bounds->begin(), h.bounds->end());
+    const auto first = h.buckets.begin() + static_cast<std::ptrdiff_t>(backend * n);
+    out.bucket_counts.assign(first, first + static_cast<std::ptrdiff_t>(n));
+    out.sum = h.sums[backend];
+    out.count = h.counts[backend];
+  }
+
+ private:
+  struct Histograms {
+    BucketBounds bounds;
+    std::vector<uint64_t> buckets;  // bounds->size() per backend
+    std::vector<double> sums;
+    std::vector<uint64_t> counts;
+  };
+
+  std::string text_;            // every backend's label value then pool name, back to back
+  std::vector<size_t> ends_;    // where each of those strings ends in text_
+  std::vector<double> values_;  // kColumns per backend
+  std::array<Histograms, kHistogramKinds> histograms_;
+};
+
+namespace {
+
+// A per-backend counter or gauge family: for each backend of the snapshot,
+// in order, one series per entry of `series` (e.g. one per failure reason),
+// told apart by the label `label` (none when there is one entry).
+class BackendSamples final : public metrics::SampleSource {
+ public:
+  struct Series {
+    const char* label_value;
+    size_t column;
+  };
+
+  BackendSamples(std::shared_ptr<const BackendSnapshot> snapshot, const char* label,
+                 std::vector<Series> series)
+      : snapshot_(std::move(snapshot)), label_(label), series_(std::move(series)) {
+    assert(!series_.empty() && (label_ != nullptr || series_.size() == 1));
+  }
+
+  size_t size() const override { return snapshot_->size() * series_.size(); }
+
+  void Produce(size_t begin, size_t end, std::vector<Sample>& out) const override {
+    out.resize(end - begin);
+    for (size_t i = begin; i < end; ++i) {
+      const size_t backend = i / series_.size();
+      const Series& series = series_[i % series_.size()];
+      Sample& sample = out[i - begin];
+      snapshot_->SetLabels(backend, sample.labels, label_, series.label_value);
+      sample.value = snapshot_->value(backend, series.column);
+    }
+  }
+
+ private:
+  const std::shared_ptr<const BackendSnapshot> snapshot_;
+  const char* const label_;
+  const std::vector<Series> series_;
+};
+
+// A per-backend histogram family: one series per backend of the snapshot.
+class BackendHistograms final : public metrics::HistogramSource {
+ public:
+  BackendHistograms(std::shared_ptr<const BackendSnapshot> snapshot, HistogramKind kind)
+      : snapshot_(std::move(snapshot)), kind_(kind) {}
+
+  size_t size() const override { return snapshot_->size(); }
+
+  void Produce(size_t begin, size_t end, std::vector<HistogramSample>& out) const override {
+    out.resize(end - begin);
+    for (size_t backend = begin; backend < end; ++backend) {
+      HistogramSample& series = out[backend - begin];
+      snapshot_->SetLabels(backend, series.labels);
+      snapshot_->SetHistogram(backend, kind_, series);
+    }
+  }
+
+ private:
+  const std::shared_ptr<const BackendSnapshot> snapshot_;
+  const HistogramKind kind_;
+};
 
 }  // namespace
 
@@ -268,89 +465,116 @@ size_t Aggregator::open_connection_count() const {
 void Aggregator::Collect(std::vector<MetricFamily>& out) {
   std::lock_guard lock(mutex_);
 
-  // A deque keeps references to earlier families valid while adding more.
-  std::deque<MetricFamily> built;
-  auto family = [&](const char* name, const char* help, MetricType type) -> MetricFamily& {
-    return built.emplace_back(MetricFamily{name, help, type, {}, {}});
-  };
-  auto& established =
-      family("sockeye_backend_connections_established_total",
-             "TCP connections to the backend that completed the handshake.", MetricType::kCounter);
-  auto& failures =
-      family("sockeye_backend_connect_failures_total",
-             "Connection attempts to the backend that failed, by reason.", MetricType::kCounter);
-  auto& active = family("sockeye_backend_connections_active",
-                        "Open TCP connections to the backend.", MetricType::kGauge);
-  auto& closed = family("sockeye_backend_connections_closed_total",
-                        "Connections to the backend that closed, by which side closed first.",
-                        MetricType::kCounter);
-  auto& connect_duration =
-      family("sockeye_backend_connect_duration_seconds",
-             "Time from SYN sent to connection established.", MetricType::kHistogram);
-  auto& connection_duration =
-      family("sockeye_backend_connection_duration_seconds",
-             "Lifetime of connections from connect() to close (connections open at agent start are "
-             "not observed).",
-             MetricType::kHistogram);
-  auto& sent = family("sockeye_backend_sent_bytes_total",
-                      "Payload bytes the host sent to the backend.", MetricType::kCounter);
-  auto& received = family("sockeye_backend_received_bytes_total",
-                          "Payload bytes the host read from the backend.", MetricType::kCounter);
-  auto& requests =
-      family("sockeye_backend_requests_total",
-             "Requests (request/response turns) sent to the backend.", MetricType::kCounter);
-  auto& ttfb = family("sockeye_backend_time_to_first_byte_seconds",
-                      "Time from the start of a request to the first byte of its response.",
-                      MetricType::kHistogram);
-  auto& per_connection =
-      family("sockeye_backend_requests_per_connection",
-             "Requests carried by each closed connection.", MetricType::kHistogram);
-  auto& rtt = family("sockeye_backend_rtt_seconds",
-                     "Smoothed TCP round-trip time, sampled at each response and at close.",
-                     MetricType::kHistogram);
-  auto& retransmits = family("sockeye_backend_retransmits_total",
-                             "TCP segments retransmitted to the backend.", MetricType::kCounter);
-  auto& resets_received = family("sockeye_backend_resets_received_total",
-                                 "TCP resets received from the backend.", MetricType::kCounter);
-  auto& resets_sent = family("sockeye_backend_resets_sent_total", "TCP resets sent to the backend.",
-                             MetricType::kCounter);
-
-  auto emit = [&](const Backend& b) {
-    Labels labels{{"backend", b.label}};
-    if (!b.pool.empty()) labels.push_back({"pool", b.pool});
-    auto with = [&](const char* name, const char* value) {
-      Labels l = labels;
-      l.push_back({name, value});
-      return l;
-    };
-    established.samples.push_back({labels, static_cast<double>(b.established)});
-    for (size_t r = 0; r < SOCKEYE_FAIL_COUNT; ++r)
-      failures.samples.push_back(
-          {with("reason", FailureReasonName(r)), static_cast<double>(b.failures[r])});
-    active.samples.push_back({labels, static_cast<double>(std::max<int64_t>(b.active, 0))});
-    closed.samples.push_back({with("closed_by", "local"), static_cast<double>(b.closed[0])});
-    closed.samples.push_back({with("closed_by", "remote"), static_cast<double>(b.closed[1])});
-    connect_duration.histograms.push_back(b.connect_duration.ToSample(labels));
-    connection_duration.histograms.push_back(b.connection_duration.ToSample(labels));
-    sent.samples.push_back({labels, static_cast<double>(b.bytes_sent)});
-    received.samples.push_back({labels, static_cast<double>(b.bytes_received)});
-    requests.samples.push_back({labels, static_cast<double>(b.requests)});
-    ttfb.histograms.push_back(b.time_to_first_byte.ToSample(labels));
-    per_connection.histograms.push_back(b.requests_per_connection.ToSample(labels));
-    rtt.histograms.push_back(b.rtt.ToSample(labels));
-    retransmits.samples.push_back({labels, static_cast<double>(b.retransmits)});
-    resets_received.samples.push_back({labels, static_cast<double>(b.resets_received)});
-    resets_sent.samples.push_back({labels, static_cast<double>(b.resets_sent)});
-  };
-
-  // Sorted by label so that the output is stable from scrape to scrape.
+  // Sorted by label so that the output is stable from scrape to scrape; the
+  // overflow series comes last.
   std::vector<const Backend*> ordered;
   ordered.reserve(backends_.size() + 1);
   for (const auto& [endpoint, backend] : backends_) ordered.push_back(backend.get());
   std::sort(ordered.begin(), ordered.end(),
             [](const Backend* a, const Backend* b) { return a->label < b->label; });
-  for (const Backend* b : ordered) emit(*b);
-  if (overflow_connections_ > 0) emit(*overflow_);
+  if (overflow_connections_ > 0) ordered.push_back(overflow_.get());
+
+  // The previous scrape's snapshot is refilled when no page reads it any
+  // more, i.e. nearly always. A fresh one would be megabytes of newly
+  // mapped memory on every scrape (the agent hands freed memory back to the
+  // kernel after each one): at 10,000 backends, ~2,000 page faults that
+  // took a quarter of the render time on a PVM guest. A count of 1 cannot
+  // go up behind our back: a reference can only be copied from another
+  // one, and snapshot_ is the only one left. The fence orders the last
+  // reader's release of the snapshot before our writes to it.
+  if (snapshot_ && snapshot_.use_count() == 1) {
+    std::atomic_thread_fence(std::memory_order_acquire);
+  } else {
+    snapshot_ = std::make_shared<BackendSnapshot>();
+  }
+  const std::shared_ptr<BackendSnapshot>& snapshot = snapshot_;
+  snapshot->Reset(ordered.size(),
+                  {connect_bounds_, lifetime_bounds_, ttfb_bounds_, rtt_bounds_, requests_bounds_});
+  for (const Backend* b : ordered) {
+    std::array<double, kColumns> values{};
+    values[kEstablished] = static_cast<double>(b->established);
+    for (size_t r = 0; r < SOCKEYE_FAIL_COUNT; ++r)
+      values[kFailuresFirst + r] = static_cast<double>(b->failures[r]);
+    values[kActive] = static_cast<double>(std::max<int64_t>(b->active, 0));
+    values[kClosedLocal] = static_cast<double>(b->closed[0]);
+    values[kClosedRemote] = static_cast<double>(b->closed[1]);
+    values[kBytesSent] = static_cast<double>(b->bytes_sent);
+    values[kBytesReceived] = static_cast<double>(b->bytes_received);
+    values[kRequests] = static_cast<double>(b->requests);
+    values[kRetransmits] = static_cast<double>(b->retransmits);
+    values[kResetsReceived] = static_cast<double>(b->resets_received);
+    values[kResetsSent] = static_cast<double>(b->resets_sent);
+    snapshot->Add(b->label, b->pool, values,
+                  {&b->connect_duration, &b->connection_duration, &b->time_to_first_byte, &b->rtt,
+                   &b->requests_per_connection});
+  }
+
+  // Built aside and appended at the end, so that `out` is left as it was if
+  // anything here throws.
+  std::vector<MetricFamily> built;
+  auto family = [&](const char* name, const char* help, MetricType type) -> MetricFamily& {
+    MetricFamily& f = built.emplace_back();
+    f.name = name;
+    f.help = help;
+    f.type = type;
+    return f;
+  };
+  // A per-backend counter or gauge family, read from the snapshot.
+  auto per_backend = [&](const char* name, const char* help, MetricType type, const char* label,
+                         std::vector<BackendSamples::Series> series) {
+    family(name, help, type)
+        .sample_sources.push_back(
+            std::make_shared<BackendSamples>(snapshot, label, std::move(series)));
+  };
+  auto per_backend_histogram = [&](const char* name, const char* help, HistogramKind kind) {
+    family(name, help, MetricType::kHistogram)
+        .histogram_sources.push_back(std::make_shared<BackendHistograms>(snapshot, kind));
+  };
+
+  per_backend("sockeye_backend_connections_established_total",
+              "TCP connections to the backend that completed the handshake.", MetricType::kCounter,
+              nullptr, {{nullptr, kEstablished}});
+  std::vector<BackendSamples::Series> by_reason;
+  for (size_t r = 0; r < SOCKEYE_FAIL_COUNT; ++r)
+    by_reason.push_back({FailureReasonName(r), kFailuresFirst + r});
+  per_backend("sockeye_backend_connect_failures_total",
+              "Connection attempts to the backend that failed, by reason.", MetricType::kCounter,
+              "reason", std::move(by_reason));
+  per_backend("sockeye_backend_connections_active", "Open TCP connections to the backend.",
+              MetricType::kGauge, nullptr, {{nullptr, kActive}});
+  per_backend("sockeye_backend_connections_closed_total",
+              "Connections to the backend that closed, by which side closed first.",
+              MetricType::kCounter, "closed_by",
+              {{"local", kClosedLocal}, {"remote", kClosedRemote}});
+  per_backend_histogram("sockeye_backend_connect_duration_seconds",
+                        "Time from SYN sent to connection established.", kConnectDuration);
+  per_backend_histogram(
+      "sockeye_backend_connection_duration_seconds",
+      "Lifetime of connections from connect() to close (connections open at agent start are "
+      "not observed).",
+      kConnectionDuration);
+  per_backend("sockeye_backend_sent_bytes_total", "Payload bytes the host sent to the backend.",
+              MetricType::kCounter, nullptr, {{nullptr, kBytesSent}});
+  per_backend("sockeye_backend_received_bytes_total",
+              "Payload bytes the host read from the backend.", MetricType::kCounter, nullptr,
+              {{nullptr, kBytesReceived}});
+  per_backend("sockeye_backend_requests_total",
+              "Requests (request/response turns) sent to the backend.", MetricType::kCounter,
+              nullptr, {{nullptr, kRequests}});
+  per_backend_histogram("sockeye_backend_time_to_first_byte_seconds",
+                        "Time from the start of a request to the first byte of its response.",
+                        kTimeToFirstByte);
+  per_backend_histogram("sockeye_backend_requests_per_connection",
+                        "Requests carried by each closed connection.", kRequestsPerConnection);
+  per_backend_histogram("sockeye_backend_rtt_seconds",
+                        "Smoothed TCP round-trip time, sampled at each response and at close.",
+                        kRtt);
+  per_backend("sockeye_backend_retransmits_total", "TCP segments retransmitted to the backend.",
+              MetricType::kCounter, nullptr, {{nullptr, kRetransmits}});
+  per_backend("sockeye_backend_resets_received_total", "TCP resets received from the backend.",
+              MetricType::kCounter, nullptr, {{nullptr, kResetsReceived}});
+  per_backend("sockeye_backend_resets_sent_total", "TCP resets sent to the backend.",
+              MetricType::kCounter, nullptr, {{nullptr, kResetsSent}});
 
   auto& events = family("sockeye_events_total", "Kernel records processed by the agent, by kind.",
                         MetricType::kCounter);

@@ -27,6 +27,9 @@ class Histogram {
 
   uint64_t count() const { return count_; }
   double sum() const { return sum_; }
+  const BucketBounds& bounds() const { return bounds_; }
+  // Non-cumulative, one per bound (see metrics::HistogramSample).
+  const std::vector<uint64_t>& bucket_counts() const { return counts_; }
 
   metrics::HistogramSample ToSample(metrics::Labels labels) const {
     metrics::HistogramSample s;

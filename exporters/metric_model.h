@@ -2,9 +2,11 @@
 // consumes: families of samples, no formatting concerns.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -36,16 +38,84 @@ struct HistogramSample {
   uint64_t count = 0;
 };
 
+// Series of one family produced on demand, a batch at a time, instead of
+// being listed in the family up front. A collector with many series (the
+// aggregator: 110 lines per backend) takes a compact snapshot of its state
+// in Collect and hands out sources that read it, so a scrape never holds
+// every series in this model's form (strings and vectors per series, ~4 KB
+// per backend) at once: a serializer holds one batch and reuses it.
+//
+// A source is read after Collect has returned, by whichever thread renders
+// the page, possibly while the collector goes on changing: it must only
+// read data it owns (the snapshot), and size() must never change. Anything
+// that can fail belongs in Collect, where the Registry catches and counts
+// it; producing a batch is not expected to fail (an exception from it ends
+// the page half-way).
+template <typename Series>
+class SeriesSource {
+ public:
+  virtual ~SeriesSource() = default;
+
+  // Number of series.
+  virtual size_t size() const = 0;
+
+  // Makes `out` hold exactly series [begin, end) (begin < end <= size()), in
+  // order. `out` comes in holding an earlier batch: assigning into its
+  // elements, rather than building new ones, reuses their strings' and
+  // vectors' memory, so that a scrape allocates per batch size, not per
+  // series.
+  virtual void Produce(size_t begin, size_t end, std::vector<Series>& out) const = 0;
+};
+using SampleSource = SeriesSource<Sample>;
+using HistogramSource = SeriesSource<HistogramSample>;
+
 // A metric family. For counters `name` includes the `_total` suffix
 // (Prometheus text 0.0.4 spelling); the OpenMetrics serializer strips it
 // from the metadata lines.
+//
+// Its series are the listed ones (`samples` for counters and gauges,
+// `histograms` for histograms) followed by those of each source of the same
+// kind, in order.
 struct MetricFamily {
   std::string name;
   std::string help;
   MetricType type = MetricType::kGauge;
   std::vector<Sample> samples;              // counters and gauges
   std::vector<HistogramSample> histograms;  // histograms
+  // "= {}": families built with braces, MetricFamily{name, help, type,
+  // samples}, need not spell these out (no -Wmissing-field-initializers).
+  std::vector<std::shared_ptr<const SampleSource>> sample_sources = {};
+  std::vector<std::shared_ptr<const HistogramSource>> histogram_sources = {};
 };
+
+// The number of series of the family's own type (samples for counters and
+// gauges, histograms for histograms), sources included.
+inline size_t SeriesCount(const MetricFamily& family) {
+  auto count = [](const auto& listed, const auto& sources) {
+    size_t n = listed.size();
+    for (const auto& source : sources) n += source->size();
+    return n;
+  };
+  return family.type == MetricType::kHistogram ? count(family.histograms, family.histogram_sources)
+                                               : count(family.samples, family.sample_sources);
+}
+
+// Produces every series of the family's sources and appends them to the
+// listed ones, leaving no sources. For code that wants all series at hand
+// (tests, tools); a scrape never does this, it is what sources avoid.
+inline void Materialize(MetricFamily& family) {
+  auto drain = [](auto& listed, auto& sources) {
+    for (const auto& source : sources) {
+      if (source->size() == 0) continue;
+      typename std::remove_reference_t<decltype(listed)> produced;
+      source->Produce(0, source->size(), produced);
+      for (auto& series : produced) listed.push_back(std::move(series));
+    }
+    sources.clear();
+  };
+  drain(family.samples, family.sample_sources);
+  drain(family.histograms, family.histogram_sources);
+}
 
 // A source of metric families, called once per scrape. Implementations
 // must be thread-safe with respect to their own state; an exception thrown

@@ -22,24 +22,34 @@ PageStream::PageStream(std::vector<MetricFamily> families, Format format, bool g
 
 std::string_view PageStream::Next() {
   if (done_) return {};
+  std::string_view piece;
   if (!gzip_) {
     text_.clear();
     serializer_.AppendTo(text_, chunk_bytes_);
     done_ = serializer_.done();
-    return text_;
-  }
-  compressed_.clear();
-  const size_t enough = std::max<size_t>(chunk_bytes_ / 2, 1);
-  while (!done_ && compressed_.size() < enough) {
-    text_.clear();
-    serializer_.AppendTo(text_, chunk_bytes_);
-    gzip_->Write(text_, compressed_);
-    if (serializer_.done()) {
-      gzip_->Finish(compressed_);  // always appends at least the trailer
-      done_ = true;
+    piece = text_;
+  } else {
+    compressed_.clear();
+    const size_t enough = std::max<size_t>(chunk_bytes_ / 2, 1);
+    while (!done_ && compressed_.size() < enough) {
+      text_.clear();
+      serializer_.AppendTo(text_, chunk_bytes_);
+      gzip_->Write(text_, compressed_);
+      if (serializer_.done()) {
+        gzip_->Finish(compressed_);  // always appends at least the trailer
+        done_ = true;
+      }
     }
+    piece = compressed_;
   }
-  return compressed_;
+  if (done_) {
+    // Rendered: the families (and any snapshot their series sources read)
+    // are let go now, not when the last piece has been sent, so that the
+    // next scrape can reuse the snapshot even if it starts while this one
+    // is still being written out. The serializer reads them no more.
+    std::vector<MetricFamily>().swap(families_);
+  }
+  return piece;
 }
 
 }  // namespace sockeye::metrics

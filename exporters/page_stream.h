@@ -46,12 +46,13 @@ class PageStream {
   // 0.0.4 format, uncompressed), or a call after done().
   std::string_view Next();
 
-  // True once Next has returned the last piece.
+  // True once Next has returned the last piece. By then the families have
+  // been released (the piece itself stays valid until the next call).
   bool done() const { return done_; }
 
  private:
-  const std::vector<MetricFamily> families_;
-  Serializer serializer_;  // reads families_
+  std::vector<MetricFamily> families_;  // emptied once the page is rendered
+  Serializer serializer_;               // reads families_ until done()
   std::optional<GzipStreamer> gzip_;
   const size_t chunk_bytes_;
   std::string text_;        // reused for every piece

@@ -56,6 +56,8 @@ std::vector<MetricFamily> Registry::Gather() {
       }
       AppendMoved(existing.samples, family.samples);
       AppendMoved(existing.histograms, family.histograms);
+      AppendMoved(existing.sample_sources, family.sample_sources);
+      AppendMoved(existing.histogram_sources, family.histogram_sources);
     }
   }
 

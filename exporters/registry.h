@@ -24,7 +24,9 @@ class Registry {
   void Register(std::shared_ptr<Collector> collector);
 
   // Calls every collector in registration order and returns their families,
-  // with same-named families merged into the first one (samples appended),
+  // with same-named families merged into the first one (listed series and
+  // series sources appended; a merged family renders all listed series
+  // before any source's, see MetricFamily),
   // followed by `sockeye_collector_errors_total`. A collector that throws
   // contributes nothing to this scrape and increments the error counter; so
   // does a family whose name another collector already used with a

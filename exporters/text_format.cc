@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -190,12 +191,6 @@ void AppendMetadata(std::string& out, std::string_view name, const MetricFamily&
   }
 }
 
-// Series of the family's own type: samples for counters and gauges,
-// histograms for histograms. A family with none is skipped entirely.
-size_t SeriesCount(const MetricFamily& family) {
-  return family.type == MetricType::kHistogram ? family.histograms.size() : family.samples.size();
-}
-
 void AppendSample(std::string& out, std::string_view sample_name, const Sample& sample) {
   assert(LabelsAreValid(sample.labels, /*histogram=*/false));
   out += sample_name;
@@ -242,9 +237,17 @@ void SortBuckets(const HistogramSample& histogram,
 // Sizes Serialize's single reservation: ~96 bytes per line.
 size_t EstimatedSize(const std::vector<MetricFamily>& families) {
   size_t lines = 0;
+  std::vector<HistogramSample> first;
   for (const MetricFamily& family : families) {
     lines += 2 + family.samples.size();
+    for (const auto& source : family.sample_sources) lines += source->size();
     for (const auto& h : family.histograms) lines += h.upper_bounds.size() + 3;
+    // A source's series are taken to have as many buckets as its first.
+    for (const auto& source : family.histogram_sources) {
+      if (source->size() == 0) continue;
+      source->Produce(0, 1, first);
+      lines += source->size() * (first.front().upper_bounds.size() + 3);
+    }
   }
   return lines * 96;
 }
@@ -306,15 +309,16 @@ bool Serializer::AppendTo(std::string& out, size_t soft_limit) {
       EnterFamily(family);
       AppendMetadata(out, name_, family, format_);
       in_family_ = true;
-      series_ = 0;
       continue;
     }
     if (family.type == MetricType::kHistogram) {
-      AppendHistogramSeries(out, family.histograms[series_]);
+      AppendHistogramSeries(
+          out, NextSeries(family.histograms, family.histogram_sources, histogram_batch_));
     } else {
-      AppendSample(out, sample_name_, family.samples[series_]);
+      AppendSample(out, sample_name_,
+                   NextSeries(family.samples, family.sample_sources, sample_batch_));
     }
-    if (++series_ == SeriesCount(family)) {
+    if (++series_ == series_count_) {
       in_family_ = false;
       ++family_;
       SkipEmptyFamilies();
@@ -336,6 +340,11 @@ void Serializer::SkipEmptyFamilies() {
 
 void Serializer::EnterFamily(const MetricFamily& family) {
   assert(IsValidMetricName(family.name));
+  series_ = 0;
+  series_count_ = SeriesCount(family);
+  part_ = 0;
+  index_ = 0;
+  batch_begin_ = batch_end_ = 0;
   name_ = family.name;
   sample_name_ = family.name;
   if (family.type == MetricType::kCounter) {
@@ -352,6 +361,31 @@ void Serializer::EnterFamily(const MetricFamily& family) {
   }
   bucket_name_ = name_;
   bucket_name_ += "_bucket";
+}
+
+template <typename Series>
+const Series& Serializer::NextSeries(
+    const std::vector<Series>& listed,
+    const std::vector<std::shared_ptr<const SeriesSource<Series>>>& sources,
+    std::vector<Series>& batch) {
+  // Move on to the next part with a series left: the listed series are
+  // part 0, source i is part i + 1. The caller knows one is left.
+  auto part_size = [&] { return part_ == 0 ? listed.size() : sources[part_ - 1]->size(); };
+  while (index_ == part_size()) {
+    ++part_;
+    assert(part_ <= sources.size());
+    index_ = 0;
+    batch_begin_ = batch_end_ = 0;
+  }
+  if (part_ == 0) return listed[index_++];
+  if (index_ == batch_end_) {
+    const SeriesSource<Series>& source = *sources[part_ - 1];
+    batch_begin_ = index_;
+    batch_end_ = std::min(source.size(), index_ + kSourceBatchSeries);
+    source.Produce(batch_begin_, batch_end_, batch);
+    assert(batch.size() == batch_end_ - batch_begin_);
+  }
+  return batch[index_++ - batch_begin_];
 }
 
 void Serializer::AppendHistogramSeries(std::string& out, const HistogramSample& histogram) {

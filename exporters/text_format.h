@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -18,12 +19,13 @@ enum class Format { kPrometheusText004, kOpenMetrics100 };
 // The exact Content-Type header value for `format`.
 const char* ContentType(Format format);
 
-// Renders `families` in order. Families without any sample of their type
-// (no `samples` for counters/gauges, no `histograms` for histograms) are
-// skipped entirely, in both formats, so the output never carries metadata
-// for series that do not exist. Family names are expected to be unique;
-// merging duplicates is the Registry's job. Metric and label names are not
-// escaped (collectors use constants) and are checked only by debug asserts.
+// Renders `families` in order. Families without any series of their type
+// (SeriesCount() == 0: no samples for counters/gauges, no histograms for
+// histograms, listed or from sources) are skipped entirely, in both
+// formats, so the output never carries metadata for series that do not
+// exist. Family names are expected to be unique; merging duplicates is the
+// Registry's job. Metric and label names are not escaped (collectors use
+// constants) and are checked only by debug asserts.
 std::string Serialize(const std::vector<MetricFamily>& families, Format format);
 
 // The same rendering as Serialize, produced a piece at a time into a buffer
@@ -40,8 +42,14 @@ std::string Serialize(const std::vector<MetricFamily>& families, Format format);
 //   }
 class Serializer {
  public:
+  // Series asked of a source at a time: large enough that a call per
+  // batch costs nothing, small enough that the batch (~500 bytes a
+  // histogram series) stays in cache next to the text being written.
+  static constexpr size_t kSourceBatchSeries = 64;
+
   // `families` is read, not copied: it must stay alive and unchanged for as
-  // long as AppendTo is called.
+  // long as AppendTo is called. Series from sources are produced as they are
+  // rendered, kSourceBatchSeries at a time.
   Serializer(const std::vector<MetricFamily>& families, Format format);
   Serializer(const Serializer&) = delete;
   Serializer& operator=(const Serializer&) = delete;
@@ -64,14 +72,31 @@ class Serializer {
  private:
   void SkipEmptyFamilies();
   void EnterFamily(const MetricFamily& family);
+  // The family's next series: a listed one, or one from a source, produced
+  // a batch at a time into `batch`, valid until the next call.
+  template <typename Series>
+  const Series& NextSeries(const std::vector<Series>& listed,
+                           const std::vector<std::shared_ptr<const SeriesSource<Series>>>& sources,
+                           std::vector<Series>& batch);
   void AppendHistogramSeries(std::string& out, const HistogramSample& histogram);
 
   const std::vector<MetricFamily>& families_;
   const Format format_;
-  size_t family_ = 0;       // index of the family being rendered
-  size_t series_ = 0;       // next sample or histogram series in it
-  bool in_family_ = false;  // its metadata has been written
+  size_t family_ = 0;        // index of the family being rendered
+  size_t series_ = 0;        // series of it appended so far
+  size_t series_count_ = 0;  // SeriesCount() of it
+  bool in_family_ = false;   // its metadata has been written
   bool done_ = false;
+
+  // Where the next series comes from: part_ 0 is the family's listed
+  // series, part_ i + 1 its source i; index_ is the series within the part.
+  // The batch holds the part's series [batch_begin_, batch_end_).
+  size_t part_ = 0;
+  size_t index_ = 0;
+  size_t batch_begin_ = 0;
+  size_t batch_end_ = 0;
+  std::vector<Sample> sample_batch_;
+  std::vector<HistogramSample> histogram_batch_;
 
   // Per-family names, computed once per family rather than per series.
   std::string_view name_;    // family name in this format (counters lose _total in OpenMetrics)

@@ -1,10 +1,13 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <cstddef>
 #include <functional>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "exporters/registry.h"
@@ -133,6 +136,59 @@ TEST(RegistryTest, MergesHistograms) {
   ASSERT_NE(merged, nullptr);
   ASSERT_EQ(merged->histograms.size(), 2u);
   EXPECT_EQ(merged->histograms[1].labels[0].value, "b");
+}
+
+// One series, produced on demand.
+class OneSample final : public SampleSource {
+ public:
+  explicit OneSample(Sample sample) : sample_(std::move(sample)) {}
+  size_t size() const override { return 1; }
+  void Produce(size_t, size_t, std::vector<Sample>& out) const override { out = {sample_}; }
+
+ private:
+  Sample sample_;
+};
+
+MetricFamily SourcedGauge(std::string name, double value, Labels labels) {
+  MetricFamily f = Gauge(std::move(name), 0);
+  f.samples.clear();
+  f.sample_sources.push_back(std::make_shared<OneSample>(Sample{std::move(labels), value}));
+  return f;
+}
+
+TEST(RegistryTest, MergesSeriesSources) {
+  MetricFamily first = SourcedGauge("shared", 1, {{"src", "one-sourced"}});
+  first.samples.push_back({{{"src", "one-listed"}}, 10});
+  Registry registry;
+  registry.Register(Emitting({first}));
+  registry.Register(Emitting({SourcedGauge("shared", 2, {{"src", "two-sourced"}})}));
+  registry.Register(Emitting({Gauge("shared", 20, {{"src", "three-listed"}})}));
+  auto families = registry.Gather();
+  const MetricFamily* merged = Find(families, "shared");
+  ASSERT_NE(merged, nullptr);
+  EXPECT_EQ(merged->sample_sources.size(), 2u);
+  EXPECT_EQ(SeriesCount(*merged), 4u);
+  // Listed series first, then the sources' in collector order.
+  EXPECT_EQ(Serialize({*merged}, Format::kPrometheusText004),
+            "# HELP shared help of shared\n"
+            "# TYPE shared gauge\n"
+            "shared{src=\"one-listed\"} 10\n"
+            "shared{src=\"three-listed\"} 20\n"
+            "shared{src=\"one-sourced\"} 1\n"
+            "shared{src=\"two-sourced\"} 2\n");
+}
+
+TEST(RegistryTest, CollectorFailingAfterMakingSourcesContributesNothing) {
+  Registry registry;
+  registry.Register(std::make_shared<FakeCollector>([](std::vector<MetricFamily>& out) {
+    out.push_back(SourcedGauge("partial", 1, {}));
+    throw std::runtime_error("half-way");
+  }));
+  registry.Register(Emitting({SourcedGauge("fine", 2, {})}));
+  auto families = registry.Gather();
+  EXPECT_EQ(Find(families, "partial"), nullptr);
+  ASSERT_NE(Find(families, "fine"), nullptr);
+  EXPECT_EQ(Errors(families), 1);
 }
 
 TEST(RegistryTest, DropsSameNameWithDifferentTypeAndCountsIt) {

@@ -2,16 +2,20 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <clocale>
 #include <cmath>
+#include <cstddef>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <limits>
 #include <locale>
+#include <memory>
 #include <sstream>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "exporters/text_format.h"
@@ -435,6 +439,130 @@ TEST(SerializerTest, EmptyPages) {
     EXPECT_FALSE(om.AppendTo(out, 0));
     EXPECT_EQ(out, "# EOF\n");
   }
+}
+
+// Hands out the series of a vector a batch at a time, recording each call.
+template <typename Series>
+class VectorSource final : public SeriesSource<Series> {
+ public:
+  struct Call {
+    size_t begin, end;
+    size_t size_on_entry;  // what `out` held: the previous batch
+  };
+
+  explicit VectorSource(std::vector<Series> series) : series_(std::move(series)) {}
+  size_t size() const override { return series_.size(); }
+  void Produce(size_t begin, size_t end, std::vector<Series>& out) const override {
+    calls.push_back({begin, end, out.size()});
+    out.resize(end - begin);
+    std::copy(series_.begin() + static_cast<std::ptrdiff_t>(begin),
+              series_.begin() + static_cast<std::ptrdiff_t>(end), out.begin());
+  }
+
+  mutable std::vector<Call> calls;
+
+ private:
+  std::vector<Series> series_;
+};
+
+// Moves each family's series into sources of the given sizes (what is left
+// over stays listed, ahead of them), so that the page should not change.
+std::vector<MetricFamily> SplitIntoSources(std::vector<MetricFamily> families,
+                                           const std::vector<size_t>& source_sizes) {
+  auto split = [&](auto& listed, auto& sources) {
+    using Series = typename std::remove_reference_t<decltype(listed)>::value_type;
+    size_t total = 0;
+    for (size_t n : source_sizes) total += n;
+    const size_t keep = listed.size() > total ? listed.size() - total : 0;
+    auto next = listed.begin() + static_cast<std::ptrdiff_t>(keep);
+    for (size_t n : source_sizes) {
+      const auto take = static_cast<std::ptrdiff_t>(
+          std::min<size_t>(n, static_cast<size_t>(listed.end() - next)));
+      sources.push_back(
+          std::make_shared<VectorSource<Series>>(std::vector<Series>(next, next + take)));
+      next += take;
+    }
+    listed.resize(keep);
+  };
+  for (MetricFamily& family : families) {
+    split(family.samples, family.sample_sources);
+    split(family.histograms, family.histogram_sources);
+  }
+  return families;
+}
+
+TEST(SeriesSourceTest, SourcedSeriesRenderLikeListedOnes) {
+  constexpr size_t kBatch = Serializer::kSourceBatchSeries;
+  const auto listed = ManyBackends(300);
+  // Sources empty, of one series, around the batch size, several batches.
+  const std::vector<std::vector<size_t>> layouts = {
+      {0}, {1}, {kBatch - 1, kBatch, kBatch + 1}, {0, 200, 0}, {1000}};
+  for (Format format : {Format::kPrometheusText004, Format::kOpenMetrics100}) {
+    const std::string expected = Serialize(listed, format);
+    for (const auto& layout : layouts) {
+      const auto sourced = SplitIntoSources(listed, layout);
+      EXPECT_EQ(Serialize(sourced, format), expected);
+      for (size_t limit : {size_t{0}, size_t{1000}, size_t{65536}}) {
+        std::string joined;
+        for (const auto& piece : RenderInPieces(sourced, format, limit)) joined += piece;
+        EXPECT_EQ(joined, expected) << "limit " << limit;
+      }
+    }
+  }
+}
+
+TEST(SeriesSourceTest, AsksForBatchesInOrderAndHandsBackTheLastOne) {
+  std::vector<HistogramSample> series(150, LatencySeries());
+  auto source = std::make_shared<VectorSource<HistogramSample>>(series);
+  MetricFamily family = Histogram("lat_seconds", "Latency.", {});
+  family.histogram_sources.push_back(source);
+  const std::vector<MetricFamily> families = {family};
+  // Rendered one unit per call: a batch is produced only when it is needed.
+  const auto pieces = RenderInPieces(families, Format::kPrometheusText004, 0);
+  EXPECT_EQ(pieces.size(), 151u);  // metadata, then one histogram series per piece
+  ASSERT_EQ(source->calls.size(), 3u);
+  constexpr size_t kBatch = Serializer::kSourceBatchSeries;
+  EXPECT_EQ(source->calls[0].begin, 0u);
+  EXPECT_EQ(source->calls[0].end, kBatch);
+  EXPECT_EQ(source->calls[0].size_on_entry, 0u);
+  EXPECT_EQ(source->calls[1].begin, kBatch);
+  EXPECT_EQ(source->calls[1].end, 2 * kBatch);
+  EXPECT_EQ(source->calls[1].size_on_entry, kBatch) << "the previous batch, for reuse";
+  EXPECT_EQ(source->calls[2].begin, 2 * kBatch);
+  EXPECT_EQ(source->calls[2].end, 150u);
+}
+
+TEST(SeriesSourceTest, FamiliesWhoseSourcesAreEmptyAreSkipped) {
+  MetricFamily empty = Gauge("empty", "e", {});
+  empty.sample_sources.push_back(std::make_shared<VectorSource<Sample>>(std::vector<Sample>{}));
+  MetricFamily empty_histogram = Histogram("empty_h", "e", {});
+  empty_histogram.histogram_sources.push_back(
+      std::make_shared<VectorSource<HistogramSample>>(std::vector<HistogramSample>{}));
+  // A counter or gauge family ignores histogram sources, and the reverse.
+  empty.histogram_sources = empty_histogram.histogram_sources;
+  const std::vector<MetricFamily> families = {empty, empty_histogram};
+  EXPECT_EQ(SeriesCount(families[0]), 0u);
+  EXPECT_EQ(SeriesCount(families[1]), 0u);
+  Serializer serializer(families, Format::kPrometheusText004);
+  EXPECT_TRUE(serializer.done());
+  EXPECT_EQ(Serialize(families, Format::kOpenMetrics100), "# EOF\n");
+}
+
+TEST(SeriesSourceTest, MaterializeListsTheSourcedSeriesAfterTheListedOnes) {
+  MetricFamily family = Gauge("g", "x", {{{{"n", "listed"}}, 1}});
+  family.sample_sources.push_back(std::make_shared<VectorSource<Sample>>(
+      std::vector<Sample>{{{{"n", "a"}}, 2}, {{{"n", "b"}}, 3}}));
+  family.sample_sources.push_back(std::make_shared<VectorSource<Sample>>(std::vector<Sample>{}));
+  family.sample_sources.push_back(
+      std::make_shared<VectorSource<Sample>>(std::vector<Sample>{{{{"n", "c"}}, 4}}));
+  const std::string page = Serialize({family}, Format::kPrometheusText004);
+  EXPECT_EQ(SeriesCount(family), 4u);
+  Materialize(family);
+  EXPECT_TRUE(family.sample_sources.empty());
+  ASSERT_EQ(family.samples.size(), 4u);
+  EXPECT_EQ(family.samples[1].labels[0].value, "a");
+  EXPECT_EQ(family.samples[3].value, 4);
+  EXPECT_EQ(Serialize({family}, Format::kPrometheusText004), page);
 }
 
 bool OnPath(const std::string& program) {
