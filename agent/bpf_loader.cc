@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <optional>
 #include <string_view>
 #include <utility>
 
@@ -241,10 +242,10 @@ bool KernelHasKprobes() {
   return access("/sys/bus/event_source/devices/kprobe/type", R_OK) == 0;
 }
 
-// Candidates for the send hook in order of preference, and why the others
-// were not candidates. In auto mode the cheapest comes first.
-std::vector<SendMode> SendCandidates(ProbeMode mode, const btf* vmlinux,
-                                     std::vector<std::string>* unavailable) {
+// The send hook a probe mode asks for, or nothing when this kernel lacks it;
+// `unavailable` lists the send hooks this kernel cannot offer, and why.
+std::optional<SendMode> ChooseSendMode(ProbeMode mode, const btf* vmlinux,
+                                       std::vector<std::string>* unavailable) {
   bool tracepoint = HasTracepoint(vmlinux, "sock_send_length");
   bool fentry_target = btf__find_by_name_kind(vmlinux, "tcp_sendmsg", BTF_KIND_FUNC) > 0;
   bool kprobes = KernelHasKprobes();
@@ -256,28 +257,27 @@ std::vector<SendMode> SendCandidates(ProbeMode mode, const btf* vmlinux,
     unavailable->push_back(
         "kprobe: kernel built without CONFIG_KPROBES "
         "(no /sys/bus/event_source/devices/kprobe)");
-  std::vector<SendMode> candidates;
   switch (mode) {
     case ProbeMode::kTracepoint:
-      if (tracepoint) candidates.push_back(SendMode::kTracepoint);
+      if (tracepoint) return SendMode::kTracepoint;
       break;
     case ProbeMode::kFentry:
-      if (fentry_target) candidates.push_back(SendMode::kFentry);
+      if (fentry_target) return SendMode::kFentry;
       break;
     case ProbeMode::kKprobe:
-      if (kprobes) candidates.push_back(SendMode::kKprobe);
+      if (kprobes) return SendMode::kKprobe;
       break;
-    case ProbeMode::kSegment:
-      candidates.push_back(SendMode::kNone);
-      break;
+    // No send hook by default: tcp_probe notices the request at the
+    // backend's next segment and times it from tcp_clock_cache, which is
+    // also all that the tp_btf send hook can read (sock_send_length fires
+    // after the send). A send hook runs on every send of every socket on the
+    // host; what it adds is first-write timing for requests written in
+    // pieces with no segment from the backend in between (bench/README.md).
     case ProbeMode::kAuto:
-      if (tracepoint) candidates.push_back(SendMode::kTracepoint);
-      if (fentry_target) candidates.push_back(SendMode::kFentry);
-      if (kprobes) candidates.push_back(SendMode::kKprobe);
-      candidates.push_back(SendMode::kNone);
-      break;
+    case ProbeMode::kSegment:
+      return SendMode::kNone;
   }
-  return candidates;
+  return std::nullopt;
 }
 
 }  // namespace
@@ -309,40 +309,22 @@ std::unique_ptr<BpfProbes> BpfProbes::Load(const LoaderSettings& settings, std::
   }
 
   std::vector<std::string> unavailable;
-  std::vector<SendMode> candidates =
-      SendCandidates(settings.probe_mode, vmlinux.get(), &unavailable);
-  if (candidates.empty()) {
+  std::optional<SendMode> send_mode =
+      ChooseSendMode(settings.probe_mode, vmlinux.get(), &unavailable);
+  if (!send_mode) {
     *error = std::string("--probe-mode ") + ProbeModeName(settings.probe_mode) +
              " is not available on this kernel: ";
     for (size_t i = 0; i < unavailable.size(); ++i) *error += (i ? "; " : "") + unavailable[i];
     return nullptr;
   }
-  std::vector<std::string> refused;  // send modes tried and refused by the kernel
-  for (SendMode mode : candidates) {
-    std::string attempt_error;
-    auto state = LoadWith(settings, vmlinux.get(), static_cast<int>(mode), &attempt_error);
-    if (state) {
-      state->btf_source = btf_path;
-      state->unavailable = unavailable;
-      for (auto& probe : state->probes) {
-        if (probe.hook != "send") continue;
-        for (const auto& why : refused) probe.target += "; " + why;
-      }
-      for (const auto& p : state->probes) {
-        LogInfo("probe " + p.hook + ": " + p.mode + (p.target.empty() ? "" : " " + p.target));
-      }
-      return std::unique_ptr<BpfProbes>(new BpfProbes(std::move(state)));
-    }
-    if (settings.probe_mode != ProbeMode::kAuto || mode == SendMode::kNone) {
-      *error = attempt_error;
-      return nullptr;
-    }
-    LogWarn(std::string("send hook via ") + SendModeName(mode) +
-            " refused, trying the next: " + attempt_error);
-    refused.push_back(std::string(SendModeName(mode)) + " refused: " + attempt_error);
+  auto state = LoadWith(settings, vmlinux.get(), static_cast<int>(*send_mode), error);
+  if (!state) return nullptr;
+  state->btf_source = btf_path;
+  state->unavailable = unavailable;
+  for (const auto& p : state->probes) {
+    LogInfo("probe " + p.hook + ": " + p.mode + (p.target.empty() ? "" : " " + p.target));
   }
-  *error = "no way to attach the send hook";
-  return nullptr;
+  return std::unique_ptr<BpfProbes>(new BpfProbes(std::move(state)));
 }
 
 std::unique_ptr<BpfProbes::State> BpfProbes::LoadWith(const LoaderSettings& settings,
@@ -381,7 +363,8 @@ std::unique_ptr<BpfProbes::State> BpfProbes::LoadWith(const LoaderSettings& sett
       *error = std::string("kernel lacks the tracepoint ") + tracepoint + " needed for " + hook;
       return false;
     }
-    state->probes.push_back({hook, "off", std::string(tracepoint) + " missing: " + consequence});
+    state->probes.push_back(
+        {hook, "off", std::string(tracepoint) + " missing: " + consequence, true});
     LogWarn(std::string("tracepoint ") + tracepoint + " not in this kernel: " + consequence);
     return true;
   };

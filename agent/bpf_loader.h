@@ -23,6 +23,9 @@ struct ProbeChoice {
   std::string hook;    // e.g. "connection_state", "send", "receive_segment"
   std::string mode;    // "tp_btf", "iter", or "off"
   std::string target;  // the tracepoint or iterator, or why it is off
+  // Off because this kernel lacks the hook, not by choice (the send hook is
+  // off by default): what it would have measured is missing.
+  bool reduced_coverage = false;
 };
 
 struct ProgramStats {

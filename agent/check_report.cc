@@ -50,7 +50,7 @@ int RunCheck(const Config& config, std::FILE* out) {
   size_t off = 0;
   for (const auto& p : probes->probes()) {
     std::fprintf(out, "  %-18s %-7s %s\n", p.hook.c_str(), p.mode.c_str(), p.target.c_str());
-    off += p.mode == "off" ? 1 : 0;
+    off += p.reduced_coverage ? 1 : 0;
   }
   std::fprintf(out, "\nprograms (instructions processed by the verifier; 0 = kernel < 5.16):\n");
   for (const auto& s : probes->ProgramStatistics())

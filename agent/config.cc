@@ -717,10 +717,9 @@ void DefineFlags(CLI::App* app, RawFlags* raw) {
                 "nothing later needs them)")
       ->group(tracking);
   scalar(app->add_option("--probe-mode", raw->probe_mode,
-                         "How to attach to the kernel: auto, or one of tracepoint, fentry, "
-                         "kprobe; auto picks the best one the kernel supports. segment "
-                         "attaches no send hook (requests noticed from the backend's "
-                         "segments): the cheapest"))
+                         "Send hook: auto (= segment: none; a request is noticed at the "
+                         "backend's next segment, the cheapest), or tracepoint, fentry, "
+                         "kprobe to time requests written in pieces from their first write"))
       ->type_name("MODE")
       ->group(tracking);
   scalar(app->add_option("--log.level", raw->log_level,

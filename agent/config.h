@@ -27,9 +27,11 @@ struct HistogramBuckets {
 
 HistogramBuckets DefaultHistogramBuckets();
 
-// Which send hook marks a request's start. kSegment attaches none: a request
-// is noticed at the backend's next segment (tcp_probe) and timed from the
-// socket's last transmit; the cheapest mode (bench/README.md).
+// Which send hook marks a request's start. kAuto and kSegment attach none: a
+// request is noticed at the backend's next segment (tcp_probe) and timed from
+// the socket's last transmit, the cheapest way (bench/README.md). The others
+// force one send hook, which times a request written in pieces from its first
+// write.
 enum class ProbeMode { kAuto, kTracepoint, kFentry, kKprobe, kSegment };
 const char* ProbeModeName(ProbeMode mode);
 

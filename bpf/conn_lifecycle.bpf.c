@@ -107,6 +107,11 @@ int BPF_PROG(on_inet_sock_set_state, const struct sock *sk, int oldstate, int ne
 	if (c->lifecycle != CONN_OPEN)
 		return 0;
 
+	/* Data queued since the backend's last segment is a request even if no
+	 * segment ever comes back (a dead backend): without a send hook nothing
+	 * else would count it. Before the FIN below, which is not a request. */
+	note_send_progress(tp, c);
+
 	/* tcp_close_state() moves to FIN_WAIT1/LAST_ACK just before
 	 * tcp_send_fin() adds the FIN to write_seq: freeze the send total. */
 	if (newstate == TCP_FIN_WAIT1 || newstate == TCP_LAST_ACK) {

@@ -16,6 +16,7 @@
 #include <chrono>
 #include <cstring>
 #include <mutex>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -52,8 +53,15 @@ class LoopbackServer {
     shutdown(listen_fd_, SHUT_RDWR);
     close(listen_fd_);
     acceptor_.join();
-    std::lock_guard lock(mutex_);
-    for (auto& t : workers_) t.join();
+    std::vector<std::thread> workers;
+    {
+      std::lock_guard lock(mutex_);
+      // A client whose FIN can never arrive (a test that cut the link) would
+      // leave its worker in recv() for good.
+      for (int fd : open_fds_) shutdown(fd, SHUT_RDWR);
+      workers.swap(workers_);
+    }
+    for (auto& t : workers) t.join();  // each takes mutex_ as it ends
   }
 
   uint16_t port() const { return port_; }
@@ -84,7 +92,13 @@ class LoopbackServer {
         continue;
       }
       std::lock_guard lock(mutex_);
-      workers_.emplace_back([this, fd] { Serve(fd); });
+      open_fds_.insert(fd);
+      workers_.emplace_back([this, fd] {
+        Serve(fd);
+        std::lock_guard done(mutex_);
+        open_fds_.erase(fd);
+        close(fd);
+      });
     }
   }
 
@@ -100,9 +114,8 @@ class LoopbackServer {
         size_t response_bytes = std::stoul(pending.substr(0, newline));
         pending.erase(0, newline + 1);
         if (behavior_ == Behavior::kResetAfterRequest) {
-          linger hard{1, 0};  // close() now sends RST
+          linger hard{1, 0};  // the close() after Serve() sends RST
           setsockopt(fd, SOL_SOCKET, SO_LINGER, &hard, sizeof(hard));
-          close(fd);
           return;
         }
         if (delay_.count() > 0) std::this_thread::sleep_for(delay_);
@@ -116,12 +129,10 @@ class LoopbackServer {
         if (behavior_ == Behavior::kRespondThenReset) {
           linger hard{1, 0};  // the reset follows the response at once
           setsockopt(fd, SOL_SOCKET, SO_LINGER, &hard, sizeof(hard));
-          close(fd);
           return;
         }
       }
     }
-    close(fd);
   }
 
   Behavior behavior_;
@@ -134,6 +145,7 @@ class LoopbackServer {
   std::thread acceptor_;
   std::mutex mutex_;
   std::vector<std::thread> workers_;
+  std::set<int> open_fds_;  // accepted connections not yet closed, under mutex_
 };
 
 // Client side: a blocking connection speaking the protocol above.

@@ -8,6 +8,9 @@
 #include <gtest/gtest.h>
 #include <httplib.h>
 #include <poll.h>
+#include <linux/sockios.h>
+#include <sched.h>
+#include <sys/ioctl.h>
 
 #include <cstdlib>
 #include <fstream>
@@ -348,6 +351,8 @@ TEST_F(LoopbackTraffic, ProbeChoicesAndHttpScrape) {
   // The VM matrix sets the send-hook mode it expects on that kernel, so a
   // silent fallback to another mode fails here.
   const char* expected_send = std::getenv("SOCKEYE_TEST_EXPECT_SEND_MODE");
+  if (!expected_send && !std::getenv("SOCKEYE_TEST_PROBE_MODE"))
+    expected_send = "off";  // the default attaches no send hook
   if (expected_send) {
     EXPECT_EQ(Value(families, "sockeye_probe_info", {{"hook", "send"}, {"mode", expected_send}}), 1)
         << "send hook is not attached as " << expected_send;
@@ -455,6 +460,79 @@ TEST_F(LoopbackTraffic, UnansweredSynIsATimeoutWithARetransmit) {
   EXPECT_EQ(Metric("sockeye_backend_retransmits_total", {{"backend", backend}}),
             info.tcpi_total_retrans);
   EXPECT_EQ(Metric("sockeye_backend_connections_established_total", {{"backend", backend}}), 0);
+}
+
+// A backend in a network namespace of the test's own behind a veth pair,
+// whose link the test can cut: from then on nothing the proxy sends is
+// acknowledged, as with a backend host that died.
+class VethBackendNamespace {
+ public:
+  VethBackendNamespace() {
+    Run("ip netns del sockeye-test2 2>/dev/null; ip link del sk-test2-h 2>/dev/null; true");
+    ok_ = Run("ip netns add sockeye-test2") &&
+          Run("ip link add sk-test2-h type veth peer name sk-test2-n netns sockeye-test2") &&
+          Run("ip addr add 169.254.212.1/30 dev sk-test2-h") && Run("ip link set sk-test2-h up") &&
+          Run("ip netns exec sockeye-test2 ip addr add 169.254.212.2/30 dev sk-test2-n") &&
+          Run("ip netns exec sockeye-test2 ip link set sk-test2-n up");
+  }
+  ~VethBackendNamespace() { Run("ip link del sk-test2-h 2>/dev/null; ip netns del sockeye-test2"); }
+  bool ok() const { return ok_; }
+  void CutLink() { Run("ip netns exec sockeye-test2 ip link set sk-test2-n down"); }
+
+  // A LoopbackServer listening inside the namespace: the listening socket is
+  // created while this thread is in it (its acceptor only uses the fd).
+  std::unique_ptr<LoopbackServer> StartServer() {
+    int own = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+    int theirs = open("/run/netns/sockeye-test2", O_RDONLY | O_CLOEXEC);
+    std::unique_ptr<LoopbackServer> server;
+    if (own >= 0 && theirs >= 0 && setns(theirs, CLONE_NEWNET) == 0) {
+      server = std::make_unique<LoopbackServer>(kAddress);
+      if (setns(own, CLONE_NEWNET) != 0) std::abort();  // the rest of the suite needs it
+    }
+    if (own >= 0) close(own);
+    if (theirs >= 0) close(theirs);
+    return server;
+  }
+  static constexpr const char* kAddress = "169.254.212.2";
+
+ private:
+  static bool Run(const std::string& command) { return std::system(command.c_str()) == 0; }
+  bool ok_ = false;
+};
+
+// With no send hook (the default), a request is noticed when the backend's
+// next segment arrives. One the backend never acknowledges is still counted,
+// when the connection changes state (here: the proxy gives up and closes).
+TEST_F(LoopbackTraffic, RequestToABackendThatStopsAnsweringIsCounted) {
+  VethBackendNamespace ns;
+  if (!ns.ok()) {
+    if (BpfRequired()) FAIL() << "cannot create the test network namespace (iproute2)";
+    GTEST_SKIP() << "cannot create a network namespace";
+  }
+  StartAgent([](Config& config) {
+    std::string error;
+    config.include = {*ParseCidrMatch("169.254.212.2/32", &error)};
+  });
+  if (!agent_) return;
+  auto server = ns.StartServer();
+  ASSERT_TRUE(server) << "cannot listen inside the test namespace";
+  std::map<std::string, std::string> a = {{"backend", Backend(*server)}};
+  {
+    Client client(server->address(), server->port());
+    ASSERT_TRUE(client.connected());
+    ASSERT_EQ(client.Request(64, 100), 100u);
+    ns.CutLink();
+    std::string request = "100 unanswered\n";
+    ASSERT_EQ(send(client.fd(), request.data(), request.size(), MSG_NOSIGNAL),
+              ssize_t(request.size()));
+    std::this_thread::sleep_for(200ms);
+    int unacknowledged = 0;
+    ASSERT_EQ(ioctl(client.fd(), SIOCOUTQ, &unacknowledged), 0);
+    ASSERT_EQ(unacknowledged, 15) << "the request was acknowledged: the link is not cut";
+  }  // closed: FIN_WAIT1, the FIN never leaves either
+  EXPECT_EQ(WaitForMetric("sockeye_backend_requests_total", a, 2), 2);
+  EXPECT_EQ(Metric("sockeye_backend_time_to_first_byte_seconds_count", a), 1);
+  EXPECT_EQ(Metric("sockeye_backend_sent_bytes_total", a), 64 + 15);
 }
 
 std::string OwnComm() {
