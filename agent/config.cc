@@ -535,9 +535,8 @@ bool CheckRingbuf(const std::string& text, Errors* errors, size_t* out) {
 }
 
 bool CheckProbeMode(const std::string& text, Errors* errors, ProbeMode* out) {
-  for (ProbeMode mode :
-       {ProbeMode::kAuto, ProbeMode::kTracepoint, ProbeMode::kFentry, ProbeMode::kKprobe,
-        ProbeMode::kSegment}) {
+  for (ProbeMode mode : {ProbeMode::kAuto, ProbeMode::kTracepoint, ProbeMode::kFentry,
+                         ProbeMode::kKprobe, ProbeMode::kSegment}) {
     if (text == ProbeModeName(mode)) {
       *out = mode;
       return true;
