@@ -50,3 +50,48 @@ int BPF_PROG(count_tcp_probe, struct sock *sk) { count(HOOK_SEGMENT, sk); return
 __u64 clock_sink;
 SEC("tp_btf/sock_send_length")
 int BPF_PROG(clock_sock_send_length) { clock_sink += bpf_ktime_get_ns(); return 0; }
+
+/*
+ * Where a followed socket's time goes (hook_cost --storage-timing, a run of
+ * its own: this program runs before sockeye's on the same tracepoint and
+ * would warm the lines sockeye's then reads). One socket-storage lookup of
+ * a client socket, timed inside the program: the first of the invocation,
+ * then the same lookup again. The difference is what reaching the storage's
+ * cache lines costs on that path, as opposed to the helper's instructions.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, __u64);
+} timing_storage SEC(".maps");
+
+__s64 storage_first_ns, storage_again_ns, clock_pair_ns;
+__u64 storage_samples;
+
+SEC("tp_btf/tcp_probe")
+int BPF_PROG(time_storage_lookup, struct sock *sk)
+{
+	__u16 remote = __builtin_bswap16(sk->__sk_common.skc_dport);
+	__u64 t0, t1, t2, t3, *first, *again;
+
+	if (remote != server_port)
+		return 0;
+	t0 = bpf_ktime_get_ns();
+	first = bpf_sk_storage_get(&timing_storage, sk, 0, 0);
+	t1 = bpf_ktime_get_ns();
+	again = bpf_sk_storage_get(&timing_storage, sk, 0, 0);
+	t2 = bpf_ktime_get_ns();
+	t3 = bpf_ktime_get_ns();
+	if (!first || !again) {
+		/* First segment on this socket: create, time from the next one. */
+		bpf_sk_storage_get(&timing_storage, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+		return 0;
+	}
+	*first += 1;
+	storage_first_ns += (__s64)(t1 - t0) - (__s64)(t3 - t2);
+	storage_again_ns += (__s64)(t2 - t1) - (__s64)(t3 - t2);
+	clock_pair_ns += (__s64)(t3 - t2);
+	storage_samples += 1;
+	return 0;
+}

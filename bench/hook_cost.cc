@@ -4,6 +4,7 @@
 // does not follow and for sockets it follows.
 //
 //   sudo ./build/bench/hook_cost [--rounds N] [--connections N] [--requests N] [--cpu N]
+//                                [--storage-timing 1]
 //
 // By default the client and server threads run wherever the scheduler puts
 // them, so on loopback the send hook (client CPU) and tcp_probe (softirq on
@@ -12,6 +13,11 @@
 // --cpu N pins the whole process to CPU N: every hook then runs on one CPU,
 // as on a proxy whose NIC steers a flow's packets to the CPU of the worker
 // that owns it (RSS/RFS).
+//
+// --storage-timing 1 instead times one socket-storage lookup inside a
+// program on tcp_probe for the followed client sockets: the first of the
+// invocation and the same lookup repeated (bench_hooks.bpf.c). It is a run
+// of its own because that program warms the lines sockeye's would read.
 //
 // Traffic: loopback request/response (64-byte requests, 512-byte
 // responses) to two servers on the same port: 127.0.0.31 (excluded from
@@ -77,7 +83,7 @@ void Drive(const std::string& address, uint16_t port, int connections, int reque
 }  // namespace
 
 int main(int argc, char** argv) {
-  int rounds = 5, connections = 20, requests = 500, cpu = -1;
+  int rounds = 5, connections = 20, requests = 500, cpu = -1, storage_timing = 0;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string flag = argv[i];
     int value = std::atoi(argv[i + 1]);
@@ -89,6 +95,8 @@ int main(int argc, char** argv) {
       requests = value;
     else if (flag == "--cpu")
       cpu = value;
+    else if (flag == "--storage-timing")
+      storage_timing = value;
     else {
       std::fprintf(stderr, "hook_cost: unknown flag %s\n", flag.c_str());
       return 2;
@@ -121,6 +129,7 @@ int main(int argc, char** argv) {
   bench_hooks_bpf* bench = bench_hooks_bpf__open();
   if (!bench) return 1;
   bench->rodata->server_port = port;
+  bpf_program__set_autoload(bench->progs.time_storage_lookup, storage_timing != 0);
   if (bench_hooks_bpf__load(bench) || bench_hooks_bpf__attach(bench)) {
     std::fprintf(stderr, "hook_cost: loading the reference programs failed\n");
     return 1;
@@ -210,6 +219,16 @@ int main(int argc, char** argv) {
               static_cast<unsigned long long>(followed_client_calls["inet_sock_set_state"]),
               static_cast<unsigned long long>(followed_client_calls["sock_send_length"]),
               static_cast<unsigned long long>(followed_client_calls["tcp_probe"]));
+  if (storage_timing) {
+    double n = static_cast<double>(bench->bss->storage_samples);
+    std::printf(
+        "one socket-storage lookup of a followed socket, timed inside a program on tcp_probe "
+        "(%.0f samples): first of the invocation %.1f ns, repeated %.1f ns (a clock-read pair, "
+        "%.1f ns, taken out of both)\n",
+        n, n ? static_cast<double>(bench->bss->storage_first_ns) / n : 0,
+        n ? static_cast<double>(bench->bss->storage_again_ns) / n : 0,
+        n ? static_cast<double>(bench->bss->clock_pair_ns) / n : 0);
+  }
   bench_hooks_bpf__destroy(bench);
   close(stats_fd);
   return 0;
