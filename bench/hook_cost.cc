@@ -4,8 +4,10 @@
 // does not follow and for sockets it follows.
 //
 //   sudo ./build/bench/hook_cost [--rounds N] [--connections N] [--requests N] [--cpu N]
-//                                [--storage-timing 1]
+//                                [--storage-timing 1] [--probe-mode MODE]
 //
+// --probe-mode is the agent's (default auto: no send hook, so the
+// sock_send_length row reads "not attached"; tracepoint attaches it).
 // By default the client and server threads run wherever the scheduler puts
 // them, so on loopback the send hook (client CPU) and tcp_probe (softirq on
 // the responding server's CPU) usually run on different CPUs and every
@@ -84,10 +86,13 @@ void Drive(const std::string& address, uint16_t port, int connections, int reque
 
 int main(int argc, char** argv) {
   int rounds = 5, connections = 20, requests = 500, cpu = -1, storage_timing = 0;
+  std::string probe_mode = "auto";
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string flag = argv[i];
     int value = std::atoi(argv[i + 1]);
-    if (flag == "--rounds")
+    if (flag == "--probe-mode")
+      probe_mode = argv[i + 1];
+    else if (flag == "--rounds")
       rounds = value;
     else if (flag == "--connections")
       connections = value;
@@ -140,6 +145,12 @@ int main(int argc, char** argv) {
   config.keep_capabilities = true;
   std::string error;
   config.include.push_back(*sockeye::ParseCidrMatch("127.0.0.30/32", &error));
+  if (probe_mode == "tracepoint")
+    config.probe_mode = sockeye::ProbeMode::kTracepoint;
+  else if (probe_mode != "auto") {
+    std::fprintf(stderr, "hook_cost: --probe-mode is auto or tracepoint on this bench\n");
+    return 2;
+  }
   auto agent = sockeye::Agent::Start(config, &error);
   if (!agent) {
     std::fprintf(stderr, "hook_cost: %s\n", error.c_str());
@@ -188,9 +199,11 @@ int main(int argc, char** argv) {
   }
 
   std::printf(
-      "hook cost, %d rounds x 2 phases x %d connections x %d requests (64 B / 512 B), %s\n", rounds,
-      connections, requests,
-      cpu >= 0 ? ("all threads on CPU " + std::to_string(cpu)).c_str() : "threads unpinned");
+      "hook cost, %d rounds x 2 phases x %d connections x %d requests (64 B / 512 B), %s, "
+      "--probe-mode %s\n",
+      rounds, connections, requests,
+      cpu >= 0 ? ("all threads on CPU " + std::to_string(cpu)).c_str() : "threads unpinned",
+      probe_mode.c_str());
   std::printf("%-20s %12s %10s %14s %14s %12s %12s\n", "tracepoint", "calls", "empty ns",
               "unfollowed ns", "followed ns", "+unfollowed", "+followed");
   for (const auto& h : hooks) {
@@ -200,6 +213,11 @@ int main(int argc, char** argv) {
     double empty_ns = e.calls ? double(e.ns) / double(e.calls) : 0;
     double unfollowed_ns = u.calls ? double(u.ns) / double(u.calls) : 0;
     uint64_t client = followed_client_calls[h.name];
+    if (u.calls + f.calls == 0) {
+      std::printf("%-20s %12s %10.1f   not attached (--probe-mode %s)\n", h.name, "0", empty_ns,
+                  probe_mode.c_str());
+      continue;
+    }
     double followed_ns =
         client ? (double(f.ns) - double(f.calls - client) * unfollowed_ns) / double(client) : 0;
     std::printf("%-20s %12llu %10.1f %14.1f %14.1f %12.1f %12.1f\n", h.name,
@@ -223,10 +241,12 @@ int main(int argc, char** argv) {
     double n = static_cast<double>(bench->bss->storage_samples);
     std::printf(
         "one socket-storage lookup of a followed socket, timed inside a program on tcp_probe "
-        "(%.0f samples): first of the invocation %.1f ns, repeated %.1f ns (a clock-read pair, "
-        "%.1f ns, taken out of both)\n",
+        "(%.0f samples): first of the invocation %.1f ns, repeated %.1f ns; an array-map slot "
+        "indexed by the socket's hash, first touch: %.1f ns (a clock-read pair, %.1f ns, taken "
+        "out of each)\n",
         n, n ? static_cast<double>(bench->bss->storage_first_ns) / n : 0,
         n ? static_cast<double>(bench->bss->storage_again_ns) / n : 0,
+        n ? static_cast<double>(bench->bss->array_first_ns) / n : 0,
         n ? static_cast<double>(bench->bss->clock_pair_ns) / n : 0);
   }
   bench_hooks_bpf__destroy(bench);
