@@ -76,8 +76,16 @@ start_agent() {
 stop_agent() { kill "$agent_pid"; wait "$agent_pid" 2>/dev/null || true; agent_pid=""; }
 
 # wrk: one thread, 16 connections; prints "rps p99_ms requests".
+# PROXY_COST_PERF=DIR: record a system-wide perf profile (cpu-clock, call
+# graphs) of each wrk run of part (b) into DIR/{with,without}-ROUND.data, to
+# see where the observed cost goes beyond the BPF programs' own run time.
+perf_label=""
 run_wrk() {
+  if [ -n "${PROXY_COST_PERF:-}" ] && [ -n "$perf_label" ]; then
+    perf record -a -g -o "$PROXY_COST_PERF/$perf_label.data" -- sleep "$seconds" >/dev/null 2>&1 &
+  fi
   "${pin_rest[@]}" wrk -t1 -c16 -d"${seconds}s" --latency http://127.0.0.40:8000/ >"$work/wrk.txt"
+  wait
   python3 - "$work/wrk.txt" <<'PY'
 import re, sys
 text = open(sys.argv[1]).read()
@@ -154,12 +162,16 @@ with_agent() {
   fi
   start_agent
   sleep 0.5
+  perf_label=with-$r
   read -r rps_on p99_on _ < <(run_wrk)
+  perf_label=""
   stop_agent
 }
 for r in $(seq "$rounds"); do
   if (( r % 2 == 0 )); then with_agent; fi
+  perf_label=without-$r
   read -r rps_off p99_off _ < <(run_wrk)
+  perf_label=""
   if (( r % 2 == 1 )); then with_agent; fi
   ratio=$(python3 -c "print(f'{$rps_on / $rps_off:.3f}')")
   ratios+=("$ratio")
