@@ -240,6 +240,9 @@ int main(int argc, char** argv) {
   if (storage_timing) {
     double n = static_cast<double>(bench->bss->storage_samples);
     std::printf(
+        "(with --storage-timing the rows above do not measure sockeye: the timing "
+        "program runs first on tcp_probe and warms the lines its program reads)\n");
+    std::printf(
         "one socket-storage lookup of a followed socket, timed inside a program on tcp_probe "
         "(%.0f samples): first of the invocation %.1f ns, repeated %.1f ns; an array-map slot "
         "indexed by the socket's hash, first touch: %.1f ns (a clock-read pair, %.1f ns, taken "
