@@ -345,7 +345,7 @@ void Aggregator::ApplyTotals(Backend* backend, Connection& conn,
 
 void Aggregator::ObserveTurns(Backend* backend, const sockeye_event& event) {
   if (event.turn_count > SOCKEYE_TURN_BATCH) {
-    ++malformed_turn_batches_;
+    ++malformed_events_;
     return;
   }
   for (uint32_t i = 0; i < event.turn_count; ++i) {
@@ -585,7 +585,7 @@ void Aggregator::Collect(std::vector<MetricFamily>& out) {
          "Kernel records with an unknown kind, or with more turns than a batch holds; "
          "ignored (the turns) or dropped (the record).",
          MetricType::kCounter)
-      .samples.push_back({{}, static_cast<double>(malformed_events_ + malformed_turn_batches_)});
+      .samples.push_back({{}, static_cast<double>(malformed_events_)});
   family("sockeye_backends", "Backends with their own series.", MetricType::kGauge)
       .samples.push_back({{}, static_cast<double>(backends_.size())});
   family("sockeye_backends_max", "Backends that may have their own series (--max-backends).",

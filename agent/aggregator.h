@@ -131,7 +131,6 @@ class Aggregator : public metrics::Collector {
 
   std::array<uint64_t, SOCKEYE_EV_KIND_COUNT> events_by_kind_{};
   uint64_t malformed_events_ = 0;
-  uint64_t malformed_turn_batches_ = 0;
   uint64_t overflow_connections_ = 0;
   uint64_t retired_connections_ = 0;
   uint64_t expired_backends_ = 0;

@@ -7,8 +7,6 @@
 #include <memory>
 #include <vector>
 
-#include "exporters/metric_model.h"
-
 namespace sockeye {
 
 using BucketBounds = std::shared_ptr<const std::vector<double>>;
@@ -27,19 +25,8 @@ class Histogram {
 
   uint64_t count() const { return count_; }
   double sum() const { return sum_; }
-  const BucketBounds& bounds() const { return bounds_; }
   // Non-cumulative, one per bound (see metrics::HistogramSample).
   const std::vector<uint64_t>& bucket_counts() const { return counts_; }
-
-  metrics::HistogramSample ToSample(metrics::Labels labels) const {
-    metrics::HistogramSample s;
-    s.labels = std::move(labels);
-    s.upper_bounds = *bounds_;
-    s.bucket_counts = counts_;
-    s.sum = sum_;
-    s.count = count_;
-    return s;
-  }
 
  private:
   BucketBounds bounds_;

@@ -10,7 +10,8 @@ using metrics::MetricType;
 
 void ProbesCollector::Collect(std::vector<MetricFamily>& out) {
   MetricFamily info{"sockeye_probe_info",
-                    "The kernel program attached for each hook (mode off when none could be).",
+                    "The kernel program attached for each hook (mode off: none; for send that is "
+                    "the default, for the others the kernel lacks the hook).",
                     MetricType::kGauge,
                     {},
                     {}};

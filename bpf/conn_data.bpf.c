@@ -28,8 +28,9 @@ int BPF_PROG(on_sock_send_length, struct sock *sk, int ret, int flags)
  * segment on an established socket: the first segment carrying payload
  * after a request is the response's first byte, timed at arrival rather
  * than when the application gets round to reading it. Send progress is
- * checked first because on loopback the response can arrive before the
- * sender's sock_send_length fires. */
+ * checked first: without a send hook (the default) this is where a request
+ * is noticed, and with sock_send_length the response can still arrive, on
+ * loopback, before the sender's hook fires. */
 SEC("tp_btf/tcp_probe")
 int BPF_PROG(on_tcp_probe, struct sock *sk, const struct sk_buff *skb)
 {

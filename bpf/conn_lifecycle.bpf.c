@@ -130,7 +130,6 @@ int BPF_PROG(on_inet_sock_set_state, const struct sock *sk, int oldstate, int ne
 	if (newstate == TCP_CLOSE) {
 		now = bpf_ktime_get_ns();
 		c->lifecycle = CONN_CLOSED;
-		consume_send_mark(sk, c);
 		send_marks_remove(sk);
 		emit(sk, tp, c, SOCKEYE_EV_CLOSED, now - c->connect_start_ns, 0);
 		c->close_reported = 1;

@@ -45,10 +45,11 @@ enum conn_phase {
 /* One per followed socket, in BPF_MAP_TYPE_SK_STORAGE: freed with the
  * socket, so nothing here can leak when an event is lost. */
 struct conn {
-	/* What the per-segment and per-send hooks touch comes first, within 64
-	 * bytes: on loopback the send hook and tcp_probe run on different CPUs,
-	 * so every cache line they share moves between them once per request
-	 * (bench/README.md, hook cost). */
+	/* What the per-segment (and, when attached, per-send) hooks touch comes
+	 * first, within 64 bytes: the first touch of each line in a hook is
+	 * what its time goes to (bench/README.md, hook cost), and a send hook
+	 * and tcp_probe on different CPUs move every shared line between them
+	 * once per request. */
 	__u64 turn_start_ns;
 	/* Completed turns not yet handed to user space: turns[n % BATCH] for
 	 * turns_flushed <= n < turns_head. Only tcp_probe appends, under the

@@ -479,10 +479,9 @@ TEST(Histogram, BucketsUseLessOrEqual) {
   h.Observe(1);    // le=1
   h.Observe(1.5);  // le=2
   h.Observe(6);    // only +Inf
-  auto s = h.ToSample({});
-  EXPECT_EQ(s.bucket_counts, (std::vector<uint64_t>{1, 1, 0}));
-  EXPECT_EQ(s.count, 3u);
-  EXPECT_DOUBLE_EQ(s.sum, 8.5);
+  EXPECT_EQ(h.bucket_counts(), (std::vector<uint64_t>{1, 1, 0}));
+  EXPECT_EQ(h.count(), 3u);
+  EXPECT_DOUBLE_EQ(h.sum(), 8.5);
 }
 
 }  // namespace
