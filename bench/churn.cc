@@ -127,12 +127,26 @@ struct Options {
 
 // --- the agent process ------------------------------------------------------
 
+// utime + stime of a /proc/PID/stat or /proc/PID/task/TID/stat file, in
+// seconds; 0 if it cannot be read.
+double StatCpuSeconds(const std::string& path) {
+  std::ifstream stat(path);
+  std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+  const size_t paren = text.rfind(')');  // comm may hold spaces and parentheses
+  if (paren == std::string::npos) return 0;
+  std::istringstream fields(text.substr(paren + 2));
+  std::string f;
+  unsigned long long ticks = 0;
+  // After "pid (comm) ": state is field 3, utime 14, stime 15 (1-based).
+  for (int i = 3; i <= 15 && fields >> f; ++i)
+    if (i == 14 || i == 15) ticks += std::stoull(f);
+  return double(ticks) / double(sysconf(_SC_CLK_TCK));
+}
+
 struct ProcStatus {
-  bool ok = false;
   double rss_mb = 0;
   double hwm_mb = 0;
   double cpu_s = 0;
-  int threads = 0;
 };
 
 ProcStatus ReadProc(pid_t pid) {
@@ -143,21 +157,8 @@ ProcStatus ReadProc(pid_t pid) {
     long kb = 0;
     if (std::sscanf(line.c_str(), "VmRSS: %ld kB", &kb) == 1) s.rss_mb = double(kb) / 1024;
     if (std::sscanf(line.c_str(), "VmHWM: %ld kB", &kb) == 1) s.hwm_mb = double(kb) / 1024;
-    if (std::sscanf(line.c_str(), "Threads: %ld", &kb) == 1) s.threads = int(kb);
   }
-  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-  std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
-  const size_t paren = text.rfind(')');
-  if (paren == std::string::npos) return s;
-  std::istringstream fields(text.substr(paren + 2));
-  std::vector<std::string> f;
-  std::string field;
-  while (fields >> field) f.push_back(field);
-  // After "pid (comm) ": state is field 3, utime 14, stime 15 (1-based).
-  if (f.size() > 13) {
-    s.cpu_s = double(std::stoull(f[11]) + std::stoull(f[12])) / double(sysconf(_SC_CLK_TCK));
-    s.ok = s.rss_mb > 0;
-  }
+  s.cpu_s = StatCpuSeconds("/proc/" + std::to_string(pid) + "/stat");
   return s;
 }
 
@@ -176,16 +177,7 @@ ThreadCpu ReadThreadCpu(pid_t pid) {
   if (!dir) return c;
   while (dirent* e = readdir(dir)) {
     if (e->d_name[0] == '.') continue;
-    std::ifstream stat(dir_path + "/" + e->d_name + "/stat");
-    std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
-    const size_t paren = text.rfind(')');
-    if (paren == std::string::npos) continue;
-    std::istringstream fields(text.substr(paren + 2));
-    std::string f;
-    unsigned long long ticks = 0;
-    for (int i = 3; i <= 15 && fields >> f; ++i)
-      if (i == 14 || i == 15) ticks += std::stoull(f);
-    const double s = double(ticks) / double(sysconf(_SC_CLK_TCK));
+    const double s = StatCpuSeconds(dir_path + "/" + e->d_name + "/stat");
     if (std::atoi(e->d_name) == pid)
       c.main_s += s;
     else
@@ -414,7 +406,6 @@ struct Metrics {
   std::unordered_map<std::string, double> sum;
   std::unordered_map<std::string, double> overflow;
   std::unordered_map<std::string, size_t> series;
-  std::string build_info;
 
   double Sum(const std::string& name) const {
     auto it = sum.find(name);
@@ -460,7 +451,6 @@ Metrics Parse(const Fetched& f) {
     m.sum[key] += value;
     m.series[key] += 1;
     if (labels.find("backend=\"(overflow)\"") != std::string_view::npos) m.overflow[key] += value;
-    if (key == "sockeye_build_info") m.build_info = std::string(labels);
   }
   m.ok = true;
   return m;
@@ -757,7 +747,7 @@ class Server {
 // --- churn load -------------------------------------------------------------
 
 struct ChurnProgress {
-  std::atomic<uint64_t> started{0}, established{0}, completed{0};
+  std::atomic<uint64_t> completed{0};
   std::atomic<bool> done{false};
   std::atomic<bool> abort{false};
 };
@@ -801,7 +791,6 @@ ChurnResult DriveChurn(const Options& o, uint16_t base_port, ChurnProgress* prog
   };
   auto connected = [&](int fd) {
     ++r.established;
-    progress->established.fetch_add(1, std::memory_order_relaxed);
     if (send(fd, request, sizeof(request), MSG_NOSIGNAL) != ssize_t(sizeof(request))) {
       ++r.protocol_errors;
       ++r.errors[std::string("send: ") + std::strerror(errno)];
@@ -838,7 +827,6 @@ ChurnResult DriveChurn(const Options& o, uint16_t base_port, ChurnProgress* prog
         continue;
       }
       ++r.started;
-      progress->started.fetch_add(1, std::memory_order_relaxed);
       sockaddr_in sa = Loopback(BackendAddress(kChurnSecondOctet, address),
                                 static_cast<uint16_t>(base_port + port));
       const int rc = connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa));

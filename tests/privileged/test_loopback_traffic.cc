@@ -81,12 +81,15 @@ class LoopbackTraffic : public ::testing::Test {
     // capabilities (covered by tests/e2e/promtool_check.sh).
     config.keep_capabilities = true;
     if (const char* mode = std::getenv("SOCKEYE_TEST_PROBE_MODE")) {
-      std::string m = mode;
-      config.probe_mode = m == "fentry"       ? ProbeMode::kFentry
-                          : m == "kprobe"     ? ProbeMode::kKprobe
-                          : m == "tracepoint" ? ProbeMode::kTracepoint
-                          : m == "segment"    ? ProbeMode::kSegment
-                                              : ProbeMode::kAuto;
+      bool known = false;
+      for (ProbeMode m : {ProbeMode::kAuto, ProbeMode::kTracepoint, ProbeMode::kFentry,
+                          ProbeMode::kKprobe, ProbeMode::kSegment}) {
+        if (std::string(mode) == ProbeModeName(m)) {
+          config.probe_mode = m;
+          known = true;
+        }
+      }
+      if (!known) FAIL() << "SOCKEYE_TEST_PROBE_MODE=" << mode << " is not a probe mode";
     }
     std::string error;
     for (const char* net : {"127.0.0.2/32", "127.0.0.3/32", "127.0.0.4/32", "::1/128"})
@@ -396,41 +399,77 @@ TEST_F(LoopbackTraffic, ClosingWithUnreadDataSendsAReset) {
   EXPECT_EQ(Metric("sockeye_backend_received_bytes_total", a), 0);  // peeked, never read
 }
 
-// A backend address inside a network namespace created here, whose SYNs
-// are silently dropped: the host's neighbour entry sends them to the
-// namespace, which no longer owns the address and does not forward.
-class BlackholeNamespace {
+// A network namespace of the test's own, joined to the host by a veth pair:
+// the host side is 169.254.<subnet>.1/30, and address() (.2) is either
+//  - kBackend: owned inside the namespace, where StartServer() listens, and
+//    CutLink() later takes the link down, so from then on nothing sent is
+//    acknowledged, as with a backend host that died; or
+//  - kBlackhole: owned by nobody; the host's neighbour entry sends SYNs into
+//    the namespace, which drops them without an answer.
+class VethNamespace {
  public:
-  BlackholeNamespace() {
-    Run("ip netns del sockeye-test 2>/dev/null; ip link del sk-test-h 2>/dev/null; true");
+  enum class Peer { kBackend, kBlackhole };
+
+  VethNamespace(int subnet, Peer peer)
+      : name_("sockeye-test" + std::to_string(subnet)),
+        host_link_("sk" + std::to_string(subnet) + "-h"),
+        ns_link_("sk" + std::to_string(subnet) + "-n"),
+        prefix_("169.254." + std::to_string(subnet) + ".") {
+    const std::string in_ns = "ip netns exec " + name_ + " ";
+    Run("ip netns del " + name_ + " 2>/dev/null; ip link del " + host_link_ + " 2>/dev/null; true");
     ok_ =
-        Run("ip netns add sockeye-test") &&
-        Run("ip link add sk-test-h type veth peer name sk-test-n netns sockeye-test") &&
-        Run("ip addr add 169.254.211.1/30 dev sk-test-h") && Run("ip link set sk-test-h up") &&
-        Run("ip netns exec sockeye-test ip link set sk-test-n up") &&
-        Run("ip neigh replace 169.254.211.2 lladdr 02:00:00:00:00:02 dev sk-test-h nud permanent");
+        Run("ip netns add " + name_) &&
+        Run("ip link add " + host_link_ + " type veth peer name " + ns_link_ + " netns " + name_) &&
+        Run("ip addr add " + prefix_ + "1/30 dev " + host_link_) &&
+        Run("ip link set " + host_link_ + " up") &&
+        Run(in_ns + "ip link set " + ns_link_ + " up") &&
+        (peer == Peer::kBackend
+             ? Run(in_ns + "ip addr add " + address() + "/30 dev " + ns_link_)
+             : Run("ip neigh replace " + address() + " lladdr 02:00:00:00:00:02 dev " + host_link_ +
+                   " nud permanent"));
   }
-  ~BlackholeNamespace() { Run("ip link del sk-test-h 2>/dev/null; ip netns del sockeye-test"); }
+  ~VethNamespace() { Run("ip link del " + host_link_ + " 2>/dev/null; ip netns del " + name_); }
+  VethNamespace(const VethNamespace&) = delete;
+  VethNamespace& operator=(const VethNamespace&) = delete;
+
   bool ok() const { return ok_; }
-  static constexpr const char* kAddress = "169.254.211.2";
+  std::string address() const { return prefix_ + "2"; }
+  void CutLink() { Run("ip netns exec " + name_ + " ip link set " + ns_link_ + " down"); }
+
+  // A LoopbackServer listening inside the namespace (kBackend): the
+  // listening socket is created while this thread is in it (its acceptor
+  // only uses the fd).
+  std::unique_ptr<LoopbackServer> StartServer() {
+    int own = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+    int theirs = open(("/run/netns/" + name_).c_str(), O_RDONLY | O_CLOEXEC);
+    std::unique_ptr<LoopbackServer> server;
+    if (own >= 0 && theirs >= 0 && setns(theirs, CLONE_NEWNET) == 0) {
+      server = std::make_unique<LoopbackServer>(address());
+      if (setns(own, CLONE_NEWNET) != 0) std::abort();  // the rest of the suite needs it
+    }
+    if (own >= 0) close(own);
+    if (theirs >= 0) close(theirs);
+    return server;
+  }
 
  private:
   static bool Run(const std::string& command) { return std::system(command.c_str()) == 0; }
+  const std::string name_, host_link_, ns_link_, prefix_;
   bool ok_ = false;
 };
 
 TEST_F(LoopbackTraffic, UnansweredSynIsATimeoutWithARetransmit) {
-  BlackholeNamespace ns;
+  VethNamespace ns(211, VethNamespace::Peer::kBlackhole);
   if (!ns.ok()) {
     if (BpfRequired()) FAIL() << "cannot create the test network namespace (iproute2)";
     GTEST_SKIP() << "cannot create a network namespace";
   }
-  StartAgent([](Config& config) {
+  StartAgent([&ns](Config& config) {
     std::string error;
-    config.include = {*ParseCidrMatch("169.254.211.2/32", &error)};
+    config.include = {*ParseCidrMatch(ns.address() + "/32", &error)};
   });
   if (!agent_) return;
-  sockaddr_storage addr = LoopbackServer::MakeAddress(BlackholeNamespace::kAddress, 8080);
+  sockaddr_storage addr = LoopbackServer::MakeAddress(ns.address(), 8080);
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   // One SYN retry: the kernel gives up after ~3 s. How many retransmits it
   // makes by then is its own business (two on 6.18, whose SYN timeouts are
@@ -453,7 +492,7 @@ TEST_F(LoopbackTraffic, UnansweredSynIsATimeoutWithARetransmit) {
   close(fd);
   ASSERT_EQ(err, ETIMEDOUT);
   ASSERT_GE(info.tcpi_total_retrans, 1u);
-  std::string backend = std::string(BlackholeNamespace::kAddress) + ":8080";
+  std::string backend = ns.address() + ":8080";
   EXPECT_EQ(WaitForMetric("sockeye_backend_connect_failures_total",
                           {{"backend", backend}, {"reason", "timeout"}}, 1),
             1);
@@ -462,56 +501,18 @@ TEST_F(LoopbackTraffic, UnansweredSynIsATimeoutWithARetransmit) {
   EXPECT_EQ(Metric("sockeye_backend_connections_established_total", {{"backend", backend}}), 0);
 }
 
-// A backend in a network namespace of the test's own behind a veth pair,
-// whose link the test can cut: from then on nothing the proxy sends is
-// acknowledged, as with a backend host that died.
-class VethBackendNamespace {
- public:
-  VethBackendNamespace() {
-    Run("ip netns del sockeye-test2 2>/dev/null; ip link del sk-test2-h 2>/dev/null; true");
-    ok_ = Run("ip netns add sockeye-test2") &&
-          Run("ip link add sk-test2-h type veth peer name sk-test2-n netns sockeye-test2") &&
-          Run("ip addr add 169.254.212.1/30 dev sk-test2-h") && Run("ip link set sk-test2-h up") &&
-          Run("ip netns exec sockeye-test2 ip addr add 169.254.212.2/30 dev sk-test2-n") &&
-          Run("ip netns exec sockeye-test2 ip link set sk-test2-n up");
-  }
-  ~VethBackendNamespace() { Run("ip link del sk-test2-h 2>/dev/null; ip netns del sockeye-test2"); }
-  bool ok() const { return ok_; }
-  void CutLink() { Run("ip netns exec sockeye-test2 ip link set sk-test2-n down"); }
-
-  // A LoopbackServer listening inside the namespace: the listening socket is
-  // created while this thread is in it (its acceptor only uses the fd).
-  std::unique_ptr<LoopbackServer> StartServer() {
-    int own = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
-    int theirs = open("/run/netns/sockeye-test2", O_RDONLY | O_CLOEXEC);
-    std::unique_ptr<LoopbackServer> server;
-    if (own >= 0 && theirs >= 0 && setns(theirs, CLONE_NEWNET) == 0) {
-      server = std::make_unique<LoopbackServer>(kAddress);
-      if (setns(own, CLONE_NEWNET) != 0) std::abort();  // the rest of the suite needs it
-    }
-    if (own >= 0) close(own);
-    if (theirs >= 0) close(theirs);
-    return server;
-  }
-  static constexpr const char* kAddress = "169.254.212.2";
-
- private:
-  static bool Run(const std::string& command) { return std::system(command.c_str()) == 0; }
-  bool ok_ = false;
-};
-
 // With no send hook (the default), a request is noticed when the backend's
 // next segment arrives. One the backend never acknowledges is still counted,
 // when the connection changes state (here: the proxy gives up and closes).
 TEST_F(LoopbackTraffic, RequestToABackendThatStopsAnsweringIsCounted) {
-  VethBackendNamespace ns;
+  VethNamespace ns(212, VethNamespace::Peer::kBackend);
   if (!ns.ok()) {
     if (BpfRequired()) FAIL() << "cannot create the test network namespace (iproute2)";
     GTEST_SKIP() << "cannot create a network namespace";
   }
-  StartAgent([](Config& config) {
+  StartAgent([&ns](Config& config) {
     std::string error;
-    config.include = {*ParseCidrMatch("169.254.212.2/32", &error)};
+    config.include = {*ParseCidrMatch(ns.address() + "/32", &error)};
   });
   if (!agent_) return;
   auto server = ns.StartServer();
