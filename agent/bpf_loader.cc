@@ -8,6 +8,7 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdarg>
 #include <cstdio>
@@ -193,6 +194,7 @@ LoaderSettings LoaderSettingsFrom(const Config& config) {
   settings.include = config.include;
   settings.exclude = config.exclude;
   settings.ringbuf_bytes = config.ringbuf_bytes;
+  settings.hot_slots = config.hot_slots;
   settings.probe_mode = config.probe_mode;
   settings.bpf_stats = config.bpf_stats;
   settings.btf_path = config.btf_path;
@@ -398,6 +400,14 @@ std::unique_ptr<BpfProbes::State> BpfProbes::LoadWith(const LoaderSettings& sett
   if (bpf_map__set_max_entries(skel->maps.events, static_cast<__u32>(settings.ringbuf_bytes)) !=
       0) {
     *error = "cannot size the ring buffer to " + std::to_string(settings.ringbuf_bytes) + " bytes";
+    return nullptr;
+  }
+
+  rodata->hot_slots_enabled = settings.hot_slots != 0 ? 1 : 0;
+  rodata->hot_slot_mask = settings.hot_slots != 0 ? settings.hot_slots - 1 : 0;
+  if (bpf_map__set_max_entries(skel->maps.hot_slots, std::max<uint32_t>(settings.hot_slots, 1)) !=
+      0) {
+    *error = "cannot size the hot slots to " + std::to_string(settings.hot_slots);
     return nullptr;
   }
 

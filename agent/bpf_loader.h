@@ -40,6 +40,7 @@ struct LoaderSettings {
   std::vector<CidrMatch> include;
   std::vector<CidrMatch> exclude;
   size_t ringbuf_bytes = 4u << 20;
+  uint32_t hot_slots = 8192;
   ProbeMode probe_mode = ProbeMode::kAuto;
   bool bpf_stats = false;
   std::string btf_path;  // empty: /sys/kernel/btf/vmlinux

@@ -38,6 +38,7 @@ constexpr std::chrono::milliseconds kMinIdle{1000};
 constexpr std::chrono::milliseconds kMaxIdle{7LL * 24 * 3600 * 1000};
 constexpr uint64_t kMinRingbuf = 4096;  // one page: the kernel's minimum
 constexpr uint64_t kMaxRingbuf = uint64_t{1} << 30;
+constexpr uint64_t kMaxHotSlots = uint64_t{1} << 20;  // 192 MiB of slots
 
 constexpr const char* kProgram = "sockeye";
 
@@ -361,6 +362,7 @@ struct RawFlags {
   std::string backend_idle_timeout;
   std::string sweep_interval;
   std::string ringbuf_size;
+  std::string hot_slots;
   bool bpf_stats = false;
   bool check_only = false;
   bool keep_capabilities = false;
@@ -534,6 +536,20 @@ bool CheckRingbuf(const std::string& text, Errors* errors, size_t* out) {
   return true;
 }
 
+bool CheckHotSlots(const std::string& text, Errors* errors, uint32_t* out) {
+  const std::string key = "hot-slots";
+  const auto value = ParseUnsigned(text);
+  if (!value) return errors->Fail(key, Quote(text) + " is not a number");
+  if (*value > kMaxHotSlots) {
+    return errors->Fail(key, text + " is out of range (0-" + std::to_string(kMaxHotSlots) + ")");
+  }
+  if ((*value & (*value - 1)) != 0) {
+    return errors->Fail(key, text + " is not a power of two (or 0, off), e.g. 8192, 65536");
+  }
+  *out = static_cast<uint32_t>(*value);
+  return true;
+}
+
 bool CheckProbeMode(const std::string& text, Errors* errors, ProbeMode* out) {
   for (ProbeMode mode : {ProbeMode::kAuto, ProbeMode::kTracepoint, ProbeMode::kFentry,
                          ProbeMode::kKprobe, ProbeMode::kSegment}) {
@@ -621,6 +637,7 @@ void DefineFlags(CLI::App* app, RawFlags* raw) {
   raw->backend_idle_timeout = FormatDuration(defaults.backend_idle_timeout);
   raw->sweep_interval = FormatDuration(defaults.sweep_interval);
   raw->ringbuf_size = FormatSize(defaults.ringbuf_bytes);
+  raw->hot_slots = std::to_string(defaults.hot_slots);
 
   // Scalars: the last occurrence wins, as with most Unix tools, so wrappers
   // can append overrides. Lists take exactly one value per occurrence so a
@@ -697,6 +714,13 @@ void DefineFlags(CLI::App* app, RawFlags* raw) {
                          "Size of the kernel-to-agent event ring buffer: bytes or a "
                          "K/KiB/M/MiB/G/GiB suffix, a power of two from 4KiB to 1GiB"))
       ->type_name("SIZE")
+      ->group(tracking);
+  scalar(app->add_option("--hot-slots", raw->hot_slots,
+                         "Open backend connections whose per-segment state sits in a kernel array "
+                         "slot (192 bytes each) instead of socket storage, the cheaper path per "
+                         "received segment; the rest fall back, counted in "
+                         "sockeye_hot_slot_fallbacks_total. A power of two up to 1048576, 0 = off"))
+      ->type_name("N")
       ->group(tracking);
   app->add_flag("--bpf-stats", raw->bpf_stats,
                 "Enable kernel BPF run-time statistics and export them (default: off)")
@@ -783,6 +807,7 @@ std::optional<Config> Validate(const RawFlags& raw, Errors* errors) {
        CheckDuration("sweep-interval", raw.sweep_interval, kMinSweep, kMaxSweep, errors,
                      &config.sweep_interval) &&
        CheckRingbuf(raw.ringbuf_size, errors, &config.ringbuf_bytes) &&
+       CheckHotSlots(raw.hot_slots, errors, &config.hot_slots) &&
        CheckProbeMode(raw.probe_mode, errors, &config.probe_mode) &&
        CheckLogLevel(raw.log_level, errors, &config.log_level) &&
        CheckBuckets("buckets.connect-duration", raw.buckets_connect_duration, errors,

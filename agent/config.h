@@ -51,6 +51,10 @@ struct Config {
   // The ring is mapped twice by libbpf (wrap-around), so it shows as 2x in
   // RSS; 4 MiB holds ~37k records, ~1.4 s of this VM's peak proxy rate.
   size_t ringbuf_bytes = 4u << 20;  // power of two, >= 4096
+  // Open connections whose per-segment state can sit in an array slot
+  // rather than in socket storage (bpf/sockeye.bpf.h, hot_slots): 192 bytes
+  // each, kernel memory. A power of two; 0 turns the slots off.
+  uint32_t hot_slots = 8192;
   bool bpf_stats = false;
   bool check_only = false;         // --check: report what would be attached, then exit
   std::string btf_path;            // --btf-path: kernel BTF when /sys/kernel/btf/vmlinux is absent

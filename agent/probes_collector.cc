@@ -47,6 +47,13 @@ void ProbesCollector::Collect(std::vector<MetricFamily>& out) {
                              MetricType::kCounter,
                              {{{}, static_cast<double>(counters[SOCKEYE_KC_TURNS_LOST])}},
                              {}});
+  out.push_back(MetricFamily{"sockeye_hot_slot_fallbacks_total",
+                             "Connections that opened while the hot slot their socket cookie maps "
+                             "to was taken: their per-segment state stays in socket storage, which "
+                             "costs tcp_probe more per segment. Nothing is lost.",
+                             MetricType::kCounter,
+                             {{{}, static_cast<double>(counters[SOCKEYE_KC_HOT_SLOT_TAKEN])}},
+                             {}});
   out.push_back(MetricFamily{"sockeye_iterator_records_lost_total",
                              "Adoption or sweep records the kernel could not write.",
                              MetricType::kCounter,

@@ -4,7 +4,7 @@
 // does not follow and for sockets it follows.
 //
 //   sudo ./build/bench/hook_cost [--rounds N] [--connections N] [--requests N] [--cpu N]
-//                                [--storage-timing 1] [--probe-mode MODE]
+//                                [--storage-timing 1] [--probe-mode MODE] [--hot-slots N]
 //
 // --probe-mode is the agent's (default auto: no send hook, so the
 // sock_send_length row reads "not attached"; tracepoint attaches it).
@@ -15,6 +15,10 @@
 // --cpu N pins the whole process to CPU N: every hook then runs on one CPU,
 // as on a proxy whose NIC steers a flow's packets to the CPU of the worker
 // that owns it (RSS/RFS).
+//
+// --hot-slots is the agent's too (default 8192; 0 keeps every followed
+// connection's per-segment state in socket storage, the fallback path), so
+// the two paths can be alternated in one window.
 //
 // --storage-timing 1 instead times one socket-storage lookup inside a
 // program on tcp_probe for the followed client sockets: the first of the
@@ -86,6 +90,7 @@ void Drive(const std::string& address, uint16_t port, int connections, int reque
 
 int main(int argc, char** argv) {
   int rounds = 5, connections = 20, requests = 500, cpu = -1, storage_timing = 0;
+  int hot_slots = 8192;
   std::string probe_mode = "auto";
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string flag = argv[i];
@@ -102,6 +107,8 @@ int main(int argc, char** argv) {
       cpu = value;
     else if (flag == "--storage-timing")
       storage_timing = value;
+    else if (flag == "--hot-slots")
+      hot_slots = value;
     else {
       std::fprintf(stderr, "hook_cost: unknown flag %s\n", flag.c_str());
       return 2;
@@ -145,6 +152,7 @@ int main(int argc, char** argv) {
   config.keep_capabilities = true;
   std::string error;
   config.include.push_back(*sockeye::ParseCidrMatch("127.0.0.30/32", &error));
+  config.hot_slots = static_cast<uint32_t>(hot_slots);
   if (probe_mode == "tracepoint")
     config.probe_mode = sockeye::ProbeMode::kTracepoint;
   else if (probe_mode != "auto") {
@@ -200,10 +208,10 @@ int main(int argc, char** argv) {
 
   std::printf(
       "hook cost, %d rounds x 2 phases x %d connections x %d requests (64 B / 512 B), %s, "
-      "--probe-mode %s\n",
+      "--probe-mode %s, --hot-slots %d\n",
       rounds, connections, requests,
       cpu >= 0 ? ("all threads on CPU " + std::to_string(cpu)).c_str() : "threads unpinned",
-      probe_mode.c_str());
+      probe_mode.c_str(), hot_slots);
   std::printf("%-20s %12s %10s %14s %14s %12s %12s\n", "tracepoint", "calls", "empty ns",
               "unfollowed ns", "followed ns", "+unfollowed", "+followed");
   for (const auto& h : hooks) {

@@ -20,7 +20,7 @@ int BPF_PROG(on_sock_send_length, struct sock *sk, int ret, int flags)
 		return 0;
 	tp = bpf_skc_to_tcp_sock(sk);
 	if (tp)
-		note_send_progress(tp, c);
+		note_send_progress(tp, conn_hot(c));
 	return 0;
 }
 
@@ -31,21 +31,45 @@ int BPF_PROG(on_sock_send_length, struct sock *sk, int ret, int flags)
  * checked first: without a send hook (the default) this is where a request
  * is noticed, and with sock_send_length the response can still arrive, on
  * loopback, before the sender's hook fires. */
+static __always_inline void on_segment(struct sock *sk, const struct sk_buff *skb,
+				       struct conn *c, struct conn_hot *h)
+{
+	struct tcp_sock *tp = bpf_skc_to_tcp_sock(sk);
+
+	if (!tp)
+		return;
+	consume_send_mark(sk, h);
+	note_send_progress(tp, h);
+	if (h->phase == PHASE_AWAITING_RESPONSE && skb_tcp_payload_len(skb) > 0)
+		note_response_bytes(sk, tp, c, h);
+}
+
+/* Every open followed connection has a socket cookie (claim_hot_slot()
+ * asks for one), most other sockets never get one: that test reads the
+ * line the socket lookup has just used. A socket that owns a hot slot is
+ * an open connection: slots are claimed when a connection opens, and
+ * tcp_probe fires only in ESTABLISHED. The socket storage is reached only
+ * when a batch of turns goes out. */
 SEC("tp_btf/tcp_probe")
 int BPF_PROG(on_tcp_probe, struct sock *sk, const struct sk_buff *skb)
 {
-	struct conn *c = conn_lookup(sk);
-	struct tcp_sock *tp;
+	__u64 cookie = (__u64)sk->__sk_common.skc_cookie.counter;
+	struct conn_hot *h;
+	struct conn *c;
 
+	if (!cookie)
+		return 0;
+	if (bpf_core_field_exists(sk->sk_bpf_storage) && !sk->sk_bpf_storage)
+		return 0;
+	h = owned_hot_slot(cookie);
+	if (h) {
+		on_segment(sk, skb, NULL, h);
+		return 0;
+	}
+	c = conn_lookup(sk);
 	if (!c || c->lifecycle != CONN_OPEN)
 		return 0;
-	tp = bpf_skc_to_tcp_sock(sk);
-	if (!tp)
-		return 0;
-	consume_send_mark(sk, c);
-	note_send_progress(tp, c);
-	if (c->phase == PHASE_AWAITING_RESPONSE && skb_tcp_payload_len(skb) > 0)
-		note_response_bytes(sk, tp, c);
+	on_segment(sk, skb, c, &c->hot);
 	return 0;
 }
 
@@ -66,7 +90,7 @@ int BPF_PROG(on_tcp_sendmsg_fentry, struct sock *sk, struct msghdr *msg, size_t 
 	c = conn_lookup(sk);
 	if (!c || c->lifecycle != CONN_OPEN)
 		return 0;
-	note_send_start(c, bpf_ktime_get_ns());
+	note_send_start(conn_hot(c), bpf_ktime_get_ns());
 	return 0;
 }
 

@@ -40,6 +40,12 @@ static __always_inline int follow_connect(const struct sock *sk)
 	struct sockeye_endpoint backend;
 	struct conn *c;
 
+	/* connect() again after tcp_disconnect(): whether or not the new
+	 * connection is followed, the old one gives its hot slot back, which
+	 * tcp_probe would otherwise keep finding by the socket's cookie. */
+	c = conn_lookup(sk);
+	if (c)
+		release_hot_slot(c);
 	if (!f)
 		return 0;
 	read_endpoint(sk, &backend);
@@ -72,6 +78,7 @@ static __always_inline int follow_connect(const struct sock *sk)
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(on_inet_sock_set_state, const struct sock *sk, int oldstate, int newstate)
 {
+	struct conn_hot *h;
 	struct tcp_sock *tp;
 	struct conn *c;
 	__u64 now;
@@ -93,30 +100,31 @@ int BPF_PROG(on_inet_sock_set_state, const struct sock *sk, int oldstate, int ne
 	if (c->lifecycle == CONN_CONNECTING) {
 		if (newstate == TCP_ESTABLISHED) {
 			now = bpf_ktime_get_ns();
-			conn_mark_open(tp, c);
-			emit(sk, tp, c, SOCKEYE_EV_CONNECTED, now - c->connect_start_ns, 0);
+			h = conn_mark_open((struct sock *)sk, tp, c);
+			emit(sk, tp, c, h, SOCKEYE_EV_CONNECTED, now - c->connect_start_ns, 0);
 		} else if (newstate == TCP_CLOSE) {
 			now = bpf_ktime_get_ns();
 			c->lifecycle = CONN_CLOSED;
 			send_marks_remove(sk);
-			emit(sk, tp, c, SOCKEYE_EV_CONNECT_FAILED, now - c->connect_start_ns,
-			     failure_reason(sk));
+			emit(sk, tp, c, &c->hot, SOCKEYE_EV_CONNECT_FAILED,
+			     now - c->connect_start_ns, failure_reason(sk));
 		}
 		return 0;
 	}
 	if (c->lifecycle != CONN_OPEN)
 		return 0;
+	h = conn_hot(c);
 
 	/* Data queued since the backend's last segment is a request even if no
 	 * segment ever comes back (a dead backend): without a send hook nothing
 	 * else would count it. Before the FIN below, which is not a request. */
-	note_send_progress(tp, c);
+	note_send_progress(tp, h);
 
 	/* tcp_close_state() moves to FIN_WAIT1/LAST_ACK just before
 	 * tcp_send_fin() adds the FIN to write_seq: freeze the send total. */
 	if (newstate == TCP_FIN_WAIT1 || newstate == TCP_LAST_ACK) {
 		c->final_write_seq = tp->write_seq;
-		c->tx_final = 1;
+		h->tx_final = 1;
 	}
 	if (c->closed_by == CLOSED_BY_UNKNOWN) {
 		if (newstate == TCP_FIN_WAIT1)
@@ -131,7 +139,7 @@ int BPF_PROG(on_inet_sock_set_state, const struct sock *sk, int oldstate, int ne
 		now = bpf_ktime_get_ns();
 		c->lifecycle = CONN_CLOSED;
 		send_marks_remove(sk);
-		emit(sk, tp, c, SOCKEYE_EV_CLOSED, now - c->connect_start_ns, 0);
+		emit(sk, tp, c, h, SOCKEYE_EV_CLOSED, now - c->connect_start_ns, 0);
 		c->close_reported = 1;
 	}
 	return 0;
@@ -141,27 +149,40 @@ int BPF_PROG(on_inet_sock_set_state, const struct sock *sk, int oldstate, int ne
  * The socket is being destroyed (tcp_v4_destroy_sock(); its storage is
  * still attached). A reset can move a socket to CLOSE while received data
  * still waits in its queue; the application reads it after the CLOSED
- * record went out and then closes. Report what moved since, once.
+ * record went out and then closes. Report what moved since, once, and
+ * give the hot slot back.
  */
+static __always_inline void report_last_moves(struct sock *sk, struct conn *c)
+{
+	struct sockeye_conn_totals totals;
+	struct conn_hot *h = conn_hot(c);
+	struct tcp_sock *tp;
+	__u64 lost;
+
+	if (c->lifecycle != CONN_CLOSED || !c->opened)
+		return;
+	tp = bpf_skc_to_tcp_sock(sk);
+	if (!tp)
+		return;
+	read_totals(sk, tp, c, h, &totals);
+	if (totals_moved(c, &totals) || turns_pending(h))
+		emit(sk, tp, c, h, SOCKEYE_EV_PROGRESS, 0, 0);
+	/* Counted here for storage; release_hot_slot() counts a slot's. */
+	if (!c->hot_slot) {
+		lost = turns_pending(h);
+		if (lost)
+			count_kernel_by(SOCKEYE_KC_TURNS_LOST, lost);
+	}
+}
+
 SEC("tp_btf/tcp_destroy_sock")
 int BPF_PROG(on_tcp_destroy_sock, struct sock *sk)
 {
-	struct sockeye_conn_totals totals;
-	struct tcp_sock *tp;
 	struct conn *c = conn_lookup(sk);
-	__u64 lost;
 
-	if (!c || c->lifecycle != CONN_CLOSED || !c->opened)
+	if (!c)
 		return 0;
-	tp = bpf_skc_to_tcp_sock(sk);
-	if (!tp)
-		return 0;
-	read_totals(sk, tp, c, &totals);
-	if (totals_moved(c, &totals) || turns_pending(c))
-		emit(sk, tp, c, SOCKEYE_EV_PROGRESS, 0, 0);
-	/* The storage goes with the socket: what is still waiting is lost. */
-	lost = turns_pending(c);
-	if (lost)
-		count_kernel_by(SOCKEYE_KC_TURNS_LOST, lost);
+	report_last_moves(sk, c);
+	release_hot_slot(c);
 	return 0;
 }

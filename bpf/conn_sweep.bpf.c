@@ -41,6 +41,7 @@ int adopt_open_connections(struct bpf_iter__tcp *ctx)
 	const struct sockeye_filters *f;
 	struct sockeye_endpoint backend;
 	struct sockeye_event e = {};
+	struct conn_hot *h;
 	struct tcp_sock *tp;
 	struct sock *sk;
 	struct conn *c;
@@ -90,12 +91,12 @@ int adopt_open_connections(struct bpf_iter__tcp *ctx)
 	c->backend = backend;
 	c->closed_by = CLOSED_BY_UNKNOWN;
 	c->adopted = 1;
-	conn_mark_open(tp, c);
+	h = conn_mark_open(sk, tp, c);
 	send_marks_add(sk);
 	if (state == TCP_CLOSE_WAIT)
 		c->closed_by = SOCKEYE_CLOSED_BY_REMOTE;
 
-	fill_event(&e, sk, tp, c, SOCKEYE_EV_ADOPTED, 0);
+	fill_event(&e, sk, tp, c, h, SOCKEYE_EV_ADOPTED, 0);
 	seq_emit(ctx->meta->seq, &e);
 	return 0;
 }
@@ -105,6 +106,7 @@ int sweep_connections(struct bpf_iter__bpf_sk_storage_map *ctx)
 {
 	struct sock *sk = ctx->sk;
 	struct sockeye_event e = {};
+	struct conn_hot *h;
 	struct tcp_sock *tp;
 	struct conn *c;
 
@@ -118,14 +120,19 @@ int sweep_connections(struct bpf_iter__bpf_sk_storage_map *ctx)
 	tp = bpf_skc_to_tcp_sock(sk);
 	if (!tp)
 		return 0;
-	fill_event(&e, sk, tp, c, SOCKEYE_EV_PROGRESS, 0);
+	h = conn_hot(c);
+	fill_event(&e, sk, tp, c, h, SOCKEYE_EV_PROGRESS, 0);
+	/* The sweep holds no socket lock: if the slot changed hands while it
+	 * was read, the connection was destroyed and its last record is out. */
+	if (READ_ONCE_U64(h->owner) != c->cookie)
+		return 0;
 	/* Closed connections are reported only if they still moved (data the
 	 * application reads after a reset or a FIN already closed the socket). */
 	if ((!sweep_all || c->lifecycle == CONN_CLOSED) && !totals_moved(c, &e.totals) &&
-	    !turns_pending(c))
+	    !turns_pending(h))
 		return 0;
 	remember_reported(c, &e.totals);
-	take_turns(c, &e);
+	take_turns(h, &e);
 	seq_emit(ctx->meta->seq, &e);
 	return 0;
 }

@@ -42,36 +42,44 @@ enum conn_phase {
 
 #define CLOSED_BY_UNKNOWN 0xff
 
-/* One per followed socket, in BPF_MAP_TYPE_SK_STORAGE: freed with the
- * socket, so nothing here can leak when an event is lost. */
-struct conn {
-	/* What the per-segment (and, when attached, per-send) hooks touch comes
-	 * first, within 64 bytes: the first touch of each line in a hook is
-	 * what its time goes to (bench/README.md, hook cost), and a send hook
-	 * and tcp_probe on different CPUs move every shared line between them
-	 * once per request. */
+/* What the per-segment hook (and, when attached, the send hook) reads and
+ * writes for one open connection. It lives in a hot_slots entry the
+ * connection owns, or, when its slot is taken, in its socket storage
+ * (struct conn.hot): conn_hot() says which. */
+struct conn_hot {
+	/* Socket cookie of the connection this state belongs to; in a slot, 0
+	 * when free. The sweep re-reads it after reading the rest. */
+	__u64 owner;
 	__u64 turn_start_ns;
 	/* Completed turns not yet handed to user space: turns[n % BATCH] for
 	 * turns_flushed <= n < turns_head. Only tcp_probe appends, under the
 	 * socket lock, so turns_head has one writer at a time; turns_flushed
 	 * moves wherever a record is written (tcp_probe, the state changes,
 	 * destroy, and the sweep on another CPU), always by compare-and-swap
-	 * (take_turns()). 64-bit: clang
-	 * compiles 32-bit compare-and-swap only for -mcpu=v3. */
+	 * (take_turns()). In a slot both keep counting across owners, so a
+	 * compare-and-swap by a CPU still looking at the previous owner fails
+	 * instead of taking the next owner's turns. 64-bit: clang compiles
+	 * 32-bit compare-and-swap only for -mcpu=v3. */
 	__u64 turns_head;
 	__u64 turns_flushed;
 	__u32 seen_write_seq; /* write_seq when send progress was last seen */
 	__u32 requests;
 	__u32 phase;
+	__u8 tx_final; /* FIN queued: conn.final_write_seq holds the send total */
+	struct sockeye_turn turns[SOCKEYE_TURN_BATCH] __attribute__((aligned(64)));
+};
+
+/* One per followed socket, in BPF_MAP_TYPE_SK_STORAGE: freed with the
+ * socket, so nothing here can leak when an event is lost. */
+struct conn {
+	struct conn_hot hot; /* used while hot_slot == 0 */
+	__u64 cookie;	     /* the socket's cookie, set when it opened */
+	__u32 hot_slot;	     /* index + 1 of the hot_slots entry it owns, 0 if none */
 	__u8 lifecycle;
-	__u8 tx_final; /* FIN queued: final_write_seq holds the send total */
 	__u8 closed_by;
 	__u8 adopted;
 	__u8 opened;	     /* base sequence numbers are valid */
 	__u8 close_reported; /* the CLOSED record has gone out */
-	struct sockeye_turn turns[SOCKEYE_TURN_BATCH] __attribute__((aligned(64)));
-
-	/* The rest is read when a record is written. */
 	__u64 conn_id;
 	__u64 connect_start_ns; /* SYN_SENT; adoption time for adopted ones */
 	/* Byte totals are (seq - base) read from the kernel, extended past
@@ -102,6 +110,25 @@ SOCKEYE_SHARED struct {
 	__type(key, int);
 	__type(value, struct conn);
 } conns SEC(".maps");
+
+/*
+ * Per-segment state of open connections, indexed by socket cookie. Reaching
+ * a connection's struct conn from tcp_probe walks sk_bpf_storage, the
+ * socket's bpf_local_storage and its element: on a host without PCID, where
+ * every kernel entry flushes the TLB, that first lookup of an invocation
+ * cost 116-139 ns against 27-31 ns for the first touch of an array slot
+ * (bench/README.md, hook cost). A connection claims the slot its cookie maps
+ * to when it opens and gives it back when the socket is destroyed (or
+ * connects again); when the slot is taken it keeps the state in its storage
+ * and the fallback is counted. Sized by the agent (--hot-slots, a power of
+ * two; hot_slot_mask below).
+ */
+SOCKEYE_SHARED struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 8192);
+	__type(key, __u32);
+	__type(value, struct conn_hot);
+} hot_slots SEC(".maps");
 
 /* Sized by the agent before load (--ringbuf-size). */
 SOCKEYE_SHARED struct {
@@ -175,6 +202,9 @@ SOCKEYE_SHARED struct {
 /* Ring-buffer fill level past which a record wakes the agent early (set
  * from --ringbuf-size: a quarter of it). */
 SOCKEYE_SHARED const volatile __u64 ringbuf_wakeup_bytes;
+/* --hot-slots minus one; hot_slots_enabled is 0 for --hot-slots 0. */
+SOCKEYE_SHARED const volatile __u32 hot_slot_mask;
+SOCKEYE_SHARED const volatile __u8 hot_slots_enabled;
 /* Set in kprobe mode: maintain send_marks for followed sockets. */
 SOCKEYE_SHARED const volatile __u8 send_marks_enabled;
 
@@ -309,7 +339,8 @@ static __always_inline bool comm_wanted(const struct sockeye_filters *f,
  * boundary could both see the wrap; that window is accepted.
  */
 static __always_inline void read_totals(const struct sock *sk, const struct tcp_sock *tp,
-					struct conn *c, struct sockeye_conn_totals *t)
+					struct conn *c, const struct conn_hot *h,
+					struct sockeye_conn_totals *t)
 {
 	/* Not "tx_final ? c->... : tp->...": clang folds that into one load from
 	 * a selected pointer, which the verifier refuses (map value vs kernel
@@ -323,7 +354,7 @@ static __always_inline void read_totals(const struct sock *sk, const struct tcp_
 
 	asm volatile("" : "+r"(write_seq));
 	asm volatile("" : "+r"(retransmits));
-	if (c->tx_final)
+	if (h->tx_final)
 		write_seq = c->final_write_seq;
 
 	/* tcp_disconnect() (an abortive close: SO_LINGER 0, as HAProxy closes
@@ -366,15 +397,15 @@ static __always_inline void read_totals(const struct sock *sk, const struct tcp_
 
 	t->bytes_sent = c->sent_high + sent32;
 	t->bytes_received = c->received_high + received32;
-	t->requests = c->requests;
+	t->requests = h->requests;
 	t->retransmits = retransmits;
 	t->resets_sent = c->resets_sent;
 	t->resets_received = c->resets_received;
 }
 
 static __always_inline void fill_event(struct sockeye_event *e, const struct sock *sk,
-				       const struct tcp_sock *tp, struct conn *c, __u8 kind,
-				       __u64 duration_ns)
+				       const struct tcp_sock *tp, struct conn *c,
+				       const struct conn_hot *h, __u8 kind, __u64 duration_ns)
 {
 	e->kind = kind;
 	e->reason = 0;
@@ -385,7 +416,7 @@ static __always_inline void fill_event(struct sockeye_event *e, const struct soc
 	e->conn_id = c->conn_id;
 	e->duration_ns = duration_ns;
 	e->backend = c->backend;
-	read_totals(sk, tp, c, &e->totals);
+	read_totals(sk, tp, c, h, &e->totals);
 }
 
 static __always_inline bool totals_moved(const struct conn *c, const struct sockeye_conn_totals *t)
@@ -404,9 +435,9 @@ static __always_inline void remember_reported(struct conn *c, const struct socke
 
 #define READ_ONCE_U64(x) (*(volatile __u64 *)&(x))
 
-static __always_inline __u64 turns_pending(const struct conn *c)
+static __always_inline __u64 turns_pending(const struct conn_hot *h)
 {
-	return READ_ONCE_U64(c->turns_head) - READ_ONCE_U64(c->turns_flushed);
+	return READ_ONCE_U64(h->turns_head) - READ_ONCE_U64(h->turns_flushed);
 }
 
 /*
@@ -419,10 +450,10 @@ static __always_inline __u64 turns_pending(const struct conn *c)
  * publishes it by x86-64's store ordering (the compiler barrier in
  * record_turn() keeps clang from reordering them).
  */
-static __always_inline void take_turns(struct conn *c, struct sockeye_event *e)
+static __always_inline void take_turns(struct conn_hot *h, struct sockeye_event *e)
 {
-	__u64 flushed = READ_ONCE_U64(c->turns_flushed);
-	__u64 count = READ_ONCE_U64(c->turns_head) - flushed;
+	__u64 flushed = READ_ONCE_U64(h->turns_flushed);
+	__u64 count = READ_ONCE_U64(h->turns_head) - flushed;
 
 	e->turn_count = 0;
 	if (count == 0)
@@ -432,9 +463,9 @@ static __always_inline void take_turns(struct conn *c, struct sockeye_event *e)
 	for (__u32 i = 0; i < SOCKEYE_TURN_BATCH; i++) {
 		if (i >= count)
 			break;
-		e->turns[i] = c->turns[(flushed + i) & (SOCKEYE_TURN_BATCH - 1)];
+		e->turns[i] = h->turns[(flushed + i) & (SOCKEYE_TURN_BATCH - 1)];
 	}
-	if (__sync_val_compare_and_swap(&c->turns_flushed, flushed, flushed + count) == flushed)
+	if (__sync_val_compare_and_swap(&h->turns_flushed, flushed, flushed + count) == flushed)
 		e->turn_count = (__u32)count;
 }
 
@@ -443,7 +474,8 @@ static __always_inline void take_turns(struct conn *c, struct sockeye_event *e)
  * waking it, which would cost an irq_work and a wakeup per record; only a
  * ring past ringbuf_wakeup_bytes wakes it early. */
 static __always_inline void emit(const struct sock *sk, const struct tcp_sock *tp,
-				 struct conn *c, __u8 kind, __u64 duration_ns, __u8 reason)
+				 struct conn *c, struct conn_hot *h, __u8 kind, __u64 duration_ns,
+				 __u8 reason)
 {
 	struct sockeye_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 
@@ -451,9 +483,9 @@ static __always_inline void emit(const struct sock *sk, const struct tcp_sock *t
 		count_kernel(SOCKEYE_KC_RINGBUF_FULL + kind);
 		return;
 	}
-	fill_event(e, sk, tp, c, kind, duration_ns);
+	fill_event(e, sk, tp, c, h, kind, duration_ns);
 	remember_reported(c, &e->totals);
-	take_turns(c, e);
+	take_turns(h, e);
 	e->reason = reason;
 	bpf_ringbuf_submit(e, bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) > ringbuf_wakeup_bytes
 				      ? BPF_RB_FORCE_WAKEUP
@@ -478,34 +510,34 @@ static __always_inline __u64 last_transmit_ns(const struct tcp_sock *tp)
  * since we last looked starts a turn unless one is already waiting. The
  * turn counts as a request at once, so request totals never depend on a
  * response arriving. */
-static __always_inline void note_send_progress(const struct tcp_sock *tp, struct conn *c)
+static __always_inline void note_send_progress(const struct tcp_sock *tp, struct conn_hot *h)
 {
 	__u32 write_seq;
 
-	if (c->tx_final)
+	if (h->tx_final)
 		return;
 	write_seq = tp->write_seq;
-	if (write_seq == c->seen_write_seq)
+	if (write_seq == h->seen_write_seq)
 		return;
-	c->seen_write_seq = write_seq;
-	if (c->phase == PHASE_AWAITING_RESPONSE)
+	h->seen_write_seq = write_seq;
+	if (h->phase == PHASE_AWAITING_RESPONSE)
 		return;
-	c->turn_start_ns = last_transmit_ns(tp);
-	c->phase = PHASE_AWAITING_RESPONSE;
+	h->turn_start_ns = last_transmit_ns(tp);
+	h->phase = PHASE_AWAITING_RESPONSE;
 	/* Plain add: an atomic would not make the rare concurrent start by the
 	 * send hook and tcp_probe exact either, and costs a locked op. */
-	c->requests += 1;
+	h->requests += 1;
 }
 
 /* A send is starting now (fentry/kprobe on tcp_sendmsg, before any data is
  * queued): same turn rule as note_send_progress(), timed before transmit. */
-static __always_inline void note_send_start(struct conn *c, __u64 when)
+static __always_inline void note_send_start(struct conn_hot *h, __u64 when)
 {
-	if (c->tx_final || c->phase == PHASE_AWAITING_RESPONSE)
+	if (h->tx_final || h->phase == PHASE_AWAITING_RESPONSE)
 		return;
-	c->turn_start_ns = when;
-	c->phase = PHASE_AWAITING_RESPONSE;
-	c->requests += 1;
+	h->turn_start_ns = when;
+	h->phase = PHASE_AWAITING_RESPONSE;
+	h->requests += 1;
 }
 
 static __always_inline void send_marks_add(const void *sk)
@@ -525,7 +557,7 @@ static __always_inline void send_marks_remove(const void *sk)
 		bpf_map_delete_elem(&send_marks, &key);
 }
 
-static __always_inline void consume_send_mark(const void *sk, struct conn *c)
+static __always_inline void consume_send_mark(const void *sk, struct conn_hot *h)
 {
 	__u64 key = (__u64)(unsigned long)sk;
 	struct send_mark *mark;
@@ -538,57 +570,173 @@ static __always_inline void consume_send_mark(const void *sk, struct conn *c)
 		return;
 	when = mark->send_start_ns;
 	mark->send_start_ns = 0;
-	note_send_start(c, when);
+	note_send_start(h, when);
 }
 
-/* Appends a completed turn; a full batch goes out at once. */
-static __always_inline void record_turn(const struct sock *sk, const struct tcp_sock *tp,
-					struct conn *c, __u64 ttfb_ns)
+/* A batch record from tcp_probe, which reached the hot state without the
+ * socket storage: only now is the rest of the connection needed. */
+static __always_inline void emit_turns(const struct sock *sk, const struct tcp_sock *tp,
+				       struct conn *c, struct conn_hot *h)
 {
-	__u64 head = c->turns_head;
-	__u64 flushed = READ_ONCE_U64(c->turns_flushed);
+	if (!c)
+		c = bpf_sk_storage_get(&conns, (struct sock *)sk, 0, 0);
+	if (c)
+		emit(sk, tp, c, h, SOCKEYE_EV_TURN, 0, 0);
+}
+
+/* Appends a completed turn; a full batch goes out at once. c may be NULL
+ * (tcp_probe on a connection with a hot slot). */
+static __always_inline void record_turn(const struct sock *sk, const struct tcp_sock *tp,
+					struct conn *c, struct conn_hot *h, __u64 ttfb_ns)
+{
+	__u64 head = h->turns_head;
+	__u64 flushed = READ_ONCE_U64(h->turns_flushed);
 	struct sockeye_turn *slot;
 
 	if (head - flushed >= SOCKEYE_TURN_BATCH) {
 		/* The last batch record found the ring buffer full. Try again; if
 		 * it is still full, give up the oldest turn for the new one. */
-		emit(sk, tp, c, SOCKEYE_EV_TURN, 0, 0);
-		flushed = READ_ONCE_U64(c->turns_flushed);
+		emit_turns(sk, tp, c, h);
+		flushed = READ_ONCE_U64(h->turns_flushed);
 		if (head - flushed >= SOCKEYE_TURN_BATCH &&
-		    __sync_val_compare_and_swap(&c->turns_flushed, flushed, flushed + 1) == flushed)
+		    __sync_val_compare_and_swap(&h->turns_flushed, flushed, flushed + 1) == flushed)
 			count_kernel(SOCKEYE_KC_TURNS_LOST);
 	}
-	slot = &c->turns[head & (SOCKEYE_TURN_BATCH - 1)];
+	slot = &h->turns[head & (SOCKEYE_TURN_BATCH - 1)];
 	slot->ttfb_ns = ttfb_ns;
 	slot->srtt_us = tp->srtt_us >> 3; /* stored <<3 by tcp_rtt_estimator() */
 	asm volatile("" ::: "memory");
-	c->turns_head = head + 1;
-	if (head + 1 - READ_ONCE_U64(c->turns_flushed) >= SOCKEYE_TURN_BATCH)
-		emit(sk, tp, c, SOCKEYE_EV_TURN, 0, 0);
+	h->turns_head = head + 1;
+	if (head + 1 - READ_ONCE_U64(h->turns_flushed) >= SOCKEYE_TURN_BATCH)
+		emit_turns(sk, tp, c, h);
 }
 
 static __always_inline void note_response_bytes(const struct sock *sk, const struct tcp_sock *tp,
-						struct conn *c)
+						struct conn *c, struct conn_hot *h)
 {
-	if (c->phase != PHASE_AWAITING_RESPONSE)
+	if (h->phase != PHASE_AWAITING_RESPONSE)
 		return;
-	c->phase = PHASE_RECEIVING;
-	record_turn(sk, tp, c, bpf_ktime_get_ns() - c->turn_start_ns);
+	h->phase = PHASE_RECEIVING;
+	record_turn(sk, tp, c, h, bpf_ktime_get_ns() - h->turn_start_ns);
+}
+
+/* Where this connection's hot state is now. */
+static __always_inline struct conn_hot *conn_hot(struct conn *c)
+{
+	struct conn_hot *h;
+	__u32 idx;
+
+	if (!c->hot_slot)
+		return &c->hot;
+	idx = c->hot_slot - 1;
+	h = bpf_map_lookup_elem(&hot_slots, &idx);
+	if (h && READ_ONCE_U64(h->owner) == c->cookie)
+		return h;
+	return &c->hot;
+}
+
+/* tcp_probe's way in, without the socket storage: the slot the socket's
+ * cookie maps to, if the socket owns it. The cookie is read directly from
+ * skc_cookie (set once, by bpf_get_socket_cookie() in claim_hot_slot(), and
+ * never changed); a socket without one owns no slot. */
+static __always_inline struct conn_hot *owned_hot_slot(__u64 cookie)
+{
+	struct conn_hot *h;
+	__u32 idx;
+
+	if (!hot_slots_enabled || !cookie)
+		return NULL;
+	idx = cookie & hot_slot_mask;
+	h = bpf_map_lookup_elem(&hot_slots, &idx);
+	if (h && READ_ONCE_U64(h->owner) == cookie)
+		return h;
+	return NULL;
+}
+
+/* Called under the socket lock (state change, adoption walk), before any
+ * hot field is set. The slot keeps its turn counters (see struct
+ * conn_hot); everything else starts afresh. */
+static __always_inline struct conn_hot *claim_hot_slot(struct sock *sk, struct conn *c)
+{
+	__u64 cookie = bpf_get_socket_cookie(sk);
+	__u32 idx = cookie & hot_slot_mask;
+	struct conn_hot *h;
+
+	c->cookie = cookie;
+	c->hot.owner = cookie;
+	if (!hot_slots_enabled)
+		return &c->hot;
+	h = bpf_map_lookup_elem(&hot_slots, &idx);
+	if (!h || __sync_val_compare_and_swap(&h->owner, 0, cookie) != 0) {
+		count_kernel(SOCKEYE_KC_HOT_SLOT_TAKEN);
+		return &c->hot;
+	}
+	h->turn_start_ns = 0;
+	h->requests = 0;
+	h->phase = PHASE_IDLE;
+	h->tx_final = 0;
+	c->hot_slot = idx + 1;
+	return h;
+}
+
+/*
+ * Hands the slot back (socket destroyed, or connecting again): the hot
+ * state moves into the storage first, so whoever still reads this
+ * connection afterwards (the sweep, until the storage is freed) finds it
+ * there, then the slot is freed. Turns still waiting in the slot are
+ * claimed by compare-and-swap like any record would: if that wins, they
+ * are lost (the record that should have carried them found the ring
+ * buffer full) and counted.
+ */
+static __always_inline void release_hot_slot(struct conn *c)
+{
+	struct conn_hot *h;
+	__u64 flushed, head;
+	__u32 idx;
+
+	if (!c->hot_slot)
+		return;
+	idx = c->hot_slot - 1;
+	h = bpf_map_lookup_elem(&hot_slots, &idx);
+	if (!h || READ_ONCE_U64(h->owner) != c->cookie) {
+		c->hot_slot = 0;
+		return;
+	}
+	c->hot.turn_start_ns = h->turn_start_ns;
+	c->hot.seen_write_seq = h->seen_write_seq;
+	c->hot.requests = h->requests;
+	c->hot.phase = h->phase;
+	c->hot.tx_final = h->tx_final;
+	c->hot.turns_head = 0;
+	c->hot.turns_flushed = 0;
+	flushed = READ_ONCE_U64(h->turns_flushed);
+	head = READ_ONCE_U64(h->turns_head);
+	if (head != flushed &&
+	    __sync_val_compare_and_swap(&h->turns_flushed, flushed, head) == flushed)
+		count_kernel_by(SOCKEYE_KC_TURNS_LOST, head - flushed);
+	asm volatile("" ::: "memory");
+	c->hot_slot = 0;
+	asm volatile("" ::: "memory");
+	*(volatile __u64 *)&h->owner = 0;
 }
 
 /* Start following an open socket from its current sequence numbers. */
-static __always_inline void conn_mark_open(const struct tcp_sock *tp, struct conn *c)
+static __always_inline struct conn_hot *conn_mark_open(struct sock *sk, const struct tcp_sock *tp,
+						       struct conn *c)
 {
+	struct conn_hot *h = claim_hot_slot(sk, c);
+
 	c->base_write_seq = tp->write_seq;
 	c->base_copied_seq = tp->copied_seq;
-	c->seen_write_seq = c->base_write_seq;
+	h->seen_write_seq = c->base_write_seq;
 	c->last_sent32 = 0;
 	c->last_received32 = 0;
 	c->sent_high = 0;
 	c->received_high = 0;
-	c->phase = PHASE_IDLE;
+	h->phase = PHASE_IDLE;
 	c->lifecycle = CONN_OPEN;
 	c->opened = 1;
+	return h;
 }
 
 #endif /* SOCKEYE_BPF_H */

@@ -48,6 +48,9 @@ enum sockeye_kernel_counter {
 	 * agent: their batch record could not be written before the socket's
 	 * storage had to reuse the slot, or before the socket was freed. */
 	SOCKEYE_KC_TURNS_LOST,
+	/* Not a loss: connections that opened while their hot slot was taken
+	 * and keep their per-segment state in socket storage (slower path). */
+	SOCKEYE_KC_HOT_SLOT_TAKEN,
 	SOCKEYE_KC_COUNT,
 };
 

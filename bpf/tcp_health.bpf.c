@@ -24,7 +24,7 @@ int BPF_PROG(on_tcp_send_reset, const struct sock *sk)
 	if (c->lifecycle == CONN_CLOSED) {
 		tp = bpf_skc_to_tcp_sock((void *)sk);
 		if (tp)
-			emit(sk, tp, c, SOCKEYE_EV_PROGRESS, 0, 0);
+			emit(sk, tp, c, conn_hot(c), SOCKEYE_EV_PROGRESS, 0, 0);
 	}
 	return 0;
 }

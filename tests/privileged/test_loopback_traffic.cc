@@ -91,6 +91,13 @@ class LoopbackTraffic : public ::testing::Test {
       }
       if (!known) FAIL() << "SOCKEYE_TEST_PROBE_MODE=" << mode << " is not a probe mode";
     }
+    if (const char* slots = std::getenv("SOCKEYE_TEST_HOT_SLOTS")) {
+      char* end = nullptr;
+      const unsigned long n = std::strtoul(slots, &end, 10);
+      if (*slots == '\0' || *end != '\0' || (n & (n - 1)) != 0)
+        FAIL() << "SOCKEYE_TEST_HOT_SLOTS=" << slots << " is not 0 or a power of two";
+      config.hot_slots = static_cast<uint32_t>(n);
+    }
     std::string error;
     for (const char* net : {"127.0.0.2/32", "127.0.0.3/32", "127.0.0.4/32", "::1/128"})
       config.include.push_back(*ParseCidrMatch(net, &error));
@@ -288,6 +295,50 @@ TEST_F(LoopbackTraffic, TimeToFirstByteOfADelayedBackend) {
   double mean = Metric("sockeye_backend_time_to_first_byte_seconds_sum", a) / 5;
   EXPECT_GE(mean, 0.040);
   EXPECT_LT(mean, 0.060);
+}
+
+// With one hot slot, the first of two concurrent connections takes it and
+// the second keeps its per-segment state in socket storage: both count
+// exactly, the fallback is counted, and the slot is free again once its
+// socket is destroyed (a third connection gets it: no second fallback).
+TEST_F(LoopbackTraffic, ConnectionsWithAndWithoutAHotSlotCountTheSame) {
+  StartAgent([](Config& config) { config.hot_slots = 1; });
+  if (!agent_) return;
+  LoopbackServer server("127.0.0.2");
+  std::map<std::string, std::string> a{{"backend", Backend(server)}};
+  const std::map<std::string, std::string> closed{{"backend", Backend(server)},
+                                                  {"closed_by", "local"}};
+  constexpr int kRequests = 2 * SOCKEYE_TURN_BATCH + 3;
+  {
+    Client first(server.address(), server.port());
+    Client second(server.address(), server.port());
+    ASSERT_TRUE(first.connected());
+    ASSERT_TRUE(second.connected());
+    for (int i = 0; i < kRequests; ++i) {
+      ASSERT_EQ(first.Request(40, 400), 400u);
+      ASSERT_EQ(second.Request(50, 500), 500u);
+    }
+    EXPECT_EQ(WaitForMetric("sockeye_backend_time_to_first_byte_seconds_count", a, 2 * kRequests),
+              2 * kRequests);
+  }
+  EXPECT_EQ(WaitForMetric("sockeye_backend_connections_closed_total", closed, 2), 2);
+  EXPECT_EQ(Metric("sockeye_hot_slot_fallbacks_total", {}), 1);
+  EXPECT_EQ(Metric("sockeye_backend_requests_total", a), 2 * kRequests);
+  EXPECT_EQ(Metric("sockeye_backend_sent_bytes_total", a), kRequests * (40 + 50));
+  EXPECT_EQ(Metric("sockeye_backend_received_bytes_total", a), kRequests * (400 + 500));
+  {
+    Client third(server.address(), server.port());
+    ASSERT_TRUE(third.connected());
+    for (int i = 0; i < kRequests; ++i) ASSERT_EQ(third.Request(60, 600), 600u);
+  }
+  EXPECT_EQ(WaitForMetric("sockeye_backend_connections_closed_total", closed, 3), 3);
+  EXPECT_EQ(Metric("sockeye_hot_slot_fallbacks_total", {}), 1);
+  EXPECT_EQ(Metric("sockeye_backend_requests_total", a), 3 * kRequests);
+  EXPECT_EQ(Metric("sockeye_backend_time_to_first_byte_seconds_count", a), 3 * kRequests);
+  EXPECT_EQ(Metric("sockeye_backend_requests_per_connection_sum", a), 3 * kRequests);
+  EXPECT_EQ(Metric("sockeye_backend_sent_bytes_total", a), kRequests * (40 + 50 + 60));
+  EXPECT_EQ(Metric("sockeye_backend_received_bytes_total", a), kRequests * (400 + 500 + 600));
+  EXPECT_EQ(Metric("sockeye_turns_lost_total", {}), 0);
 }
 
 // Completed turns travel in batches of SOCKEYE_TURN_BATCH: the full ones

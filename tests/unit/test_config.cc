@@ -90,6 +90,7 @@ TEST(ConfigDefaultsTest, NoFlagsGiveTheDocumentedDefaults) {
   EXPECT_EQ(c.backend_idle_timeout, seconds(600));
   EXPECT_EQ(c.sweep_interval, milliseconds(1000));
   EXPECT_EQ(c.ringbuf_bytes, 4u << 20);
+  EXPECT_EQ(c.hot_slots, 8192u);
   EXPECT_FALSE(c.bpf_stats);
   EXPECT_EQ(c.probe_mode, ProbeMode::kAuto);
   EXPECT_EQ(c.log_level, LogLevel::kInfo);
@@ -257,6 +258,10 @@ TEST(ConfigFlagsTest, DurationAndSizeForms) {
   EXPECT_EQ(MustParse({"--ringbuf-size", "64KiB"}).ringbuf_bytes, 64u << 10);
   EXPECT_EQ(MustParse({"--ringbuf-size", "2M"}).ringbuf_bytes, 2u << 20);
   EXPECT_EQ(MustParse({"--ringbuf-size", "1GiB"}).ringbuf_bytes, 1u << 30);
+  EXPECT_EQ(MustParse({"--hot-slots", "0"}).hot_slots, 0u);
+  EXPECT_EQ(MustParse({"--hot-slots", "1"}).hot_slots, 1u);
+  EXPECT_EQ(MustParse({"--hot-slots", "65536"}).hot_slots, 65536u);
+  EXPECT_EQ(MustParse({"--hot-slots", "1048576"}).hot_slots, 1u << 20);
 }
 
 TEST(ConfigFlagsTest, ListenAddressForms) {
@@ -351,6 +356,13 @@ TEST(ConfigErrorsTest, BucketsMustBeIncreasingPositiveAndFew) {
   std::string many;
   for (int i = 1; i <= 65; ++i) many += (i > 1 ? "," : "") + std::to_string(i);
   ExpectUsageError(Parse({"--buckets.rtt", many}), "--buckets.rtt: 65 bounds given; at most 64");
+}
+
+TEST(ConfigErrorsTest, HotSlotsMustBeAPowerOfTwoOrZero) {
+  ExpectUsageError(Parse({"--hot-slots", "1000"}), "--hot-slots: 1000 is not a power of two");
+  ExpectUsageError(Parse({"--hot-slots", "2097152"}), "--hot-slots: 2097152 is out of range");
+  ExpectUsageError(Parse({"--hot-slots", "-1"}), "--hot-slots: \"-1\" is not a number");
+  ExpectUsageError(Parse({"--hot-slots", "8k"}), "--hot-slots: \"8k\" is not a number");
 }
 
 TEST(ConfigErrorsTest, RingbufMustBeAPowerOfTwo) {
@@ -453,6 +465,7 @@ include = [
 max-backends = 123
 bpf-stats = true
 ringbuf-size = "16MiB"
+hot-slots = 16384
 backend-idle-timeout = "5m"
 web.listen-address = "127.0.0.1:19480"
 "web.telemetry-path" = "/m"
@@ -476,6 +489,7 @@ requests-per-connection = [1, 2, 3]
   EXPECT_EQ(c.max_backends, 123u);
   EXPECT_TRUE(c.bpf_stats);
   EXPECT_EQ(c.ringbuf_bytes, 16u << 20);
+  EXPECT_EQ(c.hot_slots, 16384u);
   EXPECT_EQ(c.backend_idle_timeout, seconds(300));
   EXPECT_EQ(c.listen_address, "127.0.0.1:19480");
   EXPECT_EQ(c.telemetry_path, "/m");
