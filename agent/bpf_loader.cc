@@ -211,6 +211,7 @@ struct BpfProbes::State {
   std::vector<ProbeChoice> probes;
   std::vector<std::string> unavailable;
   std::string btf_source;
+  std::string hot_slots_summary;
   std::vector<std::string> processes;
   const EventHandler* handler = nullptr;  // set for the duration of Poll()
   int possible_cpus = 1;
@@ -322,10 +323,22 @@ std::unique_ptr<BpfProbes> BpfProbes::Load(const LoaderSettings& settings, std::
   auto state = LoadWith(settings, vmlinux.get(), static_cast<int>(*send_mode), error);
   if (!state) return nullptr;
   state->btf_source = btf_path;
+  if (settings.hot_slots == 0) {
+    state->hot_slots_summary = "off (every connection's per-segment state in socket storage)";
+  } else {
+    const size_t slot_bytes = bpf_map__value_size(state->skel->maps.hot_slots);
+    char text[96];
+    std::snprintf(
+        text, sizeof(text), "%u of %zu B (%.1f MiB of kernel memory)", settings.hot_slots,
+        slot_bytes,
+        static_cast<double>(settings.hot_slots) * static_cast<double>(slot_bytes) / (1 << 20));
+    state->hot_slots_summary = text;
+  }
   state->unavailable = unavailable;
   for (const auto& p : state->probes) {
     LogInfo("probe " + p.hook + ": " + p.mode + (p.target.empty() ? "" : " " + p.target));
   }
+  LogInfo("hot slots: " + state->hot_slots_summary);
   return std::unique_ptr<BpfProbes>(new BpfProbes(std::move(state)));
 }
 
@@ -619,5 +632,6 @@ const std::vector<ProbeChoice>& BpfProbes::probes() const { return state_->probe
 const std::vector<std::string>& BpfProbes::unavailable() const { return state_->unavailable; }
 
 const std::string& BpfProbes::btf_source() const { return state_->btf_source; }
+const std::string& BpfProbes::hot_slots_summary() const { return state_->hot_slots_summary; }
 
 }  // namespace sockeye

@@ -46,6 +46,7 @@ int RunCheck(const Config& config, std::FILE* out) {
     return 1;
   }
   std::fprintf(out, "btf:           %s\n", probes->btf_source().c_str());
+  std::fprintf(out, "hot slots:     %s\n", probes->hot_slots_summary().c_str());
   std::fprintf(out, "\nhooks (loaded and attached):\n");
   size_t off = 0;
   for (const auto& p : probes->probes()) {
