@@ -12,11 +12,13 @@
 #include "exporters/page_stream.h"
 #include "exporters/text_format.h"
 #include "tests/unit/gunzip.h"
+#include "tests/unit/vector_source.h"
 
 namespace sockeye::metrics {
 namespace {
 
 using test_util::Gunzip;
+using test_util::VectorSource;
 
 // Two families per backend, one of them a histogram: ~1.5 KB of text each.
 std::vector<MetricFamily> Backends(int count) {
@@ -99,28 +101,14 @@ TEST(PageStreamTest, SmallPageIsOnePiece) {
   EXPECT_TRUE(gzip.done());
 }
 
-// Backends(count)'s request counters, produced on demand.
-class RequestsSource final : public SampleSource {
- public:
-  explicit RequestsSource(std::vector<Sample> samples) : samples_(std::move(samples)) {}
-  size_t size() const override { return samples_.size(); }
-  void Produce(size_t begin, size_t end, std::vector<Sample>& out) const override {
-    out.assign(samples_.begin() + static_cast<std::ptrdiff_t>(begin),
-               samples_.begin() + static_cast<std::ptrdiff_t>(end));
-  }
-
- private:
-  std::vector<Sample> samples_;
-};
-
 TEST(PageStreamTest, LetsGoOfTheFamiliesOnceRendered) {
   for (bool gzip : {false, true}) {
     auto families = Backends(2000);
     const std::string whole = Serialize(families, Format::kPrometheusText004);
-    auto source = std::make_shared<RequestsSource>(std::move(families[0].samples));
+    auto source = std::make_shared<VectorSource<Sample>>(std::move(families[0].samples));
     families[0].samples.clear();
     families[0].sample_sources.push_back(source);
-    const std::weak_ptr<RequestsSource> watch = source;
+    const std::weak_ptr<VectorSource<Sample>> watch = source;
     source.reset();
 
     PageStream stream(std::move(families), Format::kPrometheusText004, gzip, 64 * 1024);

@@ -12,9 +12,12 @@
 
 #include "exporters/registry.h"
 #include "exporters/text_format.h"
+#include "tests/unit/vector_source.h"
 
 namespace sockeye::metrics {
 namespace {
+
+using test_util::VectorSource;
 
 class FakeCollector : public Collector {
  public:
@@ -138,21 +141,12 @@ TEST(RegistryTest, MergesHistograms) {
   EXPECT_EQ(merged->histograms[1].labels[0].value, "b");
 }
 
-// One series, produced on demand.
-class OneSample final : public SampleSource {
- public:
-  explicit OneSample(Sample sample) : sample_(std::move(sample)) {}
-  size_t size() const override { return 1; }
-  void Produce(size_t, size_t, std::vector<Sample>& out) const override { out = {sample_}; }
-
- private:
-  Sample sample_;
-};
-
+// A gauge whose one series is produced on demand.
 MetricFamily SourcedGauge(std::string name, double value, Labels labels) {
   MetricFamily f = Gauge(std::move(name), 0);
   f.samples.clear();
-  f.sample_sources.push_back(std::make_shared<OneSample>(Sample{std::move(labels), value}));
+  f.sample_sources.push_back(
+      std::make_shared<VectorSource<Sample>>(std::vector<Sample>{{std::move(labels), value}}));
   return f;
 }
 

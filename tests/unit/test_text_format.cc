@@ -19,9 +19,12 @@
 #include <vector>
 
 #include "exporters/text_format.h"
+#include "tests/unit/vector_source.h"
 
 namespace sockeye::metrics {
 namespace {
+
+using test_util::VectorSource;
 
 MetricFamily Gauge(std::string name, std::string help, std::vector<Sample> samples) {
   MetricFamily f;
@@ -440,30 +443,6 @@ TEST(SerializerTest, EmptyPages) {
     EXPECT_EQ(out, "# EOF\n");
   }
 }
-
-// Hands out the series of a vector a batch at a time, recording each call.
-template <typename Series>
-class VectorSource final : public SeriesSource<Series> {
- public:
-  struct Call {
-    size_t begin, end;
-    size_t size_on_entry;  // what `out` held: the previous batch
-  };
-
-  explicit VectorSource(std::vector<Series> series) : series_(std::move(series)) {}
-  size_t size() const override { return series_.size(); }
-  void Produce(size_t begin, size_t end, std::vector<Series>& out) const override {
-    calls.push_back({begin, end, out.size()});
-    out.resize(end - begin);
-    std::copy(series_.begin() + static_cast<std::ptrdiff_t>(begin),
-              series_.begin() + static_cast<std::ptrdiff_t>(end), out.begin());
-  }
-
-  mutable std::vector<Call> calls;
-
- private:
-  std::vector<Series> series_;
-};
 
 // Moves each family's series into sources of the given sizes (what is left
 // over stays listed, ahead of them), so that the page should not change.
