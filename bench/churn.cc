@@ -49,7 +49,6 @@
 #include <sys/utsname.h>
 #include <sys/wait.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include <algorithm>
 #include <atomic>
@@ -65,6 +64,7 @@
 #include <map>
 #include <optional>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -72,10 +72,14 @@
 #include <unordered_set>
 #include <vector>
 
+#include "bench/bench_util.h"
 #include "churn_count.skel.h"
+#include "tests/unit/gunzip.h"
 
 namespace {
 
+namespace bench = sockeye::bench;
+namespace metrics = sockeye::metrics;
 using Clock = std::chrono::steady_clock;
 
 constexpr size_t kRequestBytes = 16;
@@ -151,13 +155,9 @@ struct ProcStatus {
 
 ProcStatus ReadProc(pid_t pid) {
   ProcStatus s;
-  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(status, line)) {
-    long kb = 0;
-    if (std::sscanf(line.c_str(), "VmRSS: %ld kB", &kb) == 1) s.rss_mb = double(kb) / 1024;
-    if (std::sscanf(line.c_str(), "VmHWM: %ld kB", &kb) == 1) s.hwm_mb = double(kb) / 1024;
-  }
+  const bench::MemoryStatus memory = bench::ReadMemoryStatus(pid);
+  s.rss_mb = double(memory.rss_kib) / 1024;
+  s.hwm_mb = double(memory.hwm_kib) / 1024;
   s.cpu_s = StatCpuSeconds("/proc/" + std::to_string(pid) + "/stat");
   return s;
 }
@@ -185,14 +185,6 @@ ThreadCpu ReadThreadCpu(pid_t pid) {
   }
   closedir(dir);
   return c;
-}
-
-// Writing 5 to clear_refs resets VmHWM to the current RSS.
-bool ResetPeakRss(pid_t pid) {
-  std::ofstream out("/proc/" + std::to_string(pid) + "/clear_refs");
-  out << "5";
-  out.flush();
-  return out.good();
 }
 
 class AgentProcess {
@@ -302,62 +294,19 @@ struct Fetched {
   std::string error;
 };
 
-bool Gunzip(const std::string& in, std::string* out) {
-  z_stream zs{};
-  if (inflateInit2(&zs, 16 + MAX_WBITS) != Z_OK) return false;
-  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
-  zs.avail_in = static_cast<uInt>(in.size());
-  std::string chunk(1 << 20, '\0');
-  int rc = Z_OK;
-  while (rc == Z_OK) {
-    zs.next_out = reinterpret_cast<Bytef*>(chunk.data());
-    zs.avail_out = static_cast<uInt>(chunk.size());
-    rc = inflate(&zs, Z_NO_FLUSH);
-    out->append(chunk.data(), chunk.size() - zs.avail_out);
-  }
-  inflateEnd(&zs);
-  return rc == Z_STREAM_END;
-}
-
 // One HTTP/1.1 GET with Connection: close, from 127.0.0.1 to the agent.
 Fetched Fetch(uint16_t port, const std::string& path, bool gzip, bool openmetrics) {
   Fetched f;
   const auto t0 = Clock::now();
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  timeval tv{30, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-  sockaddr_in sa = Loopback(htonl(INADDR_LOOPBACK), port);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0) {
-    f.error = std::string("connect: ") + std::strerror(errno);
-    close(fd);
-    return f;
-  }
-  std::string request = "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(port) +
-                        "\r\nConnection: close\r\n";
-  if (gzip) request += "Accept-Encoding: gzip\r\n";
-  if (openmetrics)
-    request +=
-        "Accept: application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5\r\n";
-  request += "\r\n";
-  if (send(fd, request.data(), request.size(), MSG_NOSIGNAL) != ssize_t(request.size())) {
-    f.error = "send failed";
-    close(fd);
-    return f;
-  }
   std::string raw;
   char buf[1 << 16];
-  for (;;) {
-    ssize_t n = recv(fd, buf, sizeof(buf), 0);
-    if (n > 0) {
-      raw.append(buf, size_t(n));
-      continue;
-    }
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) f.error = std::string("recv: ") + std::strerror(errno);
-    break;
-  }
-  close(fd);
+  // After a failure part way, what did arrive is still parsed; f.error
+  // keeps the failure.
+  if (!bench::HttpGet(
+          port, path, {.gzip = gzip, .openmetrics = openmetrics}, buf,
+          [&raw](std::string_view piece) { raw.append(piece); }, &f.error) &&
+      raw.empty())
+    return f;
   f.ms = SecondsSince(t0) * 1000;
   const size_t head_end = raw.find("\r\n\r\n");
   if (head_end == std::string::npos || std::sscanf(raw.c_str(), "HTTP/1.%*d %d", &f.status) != 1) {
@@ -383,12 +332,12 @@ Fetched Fetch(uint16_t port, const std::string& path, bool gzip, bool openmetric
   }
   f.wire_bytes = body.size();
   if (head.find("content-encoding: gzip") != std::string::npos) {
-    std::string plain;
-    if (!Gunzip(body, &plain)) {
-      f.error = "bad gzip body";
+    try {
+      body = metrics::test_util::Gunzip(body);
+    } catch (const std::runtime_error& e) {
+      f.error = std::string("bad gzip body: ") + e.what();
       return f;
     }
-    body.swap(plain);
   }
   f.body = std::move(body);
   f.ok = f.status == 200 && f.error.empty();
@@ -1049,7 +998,7 @@ bool RunLive(const Options& o, uint16_t base_port, StorageCounter& counter, cons
   Out("after start-up: VmRSS %.1f MiB, VmHWM %.1f MiB (the start-up peak: BTF, loading); VmHWM "
       "reset now\n",
       boot.rss_mb, boot.hwm_mb);
-  const bool reset = ResetPeakRss(agent.pid());
+  const bool reset = bench::ResetPeakRss(agent.pid());
   if (reset)
     Out("  VmHWM after the reset: %.1f MiB\n", ReadProc(agent.pid()).hwm_mb);
   else

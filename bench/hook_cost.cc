@@ -41,9 +41,12 @@
 #include <cstdlib>
 #include <cstring>
 #include <map>
+#include <optional>
 #include <string>
+#include <string_view>
 
 #include "agent/agent.h"
+#include "agent/config.h"
 #include "bench_hooks.skel.h"
 #include "tests/privileged/loopback_server.h"
 
@@ -91,12 +94,12 @@ void Drive(const std::string& address, uint16_t port, int connections, int reque
 int main(int argc, char** argv) {
   int rounds = 5, connections = 20, requests = 500, cpu = -1, storage_timing = 0;
   int hot_slots = 8192;
-  std::string probe_mode = "auto";
+  const char* probe_mode_flag = sockeye::ProbeModeName(sockeye::ProbeMode::kAuto);
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string flag = argv[i];
     int value = std::atoi(argv[i + 1]);
     if (flag == "--probe-mode")
-      probe_mode = argv[i + 1];
+      probe_mode_flag = argv[i + 1];
     else if (flag == "--rounds")
       rounds = value;
     else if (flag == "--connections")
@@ -113,6 +116,16 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "hook_cost: unknown flag %s\n", flag.c_str());
       return 2;
     }
+  }
+  // The empty reference programs (bench_hooks.bpf.c) sit on the tracepoints
+  // that these two modes attach to.
+  std::optional<sockeye::ProbeMode> probe_mode;
+  for (sockeye::ProbeMode mode : {sockeye::ProbeMode::kAuto, sockeye::ProbeMode::kTracepoint}) {
+    if (std::string_view(probe_mode_flag) == sockeye::ProbeModeName(mode)) probe_mode = mode;
+  }
+  if (!probe_mode) {
+    std::fprintf(stderr, "hook_cost: --probe-mode is auto or tracepoint on this bench\n");
+    return 2;
   }
   if (geteuid() != 0) {
     std::fprintf(stderr, "hook_cost: needs root (BPF)\n");
@@ -153,12 +166,7 @@ int main(int argc, char** argv) {
   std::string error;
   config.include.push_back(*sockeye::ParseCidrMatch("127.0.0.30/32", &error));
   config.hot_slots = static_cast<uint32_t>(hot_slots);
-  if (probe_mode == "tracepoint")
-    config.probe_mode = sockeye::ProbeMode::kTracepoint;
-  else if (probe_mode != "auto") {
-    std::fprintf(stderr, "hook_cost: --probe-mode is auto or tracepoint on this bench\n");
-    return 2;
-  }
+  config.probe_mode = *probe_mode;
   auto agent = sockeye::Agent::Start(config, &error);
   if (!agent) {
     std::fprintf(stderr, "hook_cost: %s\n", error.c_str());
@@ -211,7 +219,7 @@ int main(int argc, char** argv) {
       "--probe-mode %s, --hot-slots %d\n",
       rounds, connections, requests,
       cpu >= 0 ? ("all threads on CPU " + std::to_string(cpu)).c_str() : "threads unpinned",
-      probe_mode.c_str(), hot_slots);
+      sockeye::ProbeModeName(*probe_mode), hot_slots);
   std::printf("%-20s %12s %10s %14s %14s %12s %12s\n", "tracepoint", "calls", "empty ns",
               "unfollowed ns", "followed ns", "+unfollowed", "+followed");
   for (const auto& h : hooks) {
@@ -223,7 +231,7 @@ int main(int argc, char** argv) {
     uint64_t client = followed_client_calls[h.name];
     if (u.calls + f.calls == 0) {
       std::printf("%-20s %12s %10.1f   not attached (--probe-mode %s)\n", h.name, "0", empty_ns,
-                  probe_mode.c_str());
+                  sockeye::ProbeModeName(*probe_mode));
       continue;
     }
     double followed_ns =

@@ -34,10 +34,7 @@
 //
 // glibc's MALLOC_MMAP_THRESHOLD_ changes the whole-string figures a lot
 // (see bench/README.md); the first line printed says whether it was set.
-#include <arpa/inet.h>
 #include <malloc.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -45,7 +42,6 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
 #include <functional>
 #include <memory>
 #include <stdexcept>
@@ -54,6 +50,7 @@
 #include <vector>
 
 #include "agent/aggregator.h"
+#include "bench/bench_util.h"
 #include "exporters/gzip.h"
 #include "exporters/http_server.h"
 #include "exporters/page_stream.h"
@@ -63,14 +60,9 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-long StatusKiB(const char* field) {
-  std::ifstream status("/proc/self/status");
-  std::string line;
-  while (std::getline(status, line))
-    if (line.rfind(field, 0) == 0) return std::stol(line.substr(std::string(field).size()));
-  return -1;
-}
-long RssKiB() { return StatusKiB("VmRSS:"); }
+namespace bench = sockeye::bench;
+
+long RssKiB() { return bench::ReadMemoryStatus(bench::kSelf).rss_kib; }
 
 sockeye_event Event(uint8_t kind, uint64_t conn, uint32_t backend) {
   sockeye_event e{};
@@ -153,13 +145,10 @@ Stats Summarize(std::vector<double> values) {
   return {values[values.size() / 2], values.front(), values.back()};
 }
 
-// Resets the kernel's peak-RSS mark (VmHWM) to the current RSS, so that
-// VmHWM read after the scrapes is the peak reached during them.
+// So that VmHWM read after the scrapes is the peak reached during them.
 void ResetPeakRss() {
-  std::ofstream clear_refs("/proc/self/clear_refs");
-  clear_refs << "5";
-  clear_refs.flush();
-  if (!clear_refs) throw std::runtime_error("cannot write /proc/self/clear_refs");
+  if (!bench::ResetPeakRss(bench::kSelf))
+    throw std::runtime_error("cannot write /proc/self/clear_refs");
 }
 
 std::vector<metrics::MetricFamily> Gather(sockeye::Aggregator& agg) {
@@ -196,38 +185,20 @@ Drained DrainPage(sockeye::Aggregator& agg, bool gzip, bool listed = false) {
 // the response; returns the bytes received (status line, headers, chunk
 // framing and body).
 size_t Fetch(int port, bool gzip) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) throw std::runtime_error("socket failed");
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    close(fd);
-    throw std::runtime_error("connect failed");
-  }
-  std::string request = "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n";
-  if (gzip) request += "Accept-Encoding: gzip\r\n";
-  request += "\r\n";
-  if (send(fd, request.data(), request.size(), MSG_NOSIGNAL) !=
-      static_cast<ssize_t>(request.size())) {
-    close(fd);
-    throw std::runtime_error("send failed");
-  }
   static char buf[256 * 1024];
   size_t total = 0;
-  bool status_checked = false;
-  for (ssize_t n; (n = recv(fd, buf, sizeof(buf), 0)) > 0;) {
-    if (!status_checked) {
-      status_checked = true;
-      if (!std::string_view(buf, static_cast<size_t>(n)).starts_with("HTTP/1.1 200")) {
-        close(fd);
-        throw std::runtime_error("scrape did not answer 200");
-      }
-    }
-    total += static_cast<size_t>(n);
-  }
-  close(fd);
+  bool first = true, status_ok = false;
+  std::string error;
+  if (!bench::HttpGet(
+          static_cast<uint16_t>(port), "/metrics", {.gzip = gzip}, buf,
+          [&](std::string_view piece) {
+            if (first) status_ok = piece.starts_with("HTTP/1.1 200");
+            first = false;
+            total += piece.size();
+          },
+          &error))
+    throw std::runtime_error(error);
+  if (!status_ok) throw std::runtime_error("scrape did not answer 200");
   return total;
 }
 
@@ -345,7 +316,7 @@ void ScrapeCost(uint32_t backends, Path path) {
       }
     }
   }
-  const long peak = StatusKiB("VmHWM:");
+  const long peak = bench::ReadMemoryStatus(bench::kSelf).hwm_kib;
   const long rss_after = RssKiB();
 
   // Page size and line count, after the measurement (counting lines costs
