@@ -922,6 +922,26 @@ bool WaitReady(AgentProcess& agent, uint16_t port, double seconds) {
   return false;
 }
 
+// The agent reports asynchronously (ring buffer, a sweep every second), so
+// exact checks scrape until what they compare has arrived. Bounded, so that
+// a count that never arrives still reaches its check and fails there.
+constexpr auto kSettleTimeout = std::chrono::seconds(15);
+constexpr auto kSettlePoll = std::chrono::milliseconds(200);
+
+// Scrapes until `settled` holds for a successful scrape, the agent exits or
+// kSettleTimeout passes; returns the last scrape. `scrapes` counts them.
+template <typename Settled>
+Metrics ScrapeUntil(AgentProcess& agent, uint16_t port, bool gzip, bool openmetrics,
+                    Settled settled, int* scrapes = nullptr) {
+  const auto deadline = Clock::now() + kSettleTimeout;
+  for (;;) {
+    Metrics m = Scrape(port, gzip, openmetrics);
+    if (scrapes) ++*scrapes;
+    if ((m.ok && settled(m)) || Clock::now() >= deadline || !agent.Alive()) return m;
+    std::this_thread::sleep_for(kSettlePoll);
+  }
+}
+
 struct KernelView {
   uint64_t memlock = 0;
   long long storage_entries = -1;
@@ -979,7 +999,9 @@ void PrintAgentCounters(const Metrics& m) {
 
 // --- live phase: 1,000 backends with open keep-alive connections -----------------
 
-bool RunLive(const Options& o, uint16_t base_port, StorageCounter& counter, const StorageCost& cost,
+// RunLive and RunChurn record every failure, a phase cut short included, as
+// a failed check: the checks alone decide the exit status.
+void RunLive(const Options& o, uint16_t base_port, StorageCounter& counter, const StorageCost& cost,
              const std::string& workdir, Checks& checks) {
   Out("\n== live: %d backends (%s, port %u), one keep-alive connection each ==\n", o.live_backends,
       kLiveNet, base_port);
@@ -991,7 +1013,7 @@ bool RunLive(const Options& o, uint16_t base_port, StorageCounter& counter, cons
           &error) ||
       !WaitReady(agent, port, 30)) {
     checks.Add(false, "live: agent started (" + error + ")\n" + agent.LogTail(20));
-    return false;
+    return;
   }
   Out("agent: %s (pid %d)\n", agent.command().c_str(), agent.pid());
   const ProcStatus boot = ReadProc(agent.pid());
@@ -1045,19 +1067,26 @@ bool RunLive(const Options& o, uint16_t base_port, StorageCounter& counter, cons
   Out("opened %zu connections (%llu failed), %llu requests (%llu errors) in %.2f s\n", fds.size(),
       static_cast<unsigned long long>(connect_failures), static_cast<unsigned long long>(requests),
       static_cast<unsigned long long>(request_errors), SecondsSince(t0));
-  std::this_thread::sleep_for(std::chrono::milliseconds(2500));  // a sweep reports the totals
+  const size_t live = fds.size();
+  // Requests on open connections reach the agent's counters with a sweep.
+  auto settled = [&](const Metrics& m) {
+    return m.Sum("sockeye_backend_requests_total") == double(requests) &&
+           m.Sum("sockeye_backend_connections_established_total") == double(live) &&
+           m.Sum("sockeye_backend_connections_active") == double(live) &&
+           m.Sum("sockeye_backends") == double(live);
+  };
 
   Out("%-6s %-22s %9s %9s %8s %10s %9s %8s %9s\n", "scrape", "format", "ms", "text_MB", "wire_MB",
       "series", "RSS_MiB", "HWM_MiB", "requests");
   Metrics last;
+  int scrapes = 0;
   for (int k = 0; k < o.live_scrapes; ++k) {
-    if (k > 0) {
-      round();
-      std::this_thread::sleep_for(std::chrono::milliseconds(1500));
-    }
+    if (k > 0) round();
     // Alternately as curl asks and as Prometheus asks (OpenMetrics, gzip).
+    // Waiting scrapes ask the same way, so that the peak RSS is still that
+    // of the scrapes shown; the row is the scrape that saw the totals.
     const bool prometheus = k % 2 == 1;
-    const Metrics m = Scrape(port, prometheus, prometheus);
+    const Metrics m = ScrapeUntil(agent, port, prometheus, prometheus, settled, &scrapes);
     const ProcStatus p = ReadProc(agent.pid());
     Out("%-6d %-22s %9.1f %9.2f %8.2f %10s %9.1f %8.1f %9s\n", k + 1,
         prometheus ? "openmetrics+gzip" : "text 0.0.4", m.scrape_ms, m.text_mb, m.wire_mb,
@@ -1077,7 +1106,6 @@ bool RunLive(const Options& o, uint16_t base_port, StorageCounter& counter, cons
       double(kv.storage_entries) * double(cost.Bytes(kv.storage_value_size)) / (1 << 20),
       cost.Bytes(kv.storage_value_size));
   const uint64_t expected_requests = requests;
-  const size_t live = fds.size();
   checks.Add(
       last.ok && last.Sum("sockeye_backends") == double(live),
       Fmt("live: sockeye_backends %.0f == %zu backends", last.Sum("sockeye_backends"), live));
@@ -1099,11 +1127,13 @@ bool RunLive(const Options& o, uint16_t base_port, StorageCounter& counter, cons
   checks.Target(reset && peak.hwm_mb <= 30.0,
                 Fmt("peak RSS with %zu live backends, scraped %d times: %.1f MiB <= 30 MiB "
                     "(start-up peak %.1f MiB not included)",
-                    live, o.live_scrapes, peak.hwm_mb, boot.hwm_mb));
+                    live, scrapes, peak.hwm_mb, boot.hwm_mb));
 
   for (int fd : fds) close(fd);
-  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
-  Metrics after = Scrape(port, false);
+  const Metrics after = ScrapeUntil(agent, port, false, false, [live](const Metrics& m) {
+    return m.Sum("sockeye_backend_connections_active") == 0 &&
+           m.Sum("sockeye_backend_connections_closed_total") == double(live);
+  });
   checks.Add(after.ok && after.Sum("sockeye_backend_connections_active") == 0 &&
                  after.Sum("sockeye_backend_connections_closed_total") == double(live),
              Fmt("live: after closing all: active %.0f == 0, closed %.0f == %zu",
@@ -1113,7 +1143,6 @@ bool RunLive(const Options& o, uint16_t base_port, StorageCounter& counter, cons
   const std::string exit = agent.Stop();
   checks.Add(alive && agent.clean_exit(), "live: agent alive until SIGTERM, then " + exit);
   if (!agent.clean_exit()) Out("%s", agent.LogTail(30).c_str());
-  return true;
 }
 
 // --- churn phase ----------------------------------------------------------------
@@ -1157,7 +1186,7 @@ void PrintSample(const Sample& s, const StorageCost& cost) {
       m.text_mb, m.wire_mb, s.host.tcp_inuse, s.host.tcp_tw, s.host.slab_mb);
 }
 
-bool RunChurn(const Options& o, uint16_t base_port, StorageCounter& counter,
+void RunChurn(const Options& o, uint16_t base_port, StorageCounter& counter,
               const StorageCost& cost, const std::string& workdir, Checks& checks) {
   const long long distinct = std::min<long long>(o.connections, (long long)o.addresses * o.ports);
   Out("\n== churn: %d short connections to %lld distinct backends (%d addresses in %s x %d ports "
@@ -1171,7 +1200,7 @@ bool RunChurn(const Options& o, uint16_t base_port, StorageCounter& counter,
           &error) ||
       !WaitReady(agent, port, 30)) {
     checks.Add(false, "churn: agent started (" + error + ")\n" + agent.LogTail(20));
-    return false;
+    return;
   }
   Out("agent: %s (pid %d), default --max-backends %d, --backend-idle-timeout 10m\n",
       agent.command().c_str(), agent.pid(), kMaxBackendsDefault);
@@ -1239,7 +1268,7 @@ bool RunChurn(const Options& o, uint16_t base_port, StorageCounter& counter,
   if (died) {
     checks.Add(false,
                "churn: agent died during the load: " + agent.Stop() + "\n" + agent.LogTail(40));
-    return false;
+    return;
   }
   Out("load: %.1f s; started %llu, established %llu, completed %llu, failed at connect() %llu, "
       "failed later %llu, protocol errors %llu, abandoned %llu, peak in flight %d\n",
@@ -1255,8 +1284,26 @@ bool RunChurn(const Options& o, uint16_t base_port, StorageCounter& counter,
   const double achieved = double(result.completed) / result.seconds;
   Out("  achieved %.0f connections/s (target %.0f/s)\n", achieved, o.rate);
 
-  // Exactness, once the ring buffer is drained and a sweep has run.
-  std::this_thread::sleep_for(std::chrono::milliseconds(3000));
+  // Exactness, once the ring buffer is drained and a sweep has run. The
+  // waiting scrapes ask as take() does and are counted with its scrapes, so
+  // that the HTTP threads' CPU per scrape below stays right.
+  ScrapeUntil(
+      agent, port, true, false,
+      [&result](const Metrics& m) {
+        const double established = double(result.established);
+        return m.Sum("sockeye_backend_connections_established_total") == established &&
+               m.Sum("sockeye_backend_connections_closed_total") == established &&
+               m.Sum("sockeye_backend_requests_per_connection_count") == established &&
+               m.Sum("sockeye_backend_connections_active") == 0 &&
+               m.Sum("sockeye_connections_followed") == 0 &&
+               m.Sum("sockeye_backend_requests_total") == double(result.completed) &&
+               m.Sum("sockeye_backend_time_to_first_byte_seconds_count") +
+                       m.Sum("sockeye_turns_lost_total") ==
+                   double(result.completed) &&
+               m.Sum("sockeye_backend_sent_bytes_total") == double(result.bytes_sent) &&
+               m.Sum("sockeye_backend_received_bytes_total") == double(result.bytes_received);
+      },
+      &scrapes);
   take(SecondsSince(t0), progress.completed, true);
   const Metrics& m = samples.back().metrics;
   Out("exactness, %.1f s after the load:\n", SecondsSince(t0) - load_end);
@@ -1422,7 +1469,6 @@ bool RunChurn(const Options& o, uint16_t base_port, StorageCounter& counter,
   const std::string exit = agent.Stop();
   checks.Add(agent.clean_exit(), "churn: agent stopped with SIGTERM: " + exit);
   if (!agent.clean_exit()) Out("%s", agent.LogTail(30).c_str());
-  return true;
 }
 
 std::string AgentVersion(const std::string& agent) {
