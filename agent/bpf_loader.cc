@@ -213,6 +213,7 @@ struct BpfProbes::State {
   std::string btf_source;
   std::string hot_slots_summary;
   std::vector<std::string> processes;
+  uint64_t adoption_sockets_skipped = 0;
   const EventHandler* handler = nullptr;  // set for the duration of Poll()
   int possible_cpus = 1;
 };
@@ -586,7 +587,13 @@ bool BpfProbes::AdoptOpenConnections(const EventHandler& handler, std::string* e
     __u8 one = 1;
     for (uint64_t ino : SocketInodesOf(state_->processes)) {
       __u64 key = ino;
-      bpf_map_update_elem(map_fd, &key, &one, BPF_ANY);
+      if (bpf_map_update_elem(map_fd, &key, &one, BPF_ANY) != 0) ++state_->adoption_sockets_skipped;
+    }
+    if (state_->adoption_sockets_skipped > 0) {
+      LogWarn(std::to_string(state_->adoption_sockets_skipped) +
+              " sockets of the --process processes could not be marked for adoption (" +
+              std::to_string(bpf_map__max_entries(state_->skel->maps.adopt_inodes)) +
+              " at most): connections open on them before start-up are not followed");
     }
   }
   bool drained = DrainIterator(state_->adopt_link.get(), handler, error);
@@ -632,6 +639,7 @@ const std::vector<ProbeChoice>& BpfProbes::probes() const { return state_->probe
 const std::vector<std::string>& BpfProbes::unavailable() const { return state_->unavailable; }
 
 const std::string& BpfProbes::btf_source() const { return state_->btf_source; }
+uint64_t BpfProbes::adoption_sockets_skipped() const { return state_->adoption_sockets_skipped; }
 const std::string& BpfProbes::hot_slots_summary() const { return state_->hot_slots_summary; }
 
 }  // namespace sockeye

@@ -74,6 +74,11 @@ class BpfProbes {
   // connects follow the new filters, connections already followed stay.
   bool UpdateFilters(const LoaderSettings& settings, std::string* error);
 
+  // Sockets of --process processes found at start-up that could not be
+  // marked for adoption (the adopt_inodes map was full): their connections
+  // are not followed.
+  uint64_t adoption_sockets_skipped() const;
+
   // Summed over CPUs, indexed by enum sockeye_kernel_counter.
   std::array<uint64_t, SOCKEYE_KC_COUNT> KernelCounters() const;
 

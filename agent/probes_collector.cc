@@ -47,6 +47,13 @@ void ProbesCollector::Collect(std::vector<MetricFamily>& out) {
                              MetricType::kCounter,
                              {{{}, static_cast<double>(counters[SOCKEYE_KC_TURNS_LOST])}},
                              {}});
+  out.push_back(MetricFamily{"sockeye_adoption_sockets_skipped_total",
+                             "Sockets of the --process processes found at start-up that could not "
+                             "be marked for adoption (more than the adoption map holds): "
+                             "connections open on them before start-up are not followed.",
+                             MetricType::kCounter,
+                             {{{}, static_cast<double>(probes_.adoption_sockets_skipped())}},
+                             {}});
   out.push_back(MetricFamily{"sockeye_hot_slot_fallbacks_total",
                              "Connections that opened while the hot slot their socket cookie maps "
                              "to was taken: their per-segment state stays in socket storage, which "
