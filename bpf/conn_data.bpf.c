@@ -44,24 +44,22 @@ static __always_inline void on_segment(struct sock *sk, const struct sk_buff *sk
 		note_response_bytes(sk, tp, c, h);
 }
 
-/* Every open followed connection has a socket cookie (claim_hot_slot()
- * asks for one), most other sockets never get one: that test reads the
- * line the socket lookup has just used. A socket that owns a hot slot is
- * an open connection: slots are claimed when a connection opens, and
- * tcp_probe fires only in ESTABLISHED. The socket storage is reached only
- * when a batch of turns goes out. */
+/* Sockets without socket storage (nearly all) leave after one load, as
+ * in conn_lookup(): sk_bpf_storage sits on a line the receive path has
+ * already touched, skc_cookie (IPv4) often not, which cost unfollowed
+ * segments ~10 ns more when the cookie was tested first (bench/README.md).
+ * A socket that owns a hot slot is an open connection: slots are claimed
+ * when a connection opens, and tcp_probe fires only in ESTABLISHED. The
+ * socket storage itself is reached only when a batch of turns goes out. */
 SEC("tp_btf/tcp_probe")
 int BPF_PROG(on_tcp_probe, struct sock *sk, const struct sk_buff *skb)
 {
-	__u64 cookie = (__u64)sk->__sk_common.skc_cookie.counter;
 	struct conn_hot *h;
 	struct conn *c;
 
-	if (!cookie)
-		return 0;
 	if (bpf_core_field_exists(sk->sk_bpf_storage) && !sk->sk_bpf_storage)
 		return 0;
-	h = owned_hot_slot(cookie);
+	h = owned_hot_slot((__u64)sk->__sk_common.skc_cookie.counter);
 	if (h) {
 		on_segment(sk, skb, NULL, h);
 		return 0;
