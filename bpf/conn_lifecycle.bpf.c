@@ -157,7 +157,6 @@ static __always_inline void report_last_moves(struct sock *sk, struct conn *c)
 	struct sockeye_conn_totals totals;
 	struct conn_hot *h = conn_hot(c);
 	struct tcp_sock *tp;
-	__u64 lost;
 
 	if (c->lifecycle != CONN_CLOSED || !c->opened)
 		return;
@@ -167,22 +166,22 @@ static __always_inline void report_last_moves(struct sock *sk, struct conn *c)
 	read_totals(sk, tp, c, h, &totals);
 	if (totals_moved(c, &totals) || turns_pending(h))
 		emit(sk, tp, c, h, SOCKEYE_EV_PROGRESS, 0, 0);
-	/* Counted here for storage; release_hot_slot() counts a slot's. */
-	if (!c->hot_slot) {
-		lost = turns_pending(h);
-		if (lost)
-			count_kernel_by(SOCKEYE_KC_TURNS_LOST, lost);
-	}
 }
 
 SEC("tp_btf/tcp_destroy_sock")
 int BPF_PROG(on_tcp_destroy_sock, struct sock *sk)
 {
 	struct conn *c = conn_lookup(sk);
+	__u64 lost;
 
 	if (!c)
 		return 0;
 	report_last_moves(sk, c);
+	/* Counts what a slot still held; its state is in the storage after. */
 	release_hot_slot(c);
+	/* The storage goes with the socket: what is still waiting is lost. */
+	lost = turns_pending(&c->hot);
+	if (lost)
+		count_kernel_by(SOCKEYE_KC_TURNS_LOST, lost);
 	return 0;
 }

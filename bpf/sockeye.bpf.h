@@ -72,9 +72,9 @@ struct conn_hot {
 /* One per followed socket, in BPF_MAP_TYPE_SK_STORAGE: freed with the
  * socket, so nothing here can leak when an event is lost. */
 struct conn {
-	struct conn_hot hot; /* used while hot_slot == 0 */
-	__u64 cookie;	     /* the socket's cookie, set when it opened */
-	__u32 hot_slot;	     /* index + 1 of the hot_slots entry it owns, 0 if none */
+	/* Used unless the hot_slots entry cookie maps to has owner == cookie. */
+	struct conn_hot hot;
+	__u64 cookie; /* the socket's cookie, set when it opened; hot.owner too */
 	__u8 lifecycle;
 	__u8 closed_by;
 	__u8 adopted;
@@ -620,21 +620,6 @@ static __always_inline void note_response_bytes(const struct sock *sk, const str
 	record_turn(sk, tp, c, h, bpf_ktime_get_ns() - h->turn_start_ns);
 }
 
-/* Where this connection's hot state is now. */
-static __always_inline struct conn_hot *conn_hot(struct conn *c)
-{
-	struct conn_hot *h;
-	__u32 idx;
-
-	if (!c->hot_slot)
-		return &c->hot;
-	idx = c->hot_slot - 1;
-	h = bpf_map_lookup_elem(&hot_slots, &idx);
-	if (h && READ_ONCE_U64(h->owner) == c->cookie)
-		return h;
-	return &c->hot;
-}
-
 /* tcp_probe's way in, without the socket storage: the slot the socket's
  * cookie maps to, if the socket owns it. The cookie is read directly from
  * skc_cookie (set once, by bpf_get_socket_cookie() in claim_hot_slot(), and
@@ -651,6 +636,16 @@ static __always_inline struct conn_hot *owned_hot_slot(__u64 cookie)
 	if (h && READ_ONCE_U64(h->owner) == cookie)
 		return h;
 	return NULL;
+}
+
+/* Where this connection's hot state is now: the slot its cookie owns, if
+ * any (cookies are never reused, so a slot that changed hands is never
+ * mistaken for ours), else its storage. */
+static __always_inline struct conn_hot *conn_hot(struct conn *c)
+{
+	struct conn_hot *h = owned_hot_slot(c->cookie);
+
+	return h ? h : &c->hot;
 }
 
 /* Called under the socket lock (state change, adoption walk), before any
@@ -671,11 +666,10 @@ static __always_inline struct conn_hot *claim_hot_slot(struct sock *sk, struct c
 		count_kernel(SOCKEYE_KC_HOT_SLOT_TAKEN);
 		return &c->hot;
 	}
+	/* A previous owner's state; conn_mark_open() sets the rest. */
 	h->turn_start_ns = 0;
 	h->requests = 0;
-	h->phase = PHASE_IDLE;
 	h->tx_final = 0;
-	c->hot_slot = idx + 1;
 	return h;
 }
 
@@ -690,18 +684,11 @@ static __always_inline struct conn_hot *claim_hot_slot(struct sock *sk, struct c
  */
 static __always_inline void release_hot_slot(struct conn *c)
 {
-	struct conn_hot *h;
+	struct conn_hot *h = owned_hot_slot(c->cookie);
 	__u64 flushed, head;
-	__u32 idx;
 
-	if (!c->hot_slot)
+	if (!h)
 		return;
-	idx = c->hot_slot - 1;
-	h = bpf_map_lookup_elem(&hot_slots, &idx);
-	if (!h || READ_ONCE_U64(h->owner) != c->cookie) {
-		c->hot_slot = 0;
-		return;
-	}
 	c->hot.turn_start_ns = h->turn_start_ns;
 	c->hot.seen_write_seq = h->seen_write_seq;
 	c->hot.requests = h->requests;
@@ -714,8 +701,6 @@ static __always_inline void release_hot_slot(struct conn *c)
 	if (head != flushed &&
 	    __sync_val_compare_and_swap(&h->turns_flushed, flushed, head) == flushed)
 		count_kernel_by(SOCKEYE_KC_TURNS_LOST, head - flushed);
-	asm volatile("" ::: "memory");
-	c->hot_slot = 0;
 	asm volatile("" ::: "memory");
 	*(volatile __u64 *)&h->owner = 0;
 }
