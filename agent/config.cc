@@ -551,12 +551,9 @@ bool CheckHotSlots(const std::string& text, Errors* errors, uint32_t* out) {
 }
 
 bool CheckProbeMode(const std::string& text, Errors* errors, ProbeMode* out) {
-  for (ProbeMode mode : {ProbeMode::kAuto, ProbeMode::kTracepoint, ProbeMode::kFentry,
-                         ProbeMode::kKprobe, ProbeMode::kSegment}) {
-    if (text == ProbeModeName(mode)) {
-      *out = mode;
-      return true;
-    }
+  if (const auto mode = ProbeModeFromName(text)) {
+    *out = *mode;
+    return true;
   }
   return errors->Fail("probe-mode",
                       Quote(text) + " is not one of auto, tracepoint, fentry, kprobe, segment");
@@ -929,6 +926,14 @@ HistogramBuckets DefaultHistogramBuckets() {
            0.005,   0.01,     0.025,   0.05,   0.1,     0.25,   0.5,   1};
   b.requests_per_connection = {1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000};
   return b;
+}
+
+std::optional<ProbeMode> ProbeModeFromName(std::string_view name) {
+  for (ProbeMode mode : {ProbeMode::kAuto, ProbeMode::kTracepoint, ProbeMode::kFentry,
+                         ProbeMode::kKprobe, ProbeMode::kSegment}) {
+    if (name == ProbeModeName(mode)) return mode;
+  }
+  return std::nullopt;
 }
 
 const char* ProbeModeName(ProbeMode mode) {

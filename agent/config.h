@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "agent/address.h"
@@ -34,6 +35,8 @@ HistogramBuckets DefaultHistogramBuckets();
 // write.
 enum class ProbeMode { kAuto, kTracepoint, kFentry, kKprobe, kSegment };
 const char* ProbeModeName(ProbeMode mode);
+// The mode ProbeModeName() calls `name`, if any.
+std::optional<ProbeMode> ProbeModeFromName(std::string_view name);
 
 enum class LogLevel { kDebug, kInfo, kWarn, kError };
 

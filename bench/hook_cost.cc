@@ -119,11 +119,8 @@ int main(int argc, char** argv) {
   }
   // The empty reference programs (bench_hooks.bpf.c) sit on the tracepoints
   // that these two modes attach to.
-  std::optional<sockeye::ProbeMode> probe_mode;
-  for (sockeye::ProbeMode mode : {sockeye::ProbeMode::kAuto, sockeye::ProbeMode::kTracepoint}) {
-    if (std::string_view(probe_mode_flag) == sockeye::ProbeModeName(mode)) probe_mode = mode;
-  }
-  if (!probe_mode) {
+  const std::optional<sockeye::ProbeMode> probe_mode = sockeye::ProbeModeFromName(probe_mode_flag);
+  if (probe_mode != sockeye::ProbeMode::kAuto && probe_mode != sockeye::ProbeMode::kTracepoint) {
     std::fprintf(stderr, "hook_cost: --probe-mode is auto or tracepoint on this bench\n");
     return 2;
   }

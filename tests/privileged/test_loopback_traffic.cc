@@ -56,6 +56,65 @@ std::optional<double> Value(const std::vector<metrics::MetricFamily>& families,
   return std::nullopt;
 }
 
+// A network namespace of the test's own, joined to the host by a veth pair:
+// the host side is 169.254.<subnet>.1/30, and address() (.2) is either
+//  - kBackend: owned inside the namespace, where StartServer() listens, and
+//    CutLink() later takes the link down, so from then on nothing sent is
+//    acknowledged, as with a backend host that died; or
+//  - kBlackhole: owned by nobody; the host's neighbour entry sends SYNs into
+//    the namespace, which drops them without an answer.
+class VethNamespace {
+ public:
+  enum class Peer { kBackend, kBlackhole };
+
+  VethNamespace(int subnet, Peer peer)
+      : name_("sockeye-test" + std::to_string(subnet)),
+        host_link_("sk" + std::to_string(subnet) + "-h"),
+        ns_link_("sk" + std::to_string(subnet) + "-n"),
+        prefix_("169.254." + std::to_string(subnet) + ".") {
+    const std::string in_ns = "ip netns exec " + name_ + " ";
+    Run("ip netns del " + name_ + " 2>/dev/null; ip link del " + host_link_ + " 2>/dev/null; true");
+    ok_ =
+        Run("ip netns add " + name_) &&
+        Run("ip link add " + host_link_ + " type veth peer name " + ns_link_ + " netns " + name_) &&
+        Run("ip addr add " + prefix_ + "1/30 dev " + host_link_) &&
+        Run("ip link set " + host_link_ + " up") &&
+        Run(in_ns + "ip link set " + ns_link_ + " up") &&
+        (peer == Peer::kBackend
+             ? Run(in_ns + "ip addr add " + address() + "/30 dev " + ns_link_)
+             : Run("ip neigh replace " + address() + " lladdr 02:00:00:00:00:02 dev " + host_link_ +
+                   " nud permanent"));
+  }
+  ~VethNamespace() { Run("ip link del " + host_link_ + " 2>/dev/null; ip netns del " + name_); }
+  VethNamespace(const VethNamespace&) = delete;
+  VethNamespace& operator=(const VethNamespace&) = delete;
+
+  bool ok() const { return ok_; }
+  std::string address() const { return prefix_ + "2"; }
+  void CutLink() { Run("ip netns exec " + name_ + " ip link set " + ns_link_ + " down"); }
+
+  // A LoopbackServer listening inside the namespace (kBackend): the
+  // listening socket is created while this thread is in it (its acceptor
+  // only uses the fd).
+  std::unique_ptr<LoopbackServer> StartServer() {
+    int own = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+    int theirs = open(("/run/netns/" + name_).c_str(), O_RDONLY | O_CLOEXEC);
+    std::unique_ptr<LoopbackServer> server;
+    if (own >= 0 && theirs >= 0 && setns(theirs, CLONE_NEWNET) == 0) {
+      server = std::make_unique<LoopbackServer>(address());
+      if (setns(own, CLONE_NEWNET) != 0) std::abort();  // the rest of the suite needs it
+    }
+    if (own >= 0) close(own);
+    if (theirs >= 0) close(theirs);
+    return server;
+  }
+
+ private:
+  static bool Run(const std::string& command) { return std::system(command.c_str()) == 0; }
+  const std::string name_, host_link_, ns_link_, prefix_;
+  bool ok_ = false;
+};
+
 class LoopbackTraffic : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -80,16 +139,10 @@ class LoopbackTraffic : public ::testing::Test {
     // Several agents start in this one process; the real binary drops its
     // capabilities (covered by tests/e2e/promtool_check.sh).
     config.keep_capabilities = true;
-    if (const char* mode = std::getenv("SOCKEYE_TEST_PROBE_MODE")) {
-      bool known = false;
-      for (ProbeMode m : {ProbeMode::kAuto, ProbeMode::kTracepoint, ProbeMode::kFentry,
-                          ProbeMode::kKprobe, ProbeMode::kSegment}) {
-        if (std::string(mode) == ProbeModeName(m)) {
-          config.probe_mode = m;
-          known = true;
-        }
-      }
-      if (!known) FAIL() << "SOCKEYE_TEST_PROBE_MODE=" << mode << " is not a probe mode";
+    if (const char* name = std::getenv("SOCKEYE_TEST_PROBE_MODE")) {
+      const auto mode = ProbeModeFromName(name);
+      if (!mode) FAIL() << "SOCKEYE_TEST_PROBE_MODE=" << name << " is not a probe mode";
+      config.probe_mode = *mode;
     }
     if (const char* slots = std::getenv("SOCKEYE_TEST_HOT_SLOTS")) {
       char* end = nullptr;
@@ -107,6 +160,19 @@ class LoopbackTraffic : public ::testing::Test {
       if (BpfRequired()) FAIL() << "agent failed to start: " << error;
       GTEST_SKIP() << "BPF programs could not be loaded: " << error;
     }
+  }
+
+  // StartAgent following only the namespace's address; fails or skips (as
+  // StartAgent does) when the namespace could not be made.
+  void StartAgentFollowing(const VethNamespace& ns) {
+    if (!ns.ok()) {
+      if (BpfRequired()) FAIL() << "cannot create the test network namespace (iproute2)";
+      GTEST_SKIP() << "cannot create a network namespace";
+    }
+    StartAgent([&ns](Config& config) {
+      std::string error;
+      config.include = {*ParseCidrMatch(ns.address() + "/32", &error)};
+    });
   }
 
   std::string Backend(const LoopbackServer& server) const {
@@ -450,75 +516,9 @@ TEST_F(LoopbackTraffic, ClosingWithUnreadDataSendsAReset) {
   EXPECT_EQ(Metric("sockeye_backend_received_bytes_total", a), 0);  // peeked, never read
 }
 
-// A network namespace of the test's own, joined to the host by a veth pair:
-// the host side is 169.254.<subnet>.1/30, and address() (.2) is either
-//  - kBackend: owned inside the namespace, where StartServer() listens, and
-//    CutLink() later takes the link down, so from then on nothing sent is
-//    acknowledged, as with a backend host that died; or
-//  - kBlackhole: owned by nobody; the host's neighbour entry sends SYNs into
-//    the namespace, which drops them without an answer.
-class VethNamespace {
- public:
-  enum class Peer { kBackend, kBlackhole };
-
-  VethNamespace(int subnet, Peer peer)
-      : name_("sockeye-test" + std::to_string(subnet)),
-        host_link_("sk" + std::to_string(subnet) + "-h"),
-        ns_link_("sk" + std::to_string(subnet) + "-n"),
-        prefix_("169.254." + std::to_string(subnet) + ".") {
-    const std::string in_ns = "ip netns exec " + name_ + " ";
-    Run("ip netns del " + name_ + " 2>/dev/null; ip link del " + host_link_ + " 2>/dev/null; true");
-    ok_ =
-        Run("ip netns add " + name_) &&
-        Run("ip link add " + host_link_ + " type veth peer name " + ns_link_ + " netns " + name_) &&
-        Run("ip addr add " + prefix_ + "1/30 dev " + host_link_) &&
-        Run("ip link set " + host_link_ + " up") &&
-        Run(in_ns + "ip link set " + ns_link_ + " up") &&
-        (peer == Peer::kBackend
-             ? Run(in_ns + "ip addr add " + address() + "/30 dev " + ns_link_)
-             : Run("ip neigh replace " + address() + " lladdr 02:00:00:00:00:02 dev " + host_link_ +
-                   " nud permanent"));
-  }
-  ~VethNamespace() { Run("ip link del " + host_link_ + " 2>/dev/null; ip netns del " + name_); }
-  VethNamespace(const VethNamespace&) = delete;
-  VethNamespace& operator=(const VethNamespace&) = delete;
-
-  bool ok() const { return ok_; }
-  std::string address() const { return prefix_ + "2"; }
-  void CutLink() { Run("ip netns exec " + name_ + " ip link set " + ns_link_ + " down"); }
-
-  // A LoopbackServer listening inside the namespace (kBackend): the
-  // listening socket is created while this thread is in it (its acceptor
-  // only uses the fd).
-  std::unique_ptr<LoopbackServer> StartServer() {
-    int own = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
-    int theirs = open(("/run/netns/" + name_).c_str(), O_RDONLY | O_CLOEXEC);
-    std::unique_ptr<LoopbackServer> server;
-    if (own >= 0 && theirs >= 0 && setns(theirs, CLONE_NEWNET) == 0) {
-      server = std::make_unique<LoopbackServer>(address());
-      if (setns(own, CLONE_NEWNET) != 0) std::abort();  // the rest of the suite needs it
-    }
-    if (own >= 0) close(own);
-    if (theirs >= 0) close(theirs);
-    return server;
-  }
-
- private:
-  static bool Run(const std::string& command) { return std::system(command.c_str()) == 0; }
-  const std::string name_, host_link_, ns_link_, prefix_;
-  bool ok_ = false;
-};
-
 TEST_F(LoopbackTraffic, UnansweredSynIsATimeoutWithARetransmit) {
   VethNamespace ns(211, VethNamespace::Peer::kBlackhole);
-  if (!ns.ok()) {
-    if (BpfRequired()) FAIL() << "cannot create the test network namespace (iproute2)";
-    GTEST_SKIP() << "cannot create a network namespace";
-  }
-  StartAgent([&ns](Config& config) {
-    std::string error;
-    config.include = {*ParseCidrMatch(ns.address() + "/32", &error)};
-  });
+  StartAgentFollowing(ns);
   if (!agent_) return;
   sockaddr_storage addr = LoopbackServer::MakeAddress(ns.address(), 8080);
   int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -557,14 +557,7 @@ TEST_F(LoopbackTraffic, UnansweredSynIsATimeoutWithARetransmit) {
 // when the connection changes state (here: the proxy gives up and closes).
 TEST_F(LoopbackTraffic, RequestToABackendThatStopsAnsweringIsCounted) {
   VethNamespace ns(212, VethNamespace::Peer::kBackend);
-  if (!ns.ok()) {
-    if (BpfRequired()) FAIL() << "cannot create the test network namespace (iproute2)";
-    GTEST_SKIP() << "cannot create a network namespace";
-  }
-  StartAgent([&ns](Config& config) {
-    std::string error;
-    config.include = {*ParseCidrMatch(ns.address() + "/32", &error)};
-  });
+  StartAgentFollowing(ns);
   if (!agent_) return;
   auto server = ns.StartServer();
   ASSERT_TRUE(server) << "cannot listen inside the test namespace";
