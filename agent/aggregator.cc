@@ -526,22 +526,26 @@ void Aggregator::Collect(std::vector<MetricFamily>& out) {
         .sample_sources.push_back(
             std::make_shared<BackendSamples>(snapshot, label, std::move(series)));
   };
+  // ...with one series per backend.
+  auto per_backend_value = [&](const char* name, const char* help, MetricType type, Column column) {
+    per_backend(name, help, type, nullptr, {{nullptr, column}});
+  };
   auto per_backend_histogram = [&](const char* name, const char* help, HistogramKind kind) {
     family(name, help, MetricType::kHistogram)
         .histogram_sources.push_back(std::make_shared<BackendHistograms>(snapshot, kind));
   };
 
-  per_backend("sockeye_backend_connections_established_total",
-              "TCP connections to the backend that completed the handshake.", MetricType::kCounter,
-              nullptr, {{nullptr, kEstablished}});
+  per_backend_value("sockeye_backend_connections_established_total",
+                    "TCP connections to the backend that completed the handshake.",
+                    MetricType::kCounter, kEstablished);
   std::vector<BackendSamples::Series> by_reason;
   for (size_t r = 0; r < SOCKEYE_FAIL_COUNT; ++r)
     by_reason.push_back({FailureReasonName(r), kFailuresFirst + r});
   per_backend("sockeye_backend_connect_failures_total",
               "Connection attempts to the backend that failed, by reason.", MetricType::kCounter,
               "reason", std::move(by_reason));
-  per_backend("sockeye_backend_connections_active", "Open TCP connections to the backend.",
-              MetricType::kGauge, nullptr, {{nullptr, kActive}});
+  per_backend_value("sockeye_backend_connections_active", "Open TCP connections to the backend.",
+                    MetricType::kGauge, kActive);
   per_backend("sockeye_backend_connections_closed_total",
               "Connections to the backend that closed, by which side closed first.",
               MetricType::kCounter, "closed_by",
@@ -553,14 +557,15 @@ void Aggregator::Collect(std::vector<MetricFamily>& out) {
       "Lifetime of connections from connect() to close (connections open at agent start are "
       "not observed).",
       kConnectionDuration);
-  per_backend("sockeye_backend_sent_bytes_total", "Payload bytes the host sent to the backend.",
-              MetricType::kCounter, nullptr, {{nullptr, kBytesSent}});
-  per_backend("sockeye_backend_received_bytes_total",
-              "Payload bytes the host read from the backend.", MetricType::kCounter, nullptr,
-              {{nullptr, kBytesReceived}});
-  per_backend("sockeye_backend_requests_total",
-              "Requests (request/response turns) sent to the backend.", MetricType::kCounter,
-              nullptr, {{nullptr, kRequests}});
+  per_backend_value("sockeye_backend_sent_bytes_total",
+                    "Payload bytes the host sent to the backend.", MetricType::kCounter,
+                    kBytesSent);
+  per_backend_value("sockeye_backend_received_bytes_total",
+                    "Payload bytes the host read from the backend.", MetricType::kCounter,
+                    kBytesReceived);
+  per_backend_value("sockeye_backend_requests_total",
+                    "Requests (request/response turns) sent to the backend.", MetricType::kCounter,
+                    kRequests);
   per_backend_histogram("sockeye_backend_time_to_first_byte_seconds",
                         "Time from the start of a request to the first byte of its response.",
                         kTimeToFirstByte);
@@ -569,12 +574,13 @@ void Aggregator::Collect(std::vector<MetricFamily>& out) {
   per_backend_histogram("sockeye_backend_rtt_seconds",
                         "Smoothed TCP round-trip time, sampled at each response and at close.",
                         kRtt);
-  per_backend("sockeye_backend_retransmits_total", "TCP segments retransmitted to the backend.",
-              MetricType::kCounter, nullptr, {{nullptr, kRetransmits}});
-  per_backend("sockeye_backend_resets_received_total", "TCP resets received from the backend.",
-              MetricType::kCounter, nullptr, {{nullptr, kResetsReceived}});
-  per_backend("sockeye_backend_resets_sent_total", "TCP resets sent to the backend.",
-              MetricType::kCounter, nullptr, {{nullptr, kResetsSent}});
+  per_backend_value("sockeye_backend_retransmits_total",
+                    "TCP segments retransmitted to the backend.", MetricType::kCounter,
+                    kRetransmits);
+  per_backend_value("sockeye_backend_resets_received_total",
+                    "TCP resets received from the backend.", MetricType::kCounter, kResetsReceived);
+  per_backend_value("sockeye_backend_resets_sent_total", "TCP resets sent to the backend.",
+                    MetricType::kCounter, kResetsSent);
 
   auto& events = family("sockeye_events_total", "Kernel records processed by the agent, by kind.",
                         MetricType::kCounter);
