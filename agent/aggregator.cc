@@ -372,6 +372,19 @@ void Aggregator::Handle(const sockeye_event& event, Clock::time_point now) {
     return;
   }
 
+  // A batch of turns carries its conn_id and nothing else (no backend to
+  // open the connection with, no totals): its connection's opening record
+  // came first, unless the ring buffer was full for it.
+  if (event.kind == SOCKEYE_EV_TURN) {
+    Connection* conn = ConnectionFor(event, now, /*create_open=*/false);
+    if (!conn) {
+      unmatched_turns_ += std::min<uint64_t>(event.turn_count, SOCKEYE_TURN_BATCH);
+      return;
+    }
+    ObserveTurns(conn->overflow ? overflow_.get() : BackendFor(conn->endpoint, now), event);
+    return;
+  }
+
   // A record for a connection the kernel has closed and the agent has
   // already forgotten must not resurrect it (its totals were counted).
   bool kernel_closed = (event.flags & SOCKEYE_EVF_CLOSED) != 0;
@@ -592,6 +605,11 @@ void Aggregator::Collect(std::vector<MetricFamily>& out) {
          "ignored (the turns) or dropped (the record).",
          MetricType::kCounter)
       .samples.push_back({{}, static_cast<double>(malformed_events_)});
+  family("sockeye_turns_unmatched_total",
+         "Time-to-first-byte samples in batch records of connections the agent does not "
+         "know (their opening record found the ring buffer full); not observed.",
+         MetricType::kCounter)
+      .samples.push_back({{}, static_cast<double>(unmatched_turns_)});
   family("sockeye_backends", "Backends with their own series.", MetricType::kGauge)
       .samples.push_back({{}, static_cast<double>(backends_.size())});
   family("sockeye_backends_max", "Backends that may have their own series (--max-backends).",

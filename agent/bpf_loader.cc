@@ -486,9 +486,11 @@ std::unique_ptr<BpfProbes::State> BpfProbes::LoadWith(const LoaderSettings& sett
       bpf_map__fd(skel->maps.events),
       [](void* ctx, void* data, size_t size) -> int {
         auto* s = static_cast<State*>(ctx);
-        if (size < sizeof(sockeye_event) || !s->handler) return 0;
-        sockeye_event event;
-        std::memcpy(&event, data, sizeof(event));
+        if (!s->handler) return 0;
+        // A short record (never written by this build's programs) reaches
+        // the aggregator as kind 0, which it counts as malformed.
+        sockeye_event event{};
+        if (size >= sizeof(event)) std::memcpy(&event, data, sizeof(event));
         (*s->handler)(event);
         return 0;
       },

@@ -89,14 +89,15 @@ void Populate(sockeye::Aggregator& agg, uint32_t backends) {
       e.duration_ns = 100'000 + b;
       agg.Handle(e, now);
       for (uint32_t t = 1; t <= 10; ++t) {
-        auto turn = Event(SOCKEYE_EV_TURN, conn, b);
-        turn.turn_count = 1;
-        turn.turns[0].ttfb_ns = 1'000'000 * t;
-        turn.turns[0].srtt_us = 50 + t;
-        turn.totals.requests = t;
-        turn.totals.bytes_sent = 100 * t;
-        turn.totals.bytes_received = 1000 * t;
-        agg.Handle(turn, now);
+        // A sweep's record: the totals and one turn.
+        auto progress = Event(SOCKEYE_EV_PROGRESS, conn, b);
+        progress.turn_count = 1;
+        progress.turns[0].ttfb_ns = 1'000'000 * t;
+        progress.turns[0].srtt_us = 50 + t;
+        progress.totals.requests = t;
+        progress.totals.bytes_sent = 100 * t;
+        progress.totals.bytes_received = 1000 * t;
+        agg.Handle(progress, now);
       }
     }
     auto closed = Event(SOCKEYE_EV_CLOSED, conn - 1, b);

@@ -32,7 +32,7 @@ int BPF_PROG(on_sock_send_length, struct sock *sk, int ret, int flags)
  * is noticed, and with sock_send_length the response can still arrive, on
  * loopback, before the sender's hook fires. */
 static __always_inline void on_segment(struct sock *sk, const struct sk_buff *skb,
-				       struct conn *c, struct conn_hot *h)
+				       struct conn_hot *h)
 {
 	struct tcp_sock *tp = bpf_skc_to_tcp_sock(sk);
 
@@ -41,7 +41,7 @@ static __always_inline void on_segment(struct sock *sk, const struct sk_buff *sk
 	consume_send_mark(sk, h);
 	note_send_progress(tp, h);
 	if (h->phase == PHASE_AWAITING_RESPONSE && skb_tcp_payload_len(skb) > 0)
-		note_response_bytes(sk, tp, c, h);
+		note_response_bytes(tp, h);
 }
 
 /* Sockets without socket storage (nearly all) leave after one load, as
@@ -49,8 +49,9 @@ static __always_inline void on_segment(struct sock *sk, const struct sk_buff *sk
  * already touched, skc_cookie (IPv4) often not, which cost unfollowed
  * segments ~10 ns more when the cookie was tested first (bench/README.md).
  * A socket that owns a hot slot is an open connection: slots are claimed
- * when a connection opens, and tcp_probe fires only in ESTABLISHED. The
- * socket storage itself is reached only when a batch of turns goes out. */
+ * when a connection opens, and tcp_probe fires only in ESTABLISHED. Such a
+ * connection's socket storage is not reached at all: a batch of turns
+ * carries the conn_id kept in the slot (emit_turns()). */
 SEC("tp_btf/tcp_probe")
 int BPF_PROG(on_tcp_probe, struct sock *sk, const struct sk_buff *skb)
 {
@@ -61,13 +62,13 @@ int BPF_PROG(on_tcp_probe, struct sock *sk, const struct sk_buff *skb)
 		return 0;
 	h = owned_hot_slot((__u64)sk->__sk_common.skc_cookie.counter);
 	if (h) {
-		on_segment(sk, skb, NULL, h);
+		on_segment(sk, skb, h);
 		return 0;
 	}
 	c = conn_lookup(sk);
 	if (!c || c->lifecycle != CONN_OPEN)
 		return 0;
-	on_segment(sk, skb, c, &c->hot);
+	on_segment(sk, skb, &c->hot);
 	return 0;
 }
 

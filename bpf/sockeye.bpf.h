@@ -62,6 +62,9 @@ struct conn_hot {
 	 * 32-bit compare-and-swap only for -mcpu=v3. */
 	__u64 turns_head;
 	__u64 turns_flushed;
+	/* The connection's conn_id, so that a batch record needs nothing else
+	 * (emit_turns()). */
+	__u64 conn_id;
 	__u32 seen_write_seq; /* write_seq when send progress was last seen */
 	__u32 requests;
 	__u32 phase;
@@ -573,21 +576,37 @@ static __always_inline void consume_send_mark(const void *sk, struct conn_hot *h
 	note_send_start(h, when);
 }
 
-/* A batch record from tcp_probe, which reached the hot state without the
- * socket storage: only now is the rest of the connection needed. */
-static __always_inline void emit_turns(const struct sock *sk, const struct tcp_sock *tp,
-				       struct conn *c, struct conn_hot *h)
+/*
+ * A full batch of turns from tcp_probe: conn_id and the turns, nothing
+ * else (SOCKEYE_EV_TURN). Reaching the socket storage and reading the
+ * totals for every batch cost tcp_probe ~35 ns per followed segment
+ * (bench/README.md, hook cost); the totals reach the agent with the next
+ * sweep or state change instead. A copy that lost the compare-and-swap in
+ * take_turns() carries nothing and is discarded.
+ */
+static __always_inline void emit_turns(struct conn_hot *h)
 {
-	if (!c)
-		c = bpf_sk_storage_get(&conns, (struct sock *)sk, 0, 0);
-	if (c)
-		emit(sk, tp, c, h, SOCKEYE_EV_TURN, 0, 0);
+	struct sockeye_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+
+	if (!e) {
+		count_kernel(SOCKEYE_KC_RINGBUF_FULL + SOCKEYE_EV_TURN);
+		return;
+	}
+	e->kind = SOCKEYE_EV_TURN;
+	e->conn_id = h->conn_id;
+	take_turns(h, e);
+	if (!e->turn_count) {
+		bpf_ringbuf_discard(e, BPF_RB_NO_WAKEUP);
+		return;
+	}
+	bpf_ringbuf_submit(e, bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) > ringbuf_wakeup_bytes
+				      ? BPF_RB_FORCE_WAKEUP
+				      : BPF_RB_NO_WAKEUP);
 }
 
-/* Appends a completed turn; a full batch goes out at once. c may be NULL
- * (tcp_probe on a connection with a hot slot). */
-static __always_inline void record_turn(const struct sock *sk, const struct tcp_sock *tp,
-					struct conn *c, struct conn_hot *h, __u64 ttfb_ns)
+/* Appends a completed turn; a full batch goes out at once. */
+static __always_inline void record_turn(const struct tcp_sock *tp, struct conn_hot *h,
+					__u64 ttfb_ns)
 {
 	__u64 head = h->turns_head;
 	__u64 flushed = READ_ONCE_U64(h->turns_flushed);
@@ -596,7 +615,7 @@ static __always_inline void record_turn(const struct sock *sk, const struct tcp_
 	if (head - flushed >= SOCKEYE_TURN_BATCH) {
 		/* The last batch record found the ring buffer full. Try again; if
 		 * it is still full, give up the oldest turn for the new one. */
-		emit_turns(sk, tp, c, h);
+		emit_turns(h);
 		flushed = READ_ONCE_U64(h->turns_flushed);
 		if (head - flushed >= SOCKEYE_TURN_BATCH &&
 		    __sync_val_compare_and_swap(&h->turns_flushed, flushed, flushed + 1) == flushed)
@@ -608,16 +627,15 @@ static __always_inline void record_turn(const struct sock *sk, const struct tcp_
 	asm volatile("" ::: "memory");
 	h->turns_head = head + 1;
 	if (head + 1 - READ_ONCE_U64(h->turns_flushed) >= SOCKEYE_TURN_BATCH)
-		emit_turns(sk, tp, c, h);
+		emit_turns(h);
 }
 
-static __always_inline void note_response_bytes(const struct sock *sk, const struct tcp_sock *tp,
-						struct conn *c, struct conn_hot *h)
+static __always_inline void note_response_bytes(const struct tcp_sock *tp, struct conn_hot *h)
 {
 	if (h->phase != PHASE_AWAITING_RESPONSE)
 		return;
 	h->phase = PHASE_RECEIVING;
-	record_turn(sk, tp, c, h, bpf_ktime_get_ns() - h->turn_start_ns);
+	record_turn(tp, h, bpf_ktime_get_ns() - h->turn_start_ns);
 }
 
 /* tcp_probe's way in, without the socket storage: the slot the socket's
@@ -711,6 +729,8 @@ static __always_inline struct conn_hot *conn_mark_open(struct sock *sk, const st
 {
 	struct conn_hot *h = claim_hot_slot(sk, c);
 
+	c->hot.conn_id = c->conn_id; /* kept there when a slot is given back */
+	h->conn_id = c->conn_id;
 	c->base_write_seq = tp->write_seq;
 	c->base_copied_seq = tp->copied_seq;
 	h->seen_write_seq = c->base_write_seq;

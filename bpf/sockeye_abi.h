@@ -20,7 +20,8 @@
 enum sockeye_event_kind {
 	SOCKEYE_EV_CONNECTED = 1,   /* SYN_SENT -> ESTABLISHED */
 	SOCKEYE_EV_CONNECT_FAILED,  /* SYN_SENT -> CLOSE */
-	SOCKEYE_EV_TURN,            /* a full batch of completed turns (see turns[]) */
+	SOCKEYE_EV_TURN,            /* a full batch of completed turns: only conn_id,
+				     * turn_count and turns[] are filled */
 	SOCKEYE_EV_CLOSED,          /* established connection reached CLOSE */
 	SOCKEYE_EV_PROGRESS,        /* periodic sweep: totals of a live connection */
 	SOCKEYE_EV_ADOPTED,         /* connection found open at start-up */

@@ -80,8 +80,9 @@ TEST(Aggregator, TurnsCarriedByAnyRecordKindAreObserved) {
   Aggregator agg(SmallOptions());
   auto now = Clock::now();
   auto backend = V4(10, 0, 0, 2, 80);
+  agg.Handle(Event(SOCKEYE_EV_CONNECTED, 1, backend), now);
 
-  auto batch = Event(SOCKEYE_EV_TURN, 1, backend);
+  auto batch = Event(SOCKEYE_EV_TURN, 1, sockeye_endpoint{});
   batch.turn_count = SOCKEYE_TURN_BATCH;
   for (uint32_t i = 0; i < SOCKEYE_TURN_BATCH; ++i)
     batch.turns[i] = {.ttfb_ns = 1'000'000 * (i + 1), .srtt_us = 0, .pad = 0};
@@ -108,6 +109,37 @@ TEST(Aggregator, TurnsCarriedByAnyRecordKindAreObserved) {
   EXPECT_EQ(m["sockeye_backend_rtt_seconds_count{backend=10.0.0.2:80}"], 1);
   EXPECT_EQ(m["sockeye_events_malformed_total{}"], 1);
   EXPECT_EQ(m["sockeye_backend_sent_bytes_total{backend=10.0.0.2:80}"], 7);
+}
+
+// A batch record carries only the conn_id and the turns: it never opens a
+// connection (it names no backend) and never moves totals; the turns of a
+// connection the agent does not know are counted, not observed.
+TEST(Aggregator, TurnBatchesBelongToTheirConnectionOnly) {
+  Aggregator agg(SmallOptions());
+  auto now = Clock::now();
+  auto backend = V4(10, 0, 0, 5, 80);
+
+  auto orphan = Event(SOCKEYE_EV_TURN, 7, backend);
+  orphan.turn_count = 3;
+  orphan.totals.bytes_sent = 99;
+  agg.Handle(orphan, now);
+
+  agg.Handle(Event(SOCKEYE_EV_CONNECTED, 8, backend), now);
+  auto batch = Event(SOCKEYE_EV_TURN, 8, sockeye_endpoint{});
+  batch.turn_count = 2;
+  batch.turns[0].ttfb_ns = 1'000'000;
+  batch.turns[1].ttfb_ns = 3'000'000;
+  batch.totals.bytes_sent = 500;
+  agg.Handle(batch, now);
+
+  auto m = Scrape(agg);
+  EXPECT_EQ(m["sockeye_turns_unmatched_total{}"], 3);
+  EXPECT_EQ(m["sockeye_backend_time_to_first_byte_seconds_count{backend=10.0.0.5:80}"], 2);
+  EXPECT_NEAR(m["sockeye_backend_time_to_first_byte_seconds_sum{backend=10.0.0.5:80}"], 0.004,
+              1e-12);
+  EXPECT_EQ(m["sockeye_backend_sent_bytes_total{backend=10.0.0.5:80}"], 0);
+  EXPECT_EQ(m["sockeye_backends{}"], 1);
+  EXPECT_EQ(m["sockeye_events_total{kind=turn}"], 2);
 }
 
 TEST(Aggregator, ConnectionLifecycleCountsOnce) {
