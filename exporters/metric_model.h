@@ -49,8 +49,10 @@ struct HistogramSample {
 // the page, possibly while the collector goes on changing: it must only
 // read data it owns (the snapshot), and size() must never change. Anything
 // that can fail belongs in Collect, where the Registry catches and counts
-// it; producing a batch is not expected to fail (an exception from it ends
-// the page half-way).
+// it. A batch that fails anyway (an exception, or the wrong number of
+// series) leaves the rest of that source out of the page, which goes on
+// with the next source or family, and is counted (SeriesSourceFailures() in
+// text_format.h, exported with the Registry's collector errors).
 template <typename Series>
 class SeriesSource {
  public:

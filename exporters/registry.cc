@@ -6,6 +6,8 @@
 #include <unordered_map>
 #include <utility>
 
+#include "exporters/text_format.h"
+
 namespace sockeye::metrics {
 namespace {
 
@@ -63,9 +65,13 @@ std::vector<MetricFamily> Registry::Gather() {
 
   MetricFamily errors;
   errors.name = kCollectorErrorsMetric;
-  errors.help = "Collector failures during scrapes; a failed collector's metrics are missing.";
+  errors.help =
+      "Collector failures during scrapes (a collector that threw, a family whose type clashed "
+      "with another's, a series source that failed half-way through a page); the failed "
+      "part's metrics are missing from that scrape.";
   errors.type = MetricType::kCounter;
-  errors.samples.push_back({{}, static_cast<double>(errors_.load(std::memory_order_relaxed))});
+  errors.samples.push_back(
+      {{}, static_cast<double>(errors_.load(std::memory_order_relaxed) + SeriesSourceFailures())});
   out.push_back(std::move(errors));
   return out;
 }

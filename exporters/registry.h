@@ -30,7 +30,9 @@ class Registry {
   // followed by `sockeye_collector_errors_total`. A collector that throws
   // contributes nothing to this scrape and increments the error counter; so
   // does a family whose name another collector already used with a
-  // different type (it is dropped, since the output would be invalid).
+  // different type (it is dropped, since the output would be invalid). The
+  // counter also includes series sources that failed while a page was
+  // rendered (SeriesSourceFailures(), text_format.h).
   // Concurrent calls are allowed; collectors must be thread-safe.
   std::vector<MetricFamily> Gather();
 

@@ -1,6 +1,7 @@
 #include "exporters/text_format.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cassert>
 #include <charconv>
 #include <cmath>
@@ -234,6 +235,22 @@ void SortBuckets(const HistogramSample& histogram,
   buckets.resize(kept);
 }
 
+std::atomic<uint64_t> series_source_failures{0};
+
+// One batch from a source, or false (counted) if it threw or did not make
+// `out` hold exactly [begin, end).
+template <typename Series>
+bool ProduceBatch(const SeriesSource<Series>& source, size_t begin, size_t end,
+                  std::vector<Series>& out) {
+  try {
+    source.Produce(begin, end, out);
+    if (out.size() == end - begin) return true;
+  } catch (...) {
+  }
+  series_source_failures.fetch_add(1, std::memory_order_relaxed);
+  return false;
+}
+
 // Sizes Serialize's single reservation: ~96 bytes per line.
 size_t EstimatedSize(const std::vector<MetricFamily>& families) {
   size_t lines = 0;
@@ -245,14 +262,17 @@ size_t EstimatedSize(const std::vector<MetricFamily>& families) {
     // A source's series are taken to have as many buckets as its first.
     for (const auto& source : family.histogram_sources) {
       if (source->size() == 0) continue;
-      source->Produce(0, 1, first);
-      lines += source->size() * (first.front().upper_bounds.size() + 3);
+      const size_t buckets =
+          ProduceBatch(*source, 0, 1, first) ? first.front().upper_bounds.size() : 0;
+      lines += source->size() * (buckets + 3);
     }
   }
   return lines * 96;
 }
 
 }  // namespace
+
+uint64_t SeriesSourceFailures() { return series_source_failures.load(std::memory_order_relaxed); }
 
 const char* ContentType(Format format) {
   switch (format) {
@@ -312,13 +332,17 @@ bool Serializer::AppendTo(std::string& out, size_t soft_limit) {
       continue;
     }
     if (family.type == MetricType::kHistogram) {
-      AppendHistogramSeries(
-          out, NextSeries(family.histograms, family.histogram_sources, histogram_batch_));
-    } else {
-      AppendSample(out, sample_name_,
-                   NextSeries(family.samples, family.sample_sources, sample_batch_));
+      if (const HistogramSample* histogram =
+              NextSeries(family.histograms, family.histogram_sources, histogram_batch_)) {
+        AppendHistogramSeries(out, *histogram);
+        ++series_;
+      }
+    } else if (const Sample* sample =
+                   NextSeries(family.samples, family.sample_sources, sample_batch_)) {
+      AppendSample(out, sample_name_, *sample);
+      ++series_;
     }
-    if (++series_ == series_count_) {
+    if (series_ == series_count_) {
       in_family_ = false;
       ++family_;
       SkipEmptyFamilies();
@@ -364,28 +388,31 @@ void Serializer::EnterFamily(const MetricFamily& family) {
 }
 
 template <typename Series>
-const Series& Serializer::NextSeries(
+const Series* Serializer::NextSeries(
     const std::vector<Series>& listed,
     const std::vector<std::shared_ptr<const SeriesSource<Series>>>& sources,
     std::vector<Series>& batch) {
-  // Move on to the next part with a series left: the listed series are
-  // part 0, source i is part i + 1. The caller knows one is left.
   auto part_size = [&] { return part_ == 0 ? listed.size() : sources[part_ - 1]->size(); };
-  while (index_ == part_size()) {
-    ++part_;
-    assert(part_ <= sources.size());
-    index_ = 0;
-    batch_begin_ = batch_end_ = 0;
-  }
-  if (part_ == 0) return listed[index_++];
-  if (index_ == batch_end_) {
+  for (;;) {
+    // Move on to the next part with a series left: the listed series are
+    // part 0, source i is part i + 1. The caller knows one is left.
+    while (index_ == part_size()) {
+      ++part_;
+      assert(part_ <= sources.size());
+      index_ = 0;
+      batch_begin_ = batch_end_ = 0;
+    }
+    if (part_ == 0) return &listed[index_++];
+    if (index_ < batch_end_) return &batch[index_++ - batch_begin_];
     const SeriesSource<Series>& source = *sources[part_ - 1];
     batch_begin_ = index_;
     batch_end_ = std::min(source.size(), index_ + kSourceBatchSeries);
-    source.Produce(batch_begin_, batch_end_, batch);
-    assert(batch.size() == batch_end_ - batch_begin_);
+    if (ProduceBatch(source, batch_begin_, batch_end_, batch)) continue;
+    // The rest of this source is left out of the page.
+    series_count_ -= source.size() - index_;
+    index_ = batch_end_ = source.size();
+    if (series_ == series_count_) return nullptr;
   }
-  return batch[index_++ - batch_begin_];
 }
 
 void Serializer::AppendHistogramSeries(std::string& out, const HistogramSample& histogram) {

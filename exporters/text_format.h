@@ -40,6 +40,11 @@ std::string Serialize(const std::vector<MetricFamily>& families, Format format);
 //     serializer.AppendTo(chunk, 64 * 1024);
 //     Send(chunk);
 //   }
+// Series source batches that failed while a page was rendered, over the
+// process's life (see SeriesSource): the rest of each such source is missing
+// from that page.
+uint64_t SeriesSourceFailures();
+
 class Serializer {
  public:
   // Series asked of a source at a time: large enough that a call per
@@ -73,9 +78,11 @@ class Serializer {
   void SkipEmptyFamilies();
   void EnterFamily(const MetricFamily& family);
   // The family's next series: a listed one, or one from a source, produced
-  // a batch at a time into `batch`, valid until the next call.
+  // a batch at a time into `batch`, valid until the next call. Null when a
+  // failed source took the family's last series with it (the series it
+  // would have produced are taken out of series_count_).
   template <typename Series>
-  const Series& NextSeries(const std::vector<Series>& listed,
+  const Series* NextSeries(const std::vector<Series>& listed,
                            const std::vector<std::shared_ptr<const SeriesSource<Series>>>& sources,
                            std::vector<Series>& batch);
   void AppendHistogramSeries(std::string& out, const HistogramSample& histogram);

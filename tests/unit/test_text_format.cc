@@ -14,6 +14,7 @@
 #include <locale>
 #include <memory>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -568,6 +569,73 @@ int PromtoolCheck(const std::string& text, std::string* output) {
   int status = pclose(pipe);
   std::filesystem::remove(input);
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+// Hands out its series like VectorSource for `good_batches` calls, then
+// fails every batch: by throwing, or by producing one series too few.
+class FailingSource final : public SeriesSource<Sample> {
+ public:
+  enum class How { kThrow, kShortBatch };
+  FailingSource(std::vector<Sample> series, size_t good_batches, How how)
+      : good_(std::move(series)), good_batches_(good_batches), how_(how) {}
+  size_t size() const override { return good_.size(); }
+  void Produce(size_t begin, size_t end, std::vector<Sample>& out) const override {
+    if (calls_++ < good_batches_) return good_.Produce(begin, end, out);
+    if (how_ == How::kThrow) throw std::runtime_error("batch failed");
+    good_.Produce(begin, end - 1, out);
+  }
+
+ private:
+  VectorSource<Sample> good_;
+  size_t good_batches_;
+  How how_;
+  mutable size_t calls_ = 0;
+};
+
+std::vector<Sample> Numbered(size_t n) {
+  std::vector<Sample> series;
+  for (size_t i = 0; i < n; ++i) series.push_back({{{"n", std::to_string(i)}}, 1});
+  return series;
+}
+
+// One part that fails never breaks a scrape: a source whose batch fails
+// leaves the rest of its own series out, and the page goes on with the
+// family's next source and the next families; the failure is counted.
+TEST(SeriesSourceTest, AFailingSourceLosesOnlyItsOwnRemainingSeries) {
+  constexpr size_t kBatch = Serializer::kSourceBatchSeries;
+  for (auto how : {FailingSource::How::kThrow, FailingSource::How::kShortBatch}) {
+    for (Format format : {Format::kPrometheusText004, Format::kOpenMetrics100}) {
+      MetricFamily family = Counter("a_total", "A.", {{{{"n", "listed"}}, 1}});
+      family.sample_sources.push_back(
+          std::make_shared<FailingSource>(Numbered(kBatch + 10), /*good_batches=*/1, how));
+      family.sample_sources.push_back(
+          std::make_shared<VectorSource<Sample>>(std::vector<Sample>{{{{"n", "after"}}, 2}}));
+      MetricFamily all_failing = Gauge("b", "B.", {});
+      all_failing.sample_sources.push_back(
+          std::make_shared<FailingSource>(Numbered(3), /*good_batches=*/0, how));
+      const std::vector<MetricFamily> families = {family, all_failing, Gauge("c", "C.", {{{}, 3}})};
+
+      const uint64_t failures_before = SeriesSourceFailures();
+      std::string joined;
+      for (const auto& piece : RenderInPieces(families, format, 0)) joined += piece;
+      EXPECT_EQ(SeriesSourceFailures() - failures_before, 2u);
+
+      const std::string a = "a_total";  // the sample name in both formats
+      EXPECT_NE(joined.find(a + "{n=\"listed\"} 1\n"), std::string::npos);
+      EXPECT_NE(joined.find(a + "{n=\"" + std::to_string(kBatch - 1) + "\"} 1\n"),
+                std::string::npos);
+      EXPECT_EQ(joined.find(a + "{n=\"" + std::to_string(kBatch) + "\"}"), std::string::npos);
+      EXPECT_NE(joined.find(a + "{n=\"after\"} 2\n"), std::string::npos);
+      EXPECT_EQ(joined.find("\nb{"), std::string::npos);
+      EXPECT_NE(joined.find("\nc 3\n"), std::string::npos);
+      if (format == Format::kOpenMetrics100) {
+        EXPECT_TRUE(joined.ends_with("# EOF\n"));
+      } else if (OnPath("promtool")) {
+        std::string output;
+        EXPECT_EQ(PromtoolCheck(joined, &output), 0) << output;
+      }
+    }
+  }
 }
 
 TEST(TextFormatTest, PromtoolAcceptsOutput) {
