@@ -20,6 +20,7 @@
 
 #include "agent/capabilities.h"
 #include "agent/log.h"
+#include "agent/unique_fd.h"
 #include "sockeye.skel.h"
 
 namespace sockeye {
@@ -56,30 +57,6 @@ struct BtfDeleter {
   void operator()(btf* b) const { btf__free(b); }
 };
 using LinkPtr = std::unique_ptr<bpf_link, LinkDeleter>;
-
-class UniqueFd {
- public:
-  UniqueFd() = default;
-  explicit UniqueFd(int fd) : fd_(fd) {}
-  UniqueFd(UniqueFd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-  UniqueFd& operator=(UniqueFd&& other) noexcept {
-    if (this != &other) {
-      Reset();
-      fd_ = std::exchange(other.fd_, -1);
-    }
-    return *this;
-  }
-  ~UniqueFd() { Reset(); }
-  int get() const { return fd_; }
-  bool valid() const { return fd_ >= 0; }
-
- private:
-  void Reset() {
-    if (fd_ >= 0) close(fd_);
-    fd_ = -1;
-  }
-  int fd_ = -1;
-};
 
 std::string ErrnoText(int err) { return std::strerror(err < 0 ? -err : err); }
 

@@ -18,6 +18,8 @@
 #include <string>
 #include <string_view>
 
+#include "agent/unique_fd.h"
+
 namespace sockeye::bench {
 
 // The pid of the calling process, for the /proc helpers below.
@@ -71,7 +73,8 @@ struct HttpGetOptions {
 template <typename OnData>
 bool HttpGet(uint16_t port, std::string_view path, const HttpGetOptions& options,
              std::span<char> buffer, OnData&& on_data, std::string* error) {
-  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  const UniqueFd socket_fd(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  const int fd = socket_fd.get();
   if (fd < 0) {
     *error = std::string("socket: ") + std::strerror(errno);
     return false;
@@ -86,7 +89,6 @@ bool HttpGet(uint16_t port, std::string_view path, const HttpGetOptions& options
   sa.sin_port = htons(port);
   if (connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0) {
     *error = std::string("connect: ") + std::strerror(errno);
-    close(fd);
     return false;
   }
   std::string request = "GET " + std::string(path) +
@@ -101,7 +103,6 @@ bool HttpGet(uint16_t port, std::string_view path, const HttpGetOptions& options
   if (send(fd, request.data(), request.size(), MSG_NOSIGNAL) !=
       static_cast<ssize_t>(request.size())) {
     *error = "send failed";
-    close(fd);
     return false;
   }
   bool ok = true;
@@ -118,7 +119,6 @@ bool HttpGet(uint16_t port, std::string_view path, const HttpGetOptions& options
     }
     break;
   }
-  close(fd);
   return ok;
 }
 

@@ -6,7 +6,10 @@
 #       time over the same interval; agent CPU-seconds per million requests;
 #       agent peak RSS; events lost at that rate;
 #   (b) observed: wrk requests/s and p99 without vs with the agent,
-#       alternated ROUNDS times; median ratio and spread.
+#       alternated ROUNDS times; median ratio and spread. Beside them, the
+#       machine's busy CPU time per request in the same runs (all CPUs,
+#       steal time excluded): what the agent costs whatever the throughput,
+#       which on a shared VM swings with the neighbours.
 #
 #   sudo bench/proxy_cost.sh build/sockeye [ROUNDS=7] [SECONDS=8]
 set -euo pipefail
@@ -75,31 +78,38 @@ start_agent() {
 }
 stop_agent() { kill "$agent_pid"; wait "$agent_pid" 2>/dev/null || true; agent_pid=""; }
 
-# wrk: one thread, 16 connections; prints "rps p99_ms requests".
+# wrk: one thread, 16 connections; prints "rps p99_ms requests busy_us_per_request".
 # PROXY_COST_PERF=DIR: record a system-wide perf profile (cpu-clock, call
 # graphs) of each wrk run of part (b) into DIR/{with,without}-ROUND.data, to
 # see where the observed cost goes beyond the BPF programs' own run time.
+hz=$(getconf CLK_TCK)
 perf_label=""
 run_wrk() {
   if [ -n "${PROXY_COST_PERF:-}" ] && [ -n "$perf_label" ]; then
     perf record -a -g -o "$PROXY_COST_PERF/$perf_label.data" -- sleep "$seconds" >/dev/null 2>&1 &
   fi
+  local busy_before busy_after
+  read -r busy_before _ < <(cpu_busy_total)
   "${pin_rest[@]}" wrk -t1 -c16 -d"${seconds}s" --latency http://127.0.0.40:8000/ >"$work/wrk.txt"
+  read -r busy_after _ < <(cpu_busy_total)
   wait
-  python3 - "$work/wrk.txt" <<'PY'
+  python3 - "$work/wrk.txt" "$busy_before" "$busy_after" "$hz" <<'PY'
 import re, sys
 text = open(sys.argv[1]).read()
+busy_ticks = float(sys.argv[3]) - float(sys.argv[2])
 rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
 p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", text)
 scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[p99.group(2)]
 reqs = int(re.search(r"(\d+) requests in", text).group(1))
-print(f"{rps:.1f} {float(p99.group(1)) * scale:.3f} {reqs}")
+print(f"{rps:.1f} {float(p99.group(1)) * scale:.3f} {reqs} {busy_ticks / float(sys.argv[4]) / reqs * 1e6:.3f}")
 PY
 }
 
-cpu_busy_total() { awk '/^cpu / { idle=$5+$6; t=0; for (i=2;i<=NF;i++) t+=$i; print t-idle, t }' /proc/stat; }
+# Busy and total ticks over all CPUs: user nice system idle iowait irq
+# softirq steal ...; idle, iowait and steal (time the hypervisor gave to
+# someone else) are not busy.
+cpu_busy_total() { awk '/^cpu / { t=0; for (i=2;i<=NF;i++) t+=$i; print t-$5-$6-$9, t }' /proc/stat; }
 agent_cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$agent_pid/stat"; }
-hz=$(getconf CLK_TCK)
 
 echo "# sockeye proxy cost: nginx 1 worker, 2 keep-alive upstreams, 1 KiB responses, wrk -t1 -c16 -d${seconds}s"
 echo "# machine: $(nproc) CPUs, $(uname -r)"
@@ -115,7 +125,7 @@ cpu0=$(agent_cpu_ticks)
 w0=$(worker_ticks)
 bpf0=$(sum_metric sockeye_bpf_program_run_time_seconds_total)
 req0=$(sum_metric sockeye_backend_requests_total)
-read -r rps p99 total < <(run_wrk)
+read -r rps p99 total _ < <(run_wrk)
 sleep 1.5  # one sweep, so the agent has counted everything
 read -r busy1 _ < <(cpu_busy_total)
 cpu1=$(agent_cpu_ticks)
@@ -150,35 +160,43 @@ PY
 # --- (b) observed: alternate without / with (BPF stats off). Odd rounds run
 # without first, even rounds with first, so a drift of the machine's speed
 # during a round does not always favour the same side.
-echo "(b) round  rps_without  rps_with  ratio  p99_without_ms  p99_with_ms"
+echo "(b) round  rps_without  rps_with  ratio  p99_without_ms  p99_with_ms  cpu_us_per_req_without  with  ratio"
 ratios=()
+cpu_ratios=()
 # PROXY_COST_PLACEBO=1 runs the "with" side without the agent (an A/A run):
 # the spread and bias of the harness itself on this machine.
 with_agent() {
   if [ "${PROXY_COST_PLACEBO:-0}" = 1 ]; then
     sleep 0.5
-    read -r rps_on p99_on _ < <(run_wrk)
+    read -r rps_on p99_on _ cpu_on < <(run_wrk)
     return
   fi
   start_agent
   sleep 0.5
   perf_label=with-$r
-  read -r rps_on p99_on _ < <(run_wrk)
+  read -r rps_on p99_on _ cpu_on < <(run_wrk)
   perf_label=""
   stop_agent
 }
 for r in $(seq "$rounds"); do
   if (( r % 2 == 0 )); then with_agent; fi
   perf_label=without-$r
-  read -r rps_off p99_off _ < <(run_wrk)
+  read -r rps_off p99_off _ cpu_off < <(run_wrk)
   perf_label=""
   if (( r % 2 == 1 )); then with_agent; fi
   ratio=$(python3 -c "print(f'{$rps_on / $rps_off:.3f}')")
   ratios+=("$ratio")
-  printf "    %5d  %11.0f  %8.0f  %5s  %14.3f  %11.3f\n" "$r" "$rps_off" "$rps_on" "$ratio" "$p99_off" "$p99_on"
+  # As a throughput ratio: CPU per request without / with.
+  cpu_ratio=$(python3 -c "print(f'{$cpu_off / $cpu_on:.3f}')")
+  cpu_ratios+=("$cpu_ratio")
+  printf "    %5d  %11.0f  %8.0f  %5s  %14.3f  %11.3f  %22.2f  %4.2f  %5s\n" "$r" "$rps_off" "$rps_on" \
+    "$ratio" "$p99_off" "$p99_on" "$cpu_off" "$cpu_on" "$cpu_ratio"
 done
 python3 -c "
 import statistics, sys
-r = sorted(map(float, sys.argv[1:]))
-print(f'    median ratio {statistics.median(r):.3f} (min {r[0]:.3f}, max {r[-1]:.3f}) over {len(r)} rounds (target >= 0.97)')
-" "${ratios[@]}"
+n = len(sys.argv) // 2
+for label, values, target in (('ratio', sys.argv[1:n + 1], ' (target >= 0.97)'),
+                              ('CPU-per-request ratio (without / with)', sys.argv[n + 1:], '')):
+    r = sorted(map(float, values))
+    print(f'    median {label} {statistics.median(r):.3f} (min {r[0]:.3f}, max {r[-1]:.3f}) over {len(r)} rounds{target}')
+" "${ratios[@]}" "${cpu_ratios[@]}"

@@ -134,23 +134,22 @@ class LoopbackTraffic : public ::testing::Test {
   // return when agent_ is still null. `customize` may change the config
   // (filters, processes) before the start.
   void StartAgent(const std::function<void(Config&)>& customize = {}) {
-    Config config;
-    config.listen_address = "127.0.0.1:0";
+    // The reruns of this suite (CMakeLists.txt) choose the probe mode and
+    // the hot slots through the environment; the agent's own parser checks
+    // them, as it would the flags.
+    std::vector<const char*> args = {"sockeye", "--web.listen-address", "127.0.0.1:0"};
+    if (const char* mode = std::getenv("SOCKEYE_TEST_PROBE_MODE")) {
+      args.insert(args.end(), {"--probe-mode", mode});
+    }
+    if (const char* slots = std::getenv("SOCKEYE_TEST_HOT_SLOTS")) {
+      args.insert(args.end(), {"--hot-slots", slots});
+    }
+    ParseOutcome parsed = ParseCommandLine(static_cast<int>(args.size()), args.data());
+    if (!parsed.config) FAIL() << "the test's agent settings: " << parsed.message;
+    Config config = std::move(*parsed.config);
     // Several agents start in this one process; the real binary drops its
     // capabilities (covered by tests/e2e/promtool_check.sh).
     config.keep_capabilities = true;
-    if (const char* name = std::getenv("SOCKEYE_TEST_PROBE_MODE")) {
-      const auto mode = ProbeModeFromName(name);
-      if (!mode) FAIL() << "SOCKEYE_TEST_PROBE_MODE=" << name << " is not a probe mode";
-      config.probe_mode = *mode;
-    }
-    if (const char* slots = std::getenv("SOCKEYE_TEST_HOT_SLOTS")) {
-      char* end = nullptr;
-      const unsigned long n = std::strtoul(slots, &end, 10);
-      if (*slots == '\0' || *end != '\0' || (n & (n - 1)) != 0)
-        FAIL() << "SOCKEYE_TEST_HOT_SLOTS=" << slots << " is not 0 or a power of two";
-      config.hot_slots = static_cast<uint32_t>(n);
-    }
     std::string error;
     for (const char* net : {"127.0.0.2/32", "127.0.0.3/32", "127.0.0.4/32", "::1/128"})
       config.include.push_back(*ParseCidrMatch(net, &error));
