@@ -364,9 +364,20 @@ std::unique_ptr<BpfProbes::State> BpfProbes::LoadWith(const LoaderSettings& sett
   if (!choose(skel->progs.on_inet_sock_set_state, "connection_state", "inet_sock_set_state", true,
               ""))
     return nullptr;
-  // tcp:tcp_probe marks every response (Linux 4.16+, so every kernel that
-  // can run the rest).
-  if (!choose(skel->progs.on_tcp_probe, "receive_segment", "tcp_probe", true, "")) return nullptr;
+  // Responses are timed at sock:sk_data_ready (data and FINs only, and no
+  // clock read: see conn_data.bpf.c) when the kernel has it and no send hook
+  // is asked for; otherwise at tcp:tcp_probe (every segment; Linux 4.16+, so
+  // every kernel that can run the rest).
+  const bool data_ready = settings.probe_mode == ProbeMode::kAuto &&
+                          send_mode == SendMode::kNone &&
+                          HasTracepoint(vmlinux, "sk_data_ready");
+  if (data_ready) {
+    bpf_program__set_autoload(skel->progs.on_tcp_probe, false);
+    state->probes.push_back({"receive", "tp_btf", "sk_data_ready"});
+  } else {
+    bpf_program__set_autoload(skel->progs.on_sk_data_ready, false);
+    if (!choose(skel->progs.on_tcp_probe, "receive", "tcp_probe", true, "")) return nullptr;
+  }
   choose(skel->progs.on_tcp_destroy_sock, "socket_destroy", "tcp_destroy_sock", false,
          "bytes an application reads after a reset already closed its socket are not counted");
   choose(skel->progs.on_tcp_send_reset, "reset_sent", "tcp_send_reset", false,
@@ -432,7 +443,8 @@ std::unique_ptr<BpfProbes::State> BpfProbes::LoadWith(const LoaderSettings& sett
   };
   for (bpf_program* prog : {skel->progs.on_inet_sock_set_state, skel->progs.on_sock_send_length,
                             skel->progs.on_tcp_sendmsg_fentry, skel->progs.on_tcp_sendmsg_kprobe,
-                            skel->progs.on_tcp_probe, skel->progs.on_tcp_destroy_sock,
+                            skel->progs.on_tcp_probe, skel->progs.on_sk_data_ready,
+                            skel->progs.on_tcp_destroy_sock,
                             skel->progs.on_tcp_send_reset, skel->progs.on_tcp_receive_reset}) {
     if (!attach(prog)) return nullptr;
   }

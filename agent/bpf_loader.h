@@ -20,7 +20,7 @@ namespace sockeye {
 
 // What was chosen for one logical hook; exported as sockeye_probe_info.
 struct ProbeChoice {
-  std::string hook;    // e.g. "connection_state", "send", "receive_segment"
+  std::string hook;    // e.g. "connection_state", "send", "receive"
   std::string mode;    // "tp_btf", "iter", or "off"
   std::string target;  // the tracepoint or iterator, or why it is off
   // Off because this kernel lacks the hook, not by choice (the send hook is

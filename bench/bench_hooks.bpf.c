@@ -17,7 +17,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 const volatile __u16 server_port; /* host order */
 
 enum { SIDE_CLIENT = 0, SIDE_SERVER, SIDE_OTHER, SIDES };
-enum { HOOK_STATE = 0, HOOK_SEND, HOOK_SEGMENT, HOOKS };
+enum { HOOK_STATE = 0, HOOK_SEND, HOOK_SEGMENT, HOOK_DATA_READY, HOOKS };
 
 __u64 invocations[HOOKS][SIDES];
 
@@ -27,6 +27,8 @@ SEC("tp_btf/sock_send_length")
 int BPF_PROG(empty_sock_send_length) { return 0; }
 SEC("tp_btf/tcp_probe")
 int BPF_PROG(empty_tcp_probe) { return 0; }
+SEC("tp_btf/sk_data_ready")
+int BPF_PROG(empty_sk_data_ready) { return 0; }
 
 static __always_inline void count(int hook, const struct sock *sk)
 {
@@ -44,6 +46,8 @@ SEC("tp_btf/sock_send_length")
 int BPF_PROG(count_sock_send_length, struct sock *sk) { count(HOOK_SEND, sk); return 0; }
 SEC("tp_btf/tcp_probe")
 int BPF_PROG(count_tcp_probe, struct sock *sk) { count(HOOK_SEGMENT, sk); return 0; }
+SEC("tp_btf/sk_data_ready")
+int BPF_PROG(count_sk_data_ready, struct sock *sk) { count(HOOK_DATA_READY, sk); return 0; }
 
 /* Cost of one clock read, for reading the numbers above: the same hook
  * calling bpf_ktime_get_ns() once. */

@@ -40,6 +40,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <iterator>
 #include <map>
 #include <optional>
 #include <string>
@@ -118,10 +119,11 @@ int main(int argc, char** argv) {
     }
   }
   // The empty reference programs (bench_hooks.bpf.c) sit on the tracepoints
-  // that these two modes attach to.
+  // that these modes attach to.
   const std::optional<sockeye::ProbeMode> probe_mode = sockeye::ProbeModeFromName(probe_mode_flag);
-  if (probe_mode != sockeye::ProbeMode::kAuto && probe_mode != sockeye::ProbeMode::kTracepoint) {
-    std::fprintf(stderr, "hook_cost: --probe-mode is auto or tracepoint on this bench\n");
+  if (probe_mode != sockeye::ProbeMode::kAuto && probe_mode != sockeye::ProbeMode::kTracepoint &&
+      probe_mode != sockeye::ProbeMode::kSegment) {
+    std::fprintf(stderr, "hook_cost: --probe-mode is auto, segment or tracepoint on this bench\n");
     return 2;
   }
   if (geteuid() != 0) {
@@ -181,6 +183,7 @@ int main(int argc, char** argv) {
       {"inet_sock_set_state", "on_inet_sock_set_state", "empty_inet_sock_set_state", 0},
       {"sock_send_length", "on_sock_send_length", "empty_sock_send_length", 1},
       {"tcp_probe", "on_tcp_probe", "empty_tcp_probe", 2},
+      {"sk_data_ready", "on_sk_data_ready", "empty_sk_data_ready", 3},
   };
   std::map<std::string, Stat> unfollowed_sum, followed_sum, empty_sum;
   std::map<std::string, uint64_t> followed_client_calls;
@@ -191,8 +194,8 @@ int main(int argc, char** argv) {
     Drive(unfollowed.address(), port, connections, requests);
     Stats a1 = Snapshot(*agent, bench);
     // Phase B: the client side followed.
-    uint64_t client_before[3];
-    for (int h = 0; h < 3; ++h) client_before[h] = bench->bss->invocations[h][0];
+    uint64_t client_before[std::size(hooks)];
+    for (size_t h = 0; h < std::size(hooks); ++h) client_before[h] = bench->bss->invocations[h][0];
     Stats b0 = Snapshot(*agent, bench);
     Drive(followed.address(), port, connections, requests);
     agent->Tick(0);
@@ -246,10 +249,12 @@ int main(int argc, char** argv) {
                 clock.calls ? double(clock.ns) / double(clock.calls) : 0,
                 e.calls ? double(e.ns) / double(e.calls) : 0);
   }
-  std::printf("(followed calls per hook: state %llu, send %llu, tcp_probe %llu)\n",
-              static_cast<unsigned long long>(followed_client_calls["inet_sock_set_state"]),
-              static_cast<unsigned long long>(followed_client_calls["sock_send_length"]),
-              static_cast<unsigned long long>(followed_client_calls["tcp_probe"]));
+  std::printf(
+      "(followed calls per hook: state %llu, send %llu, tcp_probe %llu, sk_data_ready %llu)\n",
+      static_cast<unsigned long long>(followed_client_calls["inet_sock_set_state"]),
+      static_cast<unsigned long long>(followed_client_calls["sock_send_length"]),
+      static_cast<unsigned long long>(followed_client_calls["tcp_probe"]),
+      static_cast<unsigned long long>(followed_client_calls["sk_data_ready"]));
   if (storage_timing) {
     double n = static_cast<double>(bench->bss->storage_samples);
     std::printf(

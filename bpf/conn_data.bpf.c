@@ -73,6 +73,64 @@ int BPF_PROG(on_tcp_probe, struct sock *sk, const struct sk_buff *skb)
 }
 
 /*
+ * sock:sk_data_ready fires when a received segment's payload (or FIN) has
+ * been queued for the application, at the end of the kernel's processing of
+ * that segment: its ACK has been taken (tcp_ack()) and tcp_clock_cache
+ * refreshed. So the response's first byte is timed without a clock read of
+ * our own: it arrived at tcp_clock_cache, and the request left at
+ * tp->rack.mstamp, the departure time (us) of the newest segment the peer
+ * has acknowledged ("tcp: RACK loss detection", Linux 4.4; in us since 4.13)
+ * -- the request's last segment, which the response acknowledges.
+ * It fires for data and FINs only (not for pure ACKs, unlike tcp_probe) and
+ * the lines it reads were just written by the kernel. A data segment that
+ * arrives before the peer acknowledged the request was sent before the
+ * peer had it: not a response.
+ */
+static __always_inline void on_data_ready(const struct sock *sk, const struct tcp_sock *tp,
+					  struct conn_hot *h)
+{
+	__u32 rcv_nxt = tp->rcv_nxt;
+	__u32 arrived = rcv_nxt - h->seen_rcv_nxt;
+	__u64 sent_us, now_ns;
+
+	h->seen_rcv_nxt = rcv_nxt;
+	note_send_progress(tp, h);
+	if (h->phase != PHASE_AWAITING_RESPONSE)
+		return;
+	if (arrived &&
+	    (sk->__sk_common.skc_flags & (1UL << bpf_core_enum_value(enum sock_flags, SOCK_DONE))))
+		arrived -= 1; /* the FIN's sequence number */
+	if (!arrived || (__s32)(tp->snd_una - h->seen_write_seq) < 0)
+		return;
+	sent_us = tp->rack.mstamp;
+	now_ns = tp->tcp_clock_cache;
+	h->phase = PHASE_RECEIVING;
+	record_turn(tp, h, now_ns > sent_us * 1000 ? now_ns - sent_us * 1000 : 0);
+}
+
+SEC("tp_btf/sk_data_ready")
+int BPF_PROG(on_sk_data_ready, struct sock *sk)
+{
+	struct tcp_sock *tp;
+	struct conn_hot *h;
+	struct conn *c;
+
+	if (bpf_core_field_exists(sk->sk_bpf_storage) && !sk->sk_bpf_storage)
+		return 0;
+	h = owned_hot_slot((__u64)sk->__sk_common.skc_cookie.counter);
+	if (!h) {
+		c = conn_lookup(sk);
+		if (!c || c->lifecycle != CONN_OPEN)
+			return 0;
+		h = &c->hot;
+	}
+	tp = bpf_skc_to_tcp_sock(sk);
+	if (tp)
+		on_data_ready(sk, tp, h);
+	return 0;
+}
+
+/*
  * Kernels before 6.3 have no sock_send_length. There the send hook is
  * fentry, or failing that a kprobe, on tcp_sendmsg's entry: a send with
  * size > 0 is starting. The agent switches off whichever is not used.

@@ -66,6 +66,7 @@ struct conn_hot {
 	 * (emit_turns()). */
 	__u64 conn_id;
 	__u32 seen_write_seq; /* write_seq when send progress was last seen */
+	__u32 seen_rcv_nxt;   /* rcv_nxt at the last sk_data_ready (on_data_ready()) */
 	__u32 requests;
 	__u32 phase;
 	__u8 tx_final; /* FIN queued: conn.final_write_seq holds the send total */
@@ -709,6 +710,7 @@ static __always_inline void release_hot_slot(struct conn *c)
 		return;
 	c->hot.turn_start_ns = h->turn_start_ns;
 	c->hot.seen_write_seq = h->seen_write_seq;
+	c->hot.seen_rcv_nxt = h->seen_rcv_nxt;
 	c->hot.requests = h->requests;
 	c->hot.phase = h->phase;
 	c->hot.tx_final = h->tx_final;
@@ -734,6 +736,7 @@ static __always_inline struct conn_hot *conn_mark_open(struct sock *sk, const st
 	c->base_write_seq = tp->write_seq;
 	c->base_copied_seq = tp->copied_seq;
 	h->seen_write_seq = c->base_write_seq;
+	h->seen_rcv_nxt = tp->rcv_nxt;
 	c->last_sent32 = 0;
 	c->last_received32 = 0;
 	c->sent_high = 0;
