@@ -394,9 +394,10 @@ std::unique_ptr<BpfProbes::State> BpfProbes::LoadWith(const LoaderSettings& sett
       state->probes.begin() + 1,
       {"send", SendModeName(send_mode),
        send_mode == SendMode::kTracepoint ? "sock_send_length"
-       : send_mode == SendMode::kNone ? "requests are noticed at the backend's next segment and "
-                                        "timed from the socket's last transmit"
-                                      : "tcp_sendmsg"});
+       : send_mode == SendMode::kNone     ? "requests are noticed when the backend's response "
+                                            "(or acknowledgement) arrives, timed from the "
+                                            "request's transmit"
+                                          : "tcp_sendmsg"});
 
   rodata->ringbuf_wakeup_bytes = settings.ringbuf_bytes / 4;
   if (bpf_map__set_max_entries(skel->maps.events, static_cast<__u32>(settings.ringbuf_bytes)) !=

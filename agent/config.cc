@@ -737,9 +737,10 @@ void DefineFlags(CLI::App* app, RawFlags* raw) {
                 "nothing later needs them)")
       ->group(tracking);
   scalar(app->add_option("--probe-mode", raw->probe_mode,
-                         "Send hook: auto (= segment: none; a request is noticed at the "
-                         "backend's next segment, the cheapest), or tracepoint, fentry, "
-                         "kprobe to time requests written in pieces from their first write"))
+                         "auto (no send hook; responses timed at sk_data_ready where the "
+                         "kernel has it, else tcp_probe: the cheapest), segment (no send "
+                         "hook, tcp_probe), or a send hook to time requests written in "
+                         "pieces from their first write: tracepoint, fentry, kprobe"))
       ->type_name("MODE")
       ->group(tracking);
   scalar(app->add_option("--log.level", raw->log_level,

@@ -10,13 +10,17 @@ using metrics::MetricType;
 
 void ProbesCollector::Collect(std::vector<MetricFamily>& out) {
   MetricFamily info{"sockeye_probe_info",
-                    "The kernel program attached for each hook (mode off: none; for send that is "
-                    "the default, for the others the kernel lacks the hook).",
+                    "The kernel program attached for each hook and where (target: the "
+                    "tracepoint, function or iterator; mode off: none, for send that is the "
+                    "default, for the others the kernel lacks the hook).",
                     MetricType::kGauge,
                     {},
                     {}};
-  for (const auto& p : probes_.probes())
-    info.samples.push_back({{{"hook", p.hook}, {"mode", p.mode}}, 1});
+  for (const auto& p : probes_.probes()) {
+    // An off hook's target is an explanation, not a name.
+    const std::string target = p.mode == "off" ? "" : p.target;
+    info.samples.push_back({{{"hook", p.hook}, {"mode", p.mode}, {"target", target}}, 1});
+  }
   out.push_back(std::move(info));
 
   auto counters = probes_.KernelCounters();

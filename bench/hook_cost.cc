@@ -7,7 +7,10 @@
 //                                [--storage-timing 1] [--probe-mode MODE] [--hot-slots N]
 //
 // --probe-mode is the agent's (default auto: no send hook, so the
-// sock_send_length row reads "not attached"; tracepoint attaches it).
+// sock_send_length row reads "not attached", and responses timed at
+// sk_data_ready where the kernel has it, so the tcp_probe row reads "not
+// attached" too; segment times them at tcp_probe; tracepoint attaches the
+// send hook and uses tcp_probe).
 // By default the client and server threads run wherever the scheduler puts
 // them, so on loopback the send hook (client CPU) and tcp_probe (softirq on
 // the responding server's CPU) usually run on different CPUs and every

@@ -25,6 +25,13 @@
  * Add tracepoints for sendmsg/recvmsg return values", net/socket.c). On older
  * kernels the agent switches the programs that use them off before load.
  *
+ * sock:sk_data_ready (tp_btf signature (const struct sock *sk)) came with
+ * "net/sock: Introduce trace_sk_data_ready()" (Peilin Ye, 2023), after 6.1;
+ * where it is missing the agent times responses at tcp:tcp_probe instead.
+ * Its program reads tcp_sock.rack.mstamp, a departure time in microseconds
+ * since "tcp: switch rack to tcp_mstamp" (Linux 4.13), and tcp_clock_cache
+ * (Linux 4.20): both present on every kernel with the tracepoint.
+ *
  * tcp:tcp_send_reset gained a reason argument and may pass sk == NULL for
  * resets that answer a packet with no socket since Linux 6.10 ("tcp: add
  * reset reason in tcp_send_reset tracepoint" and the rstreason series). We

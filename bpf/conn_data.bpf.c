@@ -94,6 +94,8 @@ static __always_inline void on_data_ready(const struct sock *sk, const struct tc
 	__u64 sent_us, now_ns;
 
 	h->seen_rcv_nxt = rcv_nxt;
+	/* Counts a request whose data moved write_seq; the turn_start_ns it
+	 * stamps is not used on this path (the start is rack.mstamp, below). */
 	note_send_progress(tp, h);
 	if (h->phase != PHASE_AWAITING_RESPONSE)
 		return;

@@ -4,6 +4,7 @@
 // Needs root (or CAP_BPF+CAP_PERFMON) and kernel BTF. Without them the tests
 // are skipped with the reason, unless SOCKEYE_REQUIRE_BPF=1 (set by .ci/run)
 // turns the skip into a failure.
+#include <bpf/btf.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <httplib.h>
@@ -31,6 +32,16 @@ using testing::LoopbackServer;
 bool BpfRequired() {
   const char* v = std::getenv("SOCKEYE_REQUIRE_BPF");
   return v && std::string(v) == "1";
+}
+
+// Whether the running kernel has a tracepoint (its btf_trace_ typedef).
+bool KernelHasTracepoint(const std::string& name) {
+  btf* vmlinux = btf__load_vmlinux_btf();
+  if (!vmlinux) return false;
+  const bool found =
+      btf__find_by_name_kind(vmlinux, ("btf_trace_" + name).c_str(), BTF_KIND_TYPEDEF) > 0;
+  btf__free(vmlinux);
+  return found;
 }
 
 std::optional<double> Value(const std::vector<metrics::MetricFamily>& families,
@@ -476,6 +487,17 @@ TEST_F(LoopbackTraffic, ProbeChoicesAndHttpScrape) {
     EXPECT_EQ(Value(families, "sockeye_probe_info", {{"hook", "send"}, {"mode", expected_send}}), 1)
         << "send hook is not attached as " << expected_send;
   }
+  // Responses are timed at sk_data_ready by default where the kernel has it,
+  // else (and in every other probe mode) at tcp_probe.
+  const char* mode = std::getenv("SOCKEYE_TEST_PROBE_MODE");
+  const std::string expected_receive =
+      (!mode || std::string(mode) == "auto") && KernelHasTracepoint("sk_data_ready")
+          ? "sk_data_ready"
+          : "tcp_probe";
+  EXPECT_EQ(Value(families, "sockeye_probe_info",
+                  {{"hook", "receive"}, {"mode", "tp_btf"}, {"target", expected_receive}}),
+            1)
+      << "responses are not timed at " << expected_receive;
   LoopbackServer server("127.0.0.2");
   {
     Client client(server.address(), server.port());
