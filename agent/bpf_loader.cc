@@ -368,8 +368,7 @@ std::unique_ptr<BpfProbes::State> BpfProbes::LoadWith(const LoaderSettings& sett
   // clock read: see conn_data.bpf.c) when the kernel has it and no send hook
   // is asked for; otherwise at tcp:tcp_probe (every segment; Linux 4.16+, so
   // every kernel that can run the rest).
-  const bool data_ready = settings.probe_mode == ProbeMode::kAuto &&
-                          send_mode == SendMode::kNone &&
+  const bool data_ready = settings.probe_mode == ProbeMode::kAuto && send_mode == SendMode::kNone &&
                           HasTracepoint(vmlinux, "sk_data_ready");
   if (data_ready) {
     bpf_program__set_autoload(skel->progs.on_tcp_probe, false);
@@ -442,11 +441,11 @@ std::unique_ptr<BpfProbes::State> BpfProbes::LoadWith(const LoaderSettings& sett
     state->links.push_back(std::move(link));
     return true;
   };
-  for (bpf_program* prog : {skel->progs.on_inet_sock_set_state, skel->progs.on_sock_send_length,
-                            skel->progs.on_tcp_sendmsg_fentry, skel->progs.on_tcp_sendmsg_kprobe,
-                            skel->progs.on_tcp_probe, skel->progs.on_sk_data_ready,
-                            skel->progs.on_tcp_destroy_sock,
-                            skel->progs.on_tcp_send_reset, skel->progs.on_tcp_receive_reset}) {
+  for (bpf_program* prog :
+       {skel->progs.on_inet_sock_set_state, skel->progs.on_sock_send_length,
+        skel->progs.on_tcp_sendmsg_fentry, skel->progs.on_tcp_sendmsg_kprobe,
+        skel->progs.on_tcp_probe, skel->progs.on_sk_data_ready, skel->progs.on_tcp_destroy_sock,
+        skel->progs.on_tcp_send_reset, skel->progs.on_tcp_receive_reset}) {
     if (!attach(prog)) return nullptr;
   }
 
