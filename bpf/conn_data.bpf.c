@@ -83,8 +83,10 @@ int BPF_PROG(on_tcp_probe, struct sock *sk, const struct sk_buff *skb)
  * -- the request's last segment, which the response acknowledges.
  * It fires for data and FINs only (not for pure ACKs, unlike tcp_probe) and
  * the lines it reads were just written by the kernel. A data segment that
- * arrives before the peer acknowledged the request was sent before the
- * peer had it: not a response.
+ * arrives before the peer acknowledged any of the request was sent before
+ * the peer had it: not a response. (A response that comes while the rest
+ * of a large request is still unacknowledged -- an early error during an
+ * upload -- is one, timed from the newest acknowledged piece.)
  */
 static __always_inline void on_data_ready(const struct sock *sk, const struct tcp_sock *tp,
 					  struct conn_hot *h)
@@ -102,7 +104,7 @@ static __always_inline void on_data_ready(const struct sock *sk, const struct tc
 	if (arrived &&
 	    (sk->__sk_common.skc_flags & (1UL << bpf_core_enum_value(enum sock_flags, SOCK_DONE))))
 		arrived -= 1; /* the FIN's sequence number */
-	if (!arrived || (__s32)(tp->snd_una - h->seen_write_seq) < 0)
+	if (!arrived || (__s32)(tp->snd_una - h->request_seq) <= 0)
 		return;
 	sent_us = tp->rack.mstamp;
 	now_ns = tp->tcp_clock_cache;

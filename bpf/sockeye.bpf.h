@@ -67,6 +67,7 @@ struct conn_hot {
 	__u64 conn_id;
 	__u32 seen_write_seq; /* write_seq when send progress was last seen */
 	__u32 seen_rcv_nxt;   /* rcv_nxt at the last sk_data_ready (on_data_ready()) */
+	__u32 request_seq;    /* write_seq where the waiting turn's request began */
 	__u32 requests;
 	__u32 phase;
 	__u8 tx_final; /* FIN queued: conn.final_write_seq holds the send total */
@@ -523,6 +524,8 @@ static __always_inline void note_send_progress(const struct tcp_sock *tp, struct
 	write_seq = tp->write_seq;
 	if (write_seq == h->seen_write_seq)
 		return;
+	if (h->phase != PHASE_AWAITING_RESPONSE)
+		h->request_seq = h->seen_write_seq;
 	h->seen_write_seq = write_seq;
 	if (h->phase == PHASE_AWAITING_RESPONSE)
 		return;
@@ -711,6 +714,7 @@ static __always_inline void release_hot_slot(struct conn *c)
 	c->hot.turn_start_ns = h->turn_start_ns;
 	c->hot.seen_write_seq = h->seen_write_seq;
 	c->hot.seen_rcv_nxt = h->seen_rcv_nxt;
+	c->hot.request_seq = h->request_seq;
 	c->hot.requests = h->requests;
 	c->hot.phase = h->phase;
 	c->hot.tx_final = h->tx_final;

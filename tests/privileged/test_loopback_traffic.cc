@@ -472,6 +472,48 @@ TEST_F(LoopbackTraffic, RequestsSentWithSendfileAreCountedAndTimed) {
   EXPECT_LT(mean, 0.045);
 }
 
+// A backend may answer before it has read the whole request (an early
+// error during an upload): that response ends the turn although most of
+// the request is still unacknowledged, and the next request on the
+// connection is a turn of its own. Found in review: timing responses at
+// sk_data_ready first required the whole request to be acknowledged, which
+// left the turn waiting and did not count the next request.
+TEST_F(LoopbackTraffic, AResponseBeforeTheWholeRequestEndsItsTurn) {
+  StartAgent();
+  if (!agent_) return;
+  LoopbackServer server("127.0.0.3");
+  std::map<std::string, std::string> a{{"backend", Backend(server)}};
+  // The server answers "100" at the first newline, then reads the 4 MiB of
+  // zeros as the start of its next line, which "50 x" ends: 50 more bytes.
+  const std::string upload = "100\n" + std::string(4u << 20, '0');
+  const std::string next = "50 x\n";
+  size_t received = 0;
+  {
+    Client client(server.address(), server.port());
+    ASSERT_TRUE(client.connected());
+    for (const std::string* part : {&upload, &next}) {
+      size_t sent = 0;
+      while (sent < part->size()) {
+        ssize_t n = send(client.fd(), part->data() + sent, part->size() - sent, MSG_NOSIGNAL);
+        ASSERT_GT(n, 0);
+        sent += static_cast<size_t>(n);
+      }
+    }
+    char buffer[4096];
+    while (received < 150) {
+      ssize_t n = recv(client.fd(), buffer, sizeof(buffer), 0);
+      if (n <= 0) break;
+      received += static_cast<size_t>(n);
+    }
+  }
+  ASSERT_EQ(received, 150u);
+  EXPECT_EQ(WaitForMetric("sockeye_backend_connections_closed_total", a, 1), 1);
+  EXPECT_EQ(Metric("sockeye_backend_requests_total", a), 2);
+  EXPECT_EQ(Metric("sockeye_backend_time_to_first_byte_seconds_count", a), 2);
+  EXPECT_EQ(Metric("sockeye_backend_sent_bytes_total", a), upload.size() + next.size());
+  EXPECT_EQ(Metric("sockeye_backend_received_bytes_total", a), 150);
+}
+
 TEST_F(LoopbackTraffic, ProbeChoicesAndHttpScrape) {
   StartAgent();
   if (!agent_) return;
