@@ -581,9 +581,10 @@ static __always_inline void consume_send_mark(const void *sk, struct conn_hot *h
 }
 
 /*
- * A full batch of turns from tcp_probe: conn_id and the turns, nothing
- * else (SOCKEYE_EV_TURN). Reaching the socket storage and reading the
- * totals for every batch cost tcp_probe ~35 ns per followed segment
+ * A full batch of turns from the receive hook (sk_data_ready or tcp_probe):
+ * conn_id and the turns, nothing else (SOCKEYE_EV_TURN). Reaching the socket
+ * storage and reading the totals for every batch cost tcp_probe ~35 ns per
+ * followed segment
  * (bench/README.md, hook cost); the totals reach the agent with the next
  * sweep or state change instead. A copy that lost the compare-and-swap in
  * take_turns() carries nothing and is discarded.
