@@ -173,6 +173,7 @@ LoaderSettings LoaderSettingsFrom(const Config& config) {
   settings.ringbuf_bytes = config.ringbuf_bytes;
   settings.hot_slots = config.hot_slots;
   settings.probe_mode = config.probe_mode;
+  settings.sweep_iterator = config.sweep_iterator;
   settings.bpf_stats = config.bpf_stats;
   settings.btf_path = config.btf_path;
   return settings;
@@ -261,6 +262,32 @@ std::optional<SendMode> ChooseSendMode(ProbeMode mode, const btf* vmlinux,
   return std::nullopt;
 }
 
+// Whether this kernel loads an iterator over a socket-storage map, tried
+// with a two-instruction program (loaded, then closed). The host VM's
+// 6.18.44 refuses map-element iterators with EPERM before verification
+// (bpf_sk_storage_map and bpf_map_elem alike) while iter/tcp loads.
+bool StorageIteratorAllowed(const btf* vmlinux, std::string* why) {
+  const int target = btf__find_by_name_kind(vmlinux, "bpf_iter_bpf_sk_storage_map", BTF_KIND_FUNC);
+  if (target <= 0) {
+    *why = "iter/bpf_sk_storage_map is not in this kernel (added in 5.9)";
+    return false;
+  }
+  bpf_insn program[2] = {};
+  program[0].code = BPF_ALU64 | BPF_MOV | BPF_K;  // r0 = 0
+  program[0].dst_reg = BPF_REG_0;
+  program[1].code = BPF_JMP | BPF_EXIT;
+  bpf_prog_load_opts opts = {};
+  opts.sz = sizeof(opts);
+  opts.expected_attach_type = BPF_TRACE_ITER;
+  opts.attach_btf_id = static_cast<__u32>(target);
+  UniqueFd fd(bpf_prog_load(BPF_PROG_TYPE_TRACING, "sockeye_probe", "GPL", program, 2, &opts));
+  if (!fd.valid()) {
+    *why = "the kernel refuses iter/bpf_sk_storage_map programs: " + ErrnoText(errno);
+    return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 std::unique_ptr<BpfProbes> BpfProbes::Load(const LoaderSettings& settings, std::string* error) {
@@ -298,7 +325,22 @@ std::unique_ptr<BpfProbes> BpfProbes::Load(const LoaderSettings& settings, std::
     for (size_t i = 0; i < unavailable.size(); ++i) *error += (i ? "; " : "") + unavailable[i];
     return nullptr;
   }
-  auto state = LoadWith(settings, vmlinux.get(), static_cast<int>(*send_mode), error);
+  std::string storage_refused;
+  const bool storage_sweep = settings.sweep_iterator != SweepIterator::kTcp &&
+                             StorageIteratorAllowed(vmlinux.get(), &storage_refused);
+  if (!storage_refused.empty()) {
+    if (settings.sweep_iterator == SweepIterator::kSocketStorage) {
+      *error = "--sweep-iterator socket-storage is not available: " + storage_refused;
+      return nullptr;
+    }
+    unavailable.push_back("sweep over socket storage: " + storage_refused +
+                          "; the sweep walks every socket in TCP's hash tables instead");
+    LogWarn("sweep: " + storage_refused +
+            "; walking every socket in TCP's hash tables instead (more work per sweep on "
+            "hosts with many sockets)");
+  }
+  auto state = LoadWith(settings, vmlinux.get(), static_cast<int>(*send_mode), storage_sweep,
+                        error);
   if (!state) return nullptr;
   state->btf_source = btf_path;
   if (settings.hot_slots == 0) {
@@ -322,7 +364,7 @@ std::unique_ptr<BpfProbes> BpfProbes::Load(const LoaderSettings& settings, std::
 
 std::unique_ptr<BpfProbes::State> BpfProbes::LoadWith(const LoaderSettings& settings,
                                                       const btf* vmlinux, int send_mode_value,
-                                                      std::string* error) {
+                                                      bool storage_sweep, std::string* error) {
   const auto send_mode = static_cast<SendMode>(send_mode_value);
   auto state = std::make_unique<State>();
   state->processes = settings.processes;
@@ -398,6 +440,9 @@ std::unique_ptr<BpfProbes::State> BpfProbes::LoadWith(const LoaderSettings& sett
                                             "request's transmit"
                                           : "tcp_sendmsg"});
 
+  bpf_program__set_autoload(skel->progs.sweep_connections, storage_sweep);
+  bpf_program__set_autoload(skel->progs.sweep_tcp_connections, !storage_sweep);
+
   rodata->ringbuf_wakeup_bytes = settings.ringbuf_bytes / 4;
   if (bpf_map__set_max_entries(skel->maps.events, static_cast<__u32>(settings.ringbuf_bytes)) !=
       0) {
@@ -456,18 +501,24 @@ std::unique_ptr<BpfProbes::State> BpfProbes::LoadWith(const LoaderSettings& sett
   }
   state->probes.push_back({"adopt", "iter", "tcp"});
 
-  union bpf_iter_link_info link_info = {};
-  link_info.map.map_fd = static_cast<__u32>(bpf_map__fd(skel->maps.conns));
-  bpf_iter_attach_opts iter_opts = {};
-  iter_opts.sz = sizeof(iter_opts);
-  iter_opts.link_info = &link_info;
-  iter_opts.link_info_len = sizeof(link_info);
-  state->sweep_link.reset(bpf_program__attach_iter(skel->progs.sweep_connections, &iter_opts));
+  if (storage_sweep) {
+    union bpf_iter_link_info link_info = {};
+    link_info.map.map_fd = static_cast<__u32>(bpf_map__fd(skel->maps.conns));
+    bpf_iter_attach_opts iter_opts = {};
+    iter_opts.sz = sizeof(iter_opts);
+    iter_opts.link_info = &link_info;
+    iter_opts.link_info_len = sizeof(link_info);
+    state->sweep_link.reset(bpf_program__attach_iter(skel->progs.sweep_connections, &iter_opts));
+  } else {
+    state->sweep_link.reset(bpf_program__attach_iter(skel->progs.sweep_tcp_connections, nullptr));
+  }
+  const char* sweep_target = storage_sweep ? "bpf_sk_storage_map" : "tcp";
   if (!state->sweep_link) {
-    *error = "attaching the socket-storage sweep iterator failed: " + ErrnoText(errno);
+    *error = std::string("attaching the sweep iterator (iter/") + sweep_target +
+             ") failed: " + ErrnoText(errno);
     return nullptr;
   }
-  state->probes.push_back({"sweep", "iter", "bpf_sk_storage_map"});
+  state->probes.push_back({"sweep", "iter", sweep_target});
 
   // --- ring buffer.
   State* raw_state = state.get();

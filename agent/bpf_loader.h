@@ -42,6 +42,7 @@ struct LoaderSettings {
   size_t ringbuf_bytes = 4u << 20;
   uint32_t hot_slots = 8192;
   ProbeMode probe_mode = ProbeMode::kAuto;
+  SweepIterator sweep_iterator = SweepIterator::kAuto;
   bool bpf_stats = false;
   std::string btf_path;  // empty: /sys/kernel/btf/vmlinux
 };
@@ -98,9 +99,10 @@ class BpfProbes {
   explicit BpfProbes(std::unique_ptr<State> state);
   static bool WriteFilters(struct sockeye_bpf* skel, const LoaderSettings& settings,
                            std::string* error);
-  // One attempt with one way of attaching the send hook (a SendMode).
+  // Loads and attaches with the send hook as `send_mode` (a SendMode) and
+  // the sweep over socket storage or, if not `storage_sweep`, over TCP.
   static std::unique_ptr<State> LoadWith(const LoaderSettings& settings, const ::btf* vmlinux,
-                                         int send_mode, std::string* error);
+                                         int send_mode, bool storage_sweep, std::string* error);
   std::unique_ptr<State> state_;
 };
 

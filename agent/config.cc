@@ -368,6 +368,7 @@ struct RawFlags {
   bool keep_capabilities = false;
   std::string btf_path;
   std::string probe_mode = "auto";
+  std::string sweep_iterator = "auto";
   std::string log_level = "info";
   std::vector<std::string> buckets_connect_duration;
   std::vector<std::string> buckets_connection_duration;
@@ -559,6 +560,14 @@ bool CheckProbeMode(const std::string& text, Errors* errors, ProbeMode* out) {
                       Quote(text) + " is not one of auto, tracepoint, fentry, kprobe, segment");
 }
 
+bool CheckSweepIterator(const std::string& text, Errors* errors, SweepIterator* out) {
+  if (const auto iterator = SweepIteratorFromName(text)) {
+    *out = *iterator;
+    return true;
+  }
+  return errors->Fail("sweep-iterator", Quote(text) + " is not one of auto, socket-storage, tcp");
+}
+
 bool CheckLogLevel(const std::string& text, Errors* errors, LogLevel* out) {
   static const std::pair<const char*, LogLevel> kLevels[] = {{"debug", LogLevel::kDebug},
                                                              {"info", LogLevel::kInfo},
@@ -743,6 +752,12 @@ void DefineFlags(CLI::App* app, RawFlags* raw) {
                          "pieces from their first write: tracepoint, fentry, kprobe"))
       ->type_name("MODE")
       ->group(tracking);
+  scalar(app->add_option("--sweep-iterator", raw->sweep_iterator,
+                         "What the periodic sweep walks: socket-storage (only followed "
+                         "sockets), tcp (every socket in TCP's hash tables, for kernels that "
+                         "refuse map-element iterators), or auto (the first this kernel allows)"))
+      ->type_name("ITERATOR")
+      ->group(tracking);
   scalar(app->add_option("--log.level", raw->log_level,
                          "Least severe log messages to print: debug, info, warn or error"))
       ->type_name("LEVEL")
@@ -807,6 +822,7 @@ std::optional<Config> Validate(const RawFlags& raw, Errors* errors) {
        CheckRingbuf(raw.ringbuf_size, errors, &config.ringbuf_bytes) &&
        CheckHotSlots(raw.hot_slots, errors, &config.hot_slots) &&
        CheckProbeMode(raw.probe_mode, errors, &config.probe_mode) &&
+       CheckSweepIterator(raw.sweep_iterator, errors, &config.sweep_iterator) &&
        CheckLogLevel(raw.log_level, errors, &config.log_level) &&
        CheckBuckets("buckets.connect-duration", raw.buckets_connect_duration, errors,
                     &config.buckets.connect_duration) &&
@@ -949,6 +965,26 @@ const char* ProbeModeName(ProbeMode mode) {
       return "kprobe";
     case ProbeMode::kSegment:
       return "segment";
+  }
+  return "unknown";
+}
+
+std::optional<SweepIterator> SweepIteratorFromName(std::string_view name) {
+  for (SweepIterator iterator :
+       {SweepIterator::kAuto, SweepIterator::kSocketStorage, SweepIterator::kTcp}) {
+    if (name == SweepIteratorName(iterator)) return iterator;
+  }
+  return std::nullopt;
+}
+
+const char* SweepIteratorName(SweepIterator iterator) {
+  switch (iterator) {
+    case SweepIterator::kAuto:
+      return "auto";
+    case SweepIterator::kSocketStorage:
+      return "socket-storage";
+    case SweepIterator::kTcp:
+      return "tcp";
   }
   return "unknown";
 }

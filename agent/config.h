@@ -38,6 +38,13 @@ const char* ProbeModeName(ProbeMode mode);
 // The mode ProbeModeName() calls `name`, if any.
 std::optional<ProbeMode> ProbeModeFromName(std::string_view name);
 
+// Which iterator the periodic sweep walks (bpf/conn_sweep.bpf.c). kAuto
+// takes the socket-storage one (only followed sockets) where the kernel
+// allows map-element iterators, else the TCP hash tables.
+enum class SweepIterator { kAuto, kSocketStorage, kTcp };
+const char* SweepIteratorName(SweepIterator iterator);
+std::optional<SweepIterator> SweepIteratorFromName(std::string_view name);
+
 enum class LogLevel { kDebug, kInfo, kWarn, kError };
 
 struct Config {
@@ -63,6 +70,7 @@ struct Config {
   std::string btf_path;            // --btf-path: kernel BTF when /sys/kernel/btf/vmlinux is absent
   bool keep_capabilities = false;  // --keep-capabilities: do not drop them after attaching
   ProbeMode probe_mode = ProbeMode::kAuto;
+  SweepIterator sweep_iterator = SweepIterator::kAuto;
   LogLevel log_level = LogLevel::kInfo;
   HistogramBuckets buckets = DefaultHistogramBuckets();
 };

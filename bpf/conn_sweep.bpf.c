@@ -101,38 +101,70 @@ int adopt_open_connections(struct bpf_iter__tcp *ctx)
 	return 0;
 }
 
-SEC("iter/bpf_sk_storage_map")
-int sweep_connections(struct bpf_iter__bpf_sk_storage_map *ctx)
+/* One followed socket's progress record, for either sweep below. */
+static __always_inline void sweep_socket(struct seq_file *seq, struct sock *sk)
 {
-	struct sock *sk = ctx->sk;
 	struct sockeye_event e = {};
 	struct conn_hot *h;
 	struct tcp_sock *tp;
 	struct conn *c;
 
-	if (!sk || !ctx->value)
-		return 0;
-	/* The same storage as ctx->value, but as a map value: the verifier
+	/* A map value rather than the iterator's ctx->value: the verifier
 	 * allows compare-and-swap and variable offsets (turns[]) only there. */
 	c = conn_lookup(sk);
 	if (!c || c->lifecycle == CONN_CONNECTING)
-		return 0;
+		return;
 	tp = bpf_skc_to_tcp_sock(sk);
 	if (!tp)
-		return 0;
+		return;
 	h = conn_hot(c);
 	fill_event(&e, sk, tp, c, h, SOCKEYE_EV_PROGRESS, 0);
-	/* The sweep holds no socket lock: if the slot changed hands while it
-	 * was read, the connection was destroyed and its last record is out. */
+	/* The storage sweep holds no socket lock: if the slot changed hands
+	 * while it was read, the connection was destroyed and its last record
+	 * is out. */
 	if (READ_ONCE_U64(h->owner) != c->cookie)
-		return 0;
+		return;
 	/* Closed connections are reported only if they still moved (data the
 	 * application reads after a reset or a FIN already closed the socket). */
 	if ((!sweep_all || c->lifecycle == CONN_CLOSED) && !totals_moved(c, &e.totals) &&
 	    !turns_pending(h))
-		return 0;
+		return;
 	remember_reported(c, &e.totals);
 	take_turns(h, &e);
-	seq_emit(ctx->meta->seq, &e);
+	seq_emit(seq, &e);
+}
+
+/* Visits exactly the sockets that carry sockeye's storage, including closed
+ * ones not yet destroyed. */
+SEC("iter/bpf_sk_storage_map")
+int sweep_connections(struct bpf_iter__bpf_sk_storage_map *ctx)
+{
+	struct sock *sk = ctx->sk;
+
+	if (sk && ctx->value)
+		sweep_socket(ctx->meta->seq, sk);
+	return 0;
+}
+
+/*
+ * For kernels that refuse map-element iterators (the host VM's 6.18.44
+ * returns EPERM before verification for iter/bpf_sk_storage_map and
+ * iter/bpf_map_elem alike; KERNELS.md): every socket in TCP's hash tables,
+ * nearly all of them left after conn_lookup()'s one load. Closed sockets
+ * are no longer hashed; what an application reads from one after its
+ * CLOSED record is reported by the destroy hook (report_last_moves()).
+ * bpf_iter_tcp holds each socket's lock while the program runs.
+ */
+SEC("iter/tcp")
+int sweep_tcp_connections(struct bpf_iter__tcp *ctx)
+{
+	struct sock_common *skc = ctx->sk_common;
+	struct tcp_sock *tp;
+
+	if (!skc)
+		return 0;
+	tp = bpf_skc_to_tcp_sock(skc); /* full sockets only: no time-wait or request socks */
+	if (tp)
+		sweep_socket(ctx->meta->seq, (struct sock *)tp);
 	return 0;
 }

@@ -446,6 +446,37 @@ TEST_F(LoopbackTraffic, TurnsOfAnIdleKeepAliveConnectionArriveBeforeClose) {
   EXPECT_EQ(Metric("sockeye_turns_lost_total", {}), 0);
 }
 
+// The sweep that walks TCP's hash tables (for kernels that refuse
+// map-element iterators, and the default on such kernels) reports an open
+// connection's bytes and its turns that never filled a batch, and nothing
+// twice when the connection closes.
+TEST_F(LoopbackTraffic, TcpSweepReportsOpenConnections) {
+  StartAgent([](Config& config) { config.sweep_iterator = SweepIterator::kTcp; });
+  if (!agent_) return;
+  EXPECT_EQ(Value(agent_->Gather(), "sockeye_probe_info",
+                  {{"hook", "sweep"}, {"mode", "iter"}, {"target", "tcp"}}),
+            1);
+  LoopbackServer server("127.0.0.3");
+  std::map<std::string, std::string> a{{"backend", Backend(server)}};
+  constexpr int kRequests = SOCKEYE_TURN_BATCH - 1;
+  Client client(server.address(), server.port());
+  ASSERT_TRUE(client.connected());
+  for (int i = 0; i < kRequests; ++i) ASSERT_EQ(client.Request(40, 4000), 4000u);
+
+  EXPECT_EQ(WaitForMetric("sockeye_backend_time_to_first_byte_seconds_count", a, kRequests),
+            kRequests);
+  EXPECT_EQ(WaitForMetric("sockeye_backend_received_bytes_total", a, kRequests * 4000),
+            kRequests * 4000);
+  EXPECT_EQ(Metric("sockeye_backend_sent_bytes_total", a), kRequests * 40);
+  EXPECT_EQ(Metric("sockeye_backend_connections_active", a), 1);
+
+  client.Close();
+  EXPECT_EQ(WaitForMetric("sockeye_backend_connections_active", a, 0), 0);
+  EXPECT_EQ(Metric("sockeye_backend_time_to_first_byte_seconds_count", a), kRequests);
+  EXPECT_EQ(Metric("sockeye_backend_received_bytes_total", a), kRequests * 4000);
+  EXPECT_EQ(Metric("sockeye_backend_requests_total", a), kRequests);
+}
+
 // Requests sent with sendfile(2) (as HAProxy's splice mode and nginx's
 // sendfile do) never pass through tcp_sendmsg on kernels before 6.5, so in
 // fentry/kprobe mode the turn starts from tcp_probe's look at write_seq,

@@ -195,6 +195,10 @@ TEST(ConfigFlagsTest, EnumValues) {
   EXPECT_EQ(MustParse({"--probe-mode", "tracepoint"}).probe_mode, ProbeMode::kTracepoint);
   EXPECT_EQ(MustParse({"--probe-mode", "kprobe"}).probe_mode, ProbeMode::kKprobe);
   EXPECT_EQ(MustParse({"--probe-mode", "segment"}).probe_mode, ProbeMode::kSegment);
+  EXPECT_EQ(MustParse({}).sweep_iterator, SweepIterator::kAuto);
+  EXPECT_EQ(MustParse({"--sweep-iterator", "tcp"}).sweep_iterator, SweepIterator::kTcp);
+  EXPECT_EQ(MustParse({"--sweep-iterator", "socket-storage"}).sweep_iterator,
+            SweepIterator::kSocketStorage);
   EXPECT_EQ(MustParse({"--log.level", "info"}).log_level, LogLevel::kInfo);
   EXPECT_EQ(MustParse({"--log.level", "warn"}).log_level, LogLevel::kWarn);
   EXPECT_EQ(MustParse({"--log.level", "error"}).log_level, LogLevel::kError);
@@ -391,6 +395,8 @@ TEST(ConfigErrorsTest, TelemetryPath) {
 
 TEST(ConfigErrorsTest, BadEnums) {
   ExpectUsageError(Parse({"--probe-mode", "uprobe"}), "--probe-mode: \"uprobe\" is not one of");
+  ExpectUsageError(Parse({"--sweep-iterator", "udp"}),
+                   "--sweep-iterator: \"udp\" is not one of auto, socket-storage, tcp");
   ExpectUsageError(Parse({"--log.level", "verbose"}), "--log.level: \"verbose\" is not one of");
 }
 
