@@ -57,6 +57,7 @@ class Agent {
   std::chrono::steady_clock::time_point next_sweep_;
   std::chrono::steady_clock::time_point next_maintenance_;
   unsigned sweeps_since_full_ = 0;
+  bool warned_slow_sweep_ = false;
   std::atomic<int64_t> last_tick_ns_{0};
 };
 

@@ -9,6 +9,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cerrno>
 #include <cstdarg>
 #include <cstdio>
@@ -192,6 +194,9 @@ struct BpfProbes::State {
   std::string hot_slots_summary;
   std::vector<std::string> processes;
   uint64_t adoption_sockets_skipped = 0;
+  std::atomic<uint64_t> sweeps_succeeded{0};
+  std::atomic<uint64_t> sweeps_failed{0};
+  std::atomic<uint64_t> sweep_nanoseconds{0};
   const EventHandler* handler = nullptr;  // set for the duration of Poll()
   int possible_cpus = 1;
 };
@@ -650,7 +655,19 @@ bool BpfProbes::AdoptOpenConnections(const EventHandler& handler, std::string* e
 
 bool BpfProbes::Sweep(bool all, const EventHandler& handler, std::string* error) {
   state_->skel->bss->sweep_all = all ? 1 : 0;
-  return DrainIterator(state_->sweep_link.get(), handler, error);
+  const auto start = std::chrono::steady_clock::now();
+  const bool ok = DrainIterator(state_->sweep_link.get(), handler, error);
+  state_->sweep_nanoseconds += static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() -
+                                                           start)
+          .count());
+  ++(ok ? state_->sweeps_succeeded : state_->sweeps_failed);
+  return ok;
+}
+
+SweepStats BpfProbes::sweep_stats() const {
+  return {state_->sweeps_succeeded.load(), state_->sweeps_failed.load(),
+          state_->sweep_nanoseconds.load()};
 }
 
 std::array<uint64_t, SOCKEYE_KC_COUNT> BpfProbes::KernelCounters() const {

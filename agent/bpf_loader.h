@@ -49,6 +49,13 @@ struct LoaderSettings {
 
 LoaderSettings LoaderSettingsFrom(const Config& config);
 
+// Sweeps run so far and the wall time they took (read from the scrape thread).
+struct SweepStats {
+  uint64_t succeeded = 0;
+  uint64_t failed = 0;
+  uint64_t nanoseconds = 0;
+};
+
 using EventHandler = std::function<void(const sockeye_event&)>;
 
 class BpfProbes {
@@ -70,6 +77,7 @@ class BpfProbes {
   // Reports totals of followed connections (PROGRESS records): only those
   // that changed since the last sweep, or all open ones when `all`.
   bool Sweep(bool all, const EventHandler& handler, std::string* error);
+  SweepStats sweep_stats() const;
 
   // Replaces the process and backend filters in place (SIGHUP): new
   // connects follow the new filters, connections already followed stay.

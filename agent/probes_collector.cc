@@ -71,6 +71,21 @@ void ProbesCollector::Collect(std::vector<MetricFamily>& out) {
                              {{{}, static_cast<double>(counters[SOCKEYE_KC_SEQ_WRITE_FAILED])}},
                              {}});
 
+  const SweepStats sweeps = probes_.sweep_stats();
+  out.push_back(MetricFamily{"sockeye_sweeps_total",
+                             "Sweeps of the live connections by result; a failed one reports "
+                             "nothing and the next one catches up (the log says why).",
+                             MetricType::kCounter,
+                             {{{{"result", "ok"}}, static_cast<double>(sweeps.succeeded)},
+                              {{{"result", "failed"}}, static_cast<double>(sweeps.failed)}},
+                             {}});
+  out.push_back(MetricFamily{"sockeye_sweep_duration_seconds_total",
+                             "Wall time spent in sweeps. Over iter/tcp (sockeye_probe_info "
+                             "hook=\"sweep\") it grows with every TCP socket on the host.",
+                             MetricType::kCounter,
+                             {{{}, static_cast<double>(sweeps.nanoseconds) / 1e9}},
+                             {}});
+
   if (!probes_.bpf_stats_enabled()) return;
   MetricFamily run_time{"sockeye_bpf_program_run_time_seconds_total",
                         "Kernel time spent in each sockeye BPF program (BPF stats, --bpf-stats).",

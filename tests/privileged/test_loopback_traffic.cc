@@ -475,6 +475,9 @@ TEST_F(LoopbackTraffic, TcpSweepReportsOpenConnections) {
   EXPECT_EQ(Metric("sockeye_backend_time_to_first_byte_seconds_count", a), kRequests);
   EXPECT_EQ(Metric("sockeye_backend_received_bytes_total", a), kRequests * 4000);
   EXPECT_EQ(Metric("sockeye_backend_requests_total", a), kRequests);
+  EXPECT_GE(Metric("sockeye_sweeps_total", {{"result", "ok"}}), 1);
+  EXPECT_EQ(Metric("sockeye_sweeps_total", {{"result", "failed"}}), 0);
+  EXPECT_GT(Metric("sockeye_sweep_duration_seconds_total", {}), 0);
 }
 
 // Requests sent with sendfile(2) (as HAProxy's splice mode and nginx's
