@@ -10,8 +10,8 @@
 
 #include <algorithm>
 #include <atomic>
-#include <chrono>
 #include <cerrno>
+#include <chrono>
 #include <cstdarg>
 #include <cstdio>
 #include <cstring>
@@ -269,8 +269,9 @@ std::optional<SendMode> ChooseSendMode(ProbeMode mode, const btf* vmlinux,
 
 // Whether this kernel loads an iterator over a socket-storage map, tried
 // with a two-instruction program (loaded, then closed). The host VM's
-// 6.18.44 refuses map-element iterators with EPERM before verification
-// (bpf_sk_storage_map and bpf_map_elem alike) while iter/tcp loads.
+// 6.18.44 refuses map-element iterators (bpf_sk_storage_map and
+// bpf_map_elem alike) with EPERM inside the verifier, before any
+// instruction is checked, while iter/tcp loads.
 bool StorageIteratorAllowed(const btf* vmlinux, std::string* why) {
   const int target = btf__find_by_name_kind(vmlinux, "bpf_iter_bpf_sk_storage_map", BTF_KIND_FUNC);
   if (target <= 0) {
@@ -344,8 +345,8 @@ std::unique_ptr<BpfProbes> BpfProbes::Load(const LoaderSettings& settings, std::
             "; walking every socket in TCP's hash tables instead (more work per sweep on "
             "hosts with many sockets)");
   }
-  auto state = LoadWith(settings, vmlinux.get(), static_cast<int>(*send_mode), storage_sweep,
-                        error);
+  auto state =
+      LoadWith(settings, vmlinux.get(), static_cast<int>(*send_mode), storage_sweep, error);
   if (!state) return nullptr;
   state->btf_source = btf_path;
   if (settings.hot_slots == 0) {
@@ -658,8 +659,7 @@ bool BpfProbes::Sweep(bool all, const EventHandler& handler, std::string* error)
   const auto start = std::chrono::steady_clock::now();
   const bool ok = DrainIterator(state_->sweep_link.get(), handler, error);
   state_->sweep_nanoseconds += static_cast<uint64_t>(
-      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() -
-                                                           start)
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start)
           .count());
   ++(ok ? state_->sweeps_succeeded : state_->sweeps_failed);
   return ok;

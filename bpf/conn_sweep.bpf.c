@@ -148,8 +148,8 @@ int sweep_connections(struct bpf_iter__bpf_sk_storage_map *ctx)
 
 /*
  * For kernels that refuse map-element iterators (the host VM's 6.18.44
- * returns EPERM before verification for iter/bpf_sk_storage_map and
- * iter/bpf_map_elem alike; KERNELS.md): every socket in TCP's hash tables,
+ * returns EPERM for iter/bpf_sk_storage_map and iter/bpf_map_elem alike,
+ * inside the verifier before any instruction is checked): every socket in TCP's hash tables,
  * nearly all of them left after conn_lookup()'s one load. Closed sockets
  * are no longer hashed; what an application reads from one after its
  * CLOSED record is reported by the destroy hook (report_last_moves()).
