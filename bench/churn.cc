@@ -464,32 +464,46 @@ std::vector<MapInfo> AgentMaps(pid_t pid) {
   return out;
 }
 
-// Live entries of a socket-storage map, by walking it with an iterator.
+// Live entries of a socket-storage map, by walking it with an iterator:
+// the map's own where the kernel allows map-element iterators, else TCP's
+// hash tables (sockets unhashed but not yet freed are then missed; Method()
+// says which).
 class StorageCounter {
  public:
-  ~StorageCounter() {
-    if (skel_) churn_count_bpf__destroy(skel_);
-  }
+  ~StorageCounter() { Unload(); }
   bool Load(std::string* error) {
-    skel_ = churn_count_bpf__open_and_load();
-    if (!skel_) *error = "loading churn_count.bpf.o failed";
-    return skel_ != nullptr;
+    // Loaded per map in Count(), which needs the agent's map for the
+    // fallback; here only whether the object opens at all.
+    churn_count_bpf* skel = churn_count_bpf__open();
+    if (!skel) *error = "opening churn_count.bpf.o failed";
+    churn_count_bpf__destroy(skel);
+    return skel != nullptr;
   }
+  const char* Method() const { return hashed_only_ ? "iter/tcp, hashed sockets only" : "map"; }
   long long Count(uint32_t map_id) {
-    if (!skel_ || map_id == 0) return -1;
+    if (map_id == 0) return -1;
     int map_fd = bpf_map_get_fd_by_id(map_id);
     if (map_fd < 0) return -1;
-    union bpf_iter_link_info linfo;
-    std::memset(&linfo, 0, sizeof(linfo));
-    linfo.map.map_fd = static_cast<__u32>(map_fd);
-    bpf_iter_attach_opts opts;
-    std::memset(&opts, 0, sizeof(opts));
-    opts.sz = sizeof(opts);
-    opts.link_info = &linfo;
-    opts.link_info_len = sizeof(linfo);
-    skel_->bss->entries = 0;
     long long count = -1;
-    bpf_link* link = bpf_program__attach_iter(skel_->progs.count_entries, &opts);
+    if (map_id != loaded_for_ && !LoadFor(map_id, map_fd)) {
+      close(map_fd);
+      return -1;
+    }
+    bpf_link* link = nullptr;
+    if (hashed_only_) {
+      link = bpf_program__attach_iter(skel_->progs.count_hashed_entries, nullptr);
+    } else {
+      union bpf_iter_link_info linfo;
+      std::memset(&linfo, 0, sizeof(linfo));
+      linfo.map.map_fd = static_cast<__u32>(map_fd);
+      bpf_iter_attach_opts opts;
+      std::memset(&opts, 0, sizeof(opts));
+      opts.sz = sizeof(opts);
+      opts.link_info = &linfo;
+      opts.link_info_len = sizeof(linfo);
+      link = bpf_program__attach_iter(skel_->progs.count_entries, &opts);
+    }
+    skel_->bss->entries = 0;
     if (link) {
       int iter = bpf_iter_create(bpf_link__fd(link));
       if (iter >= 0) {
@@ -508,7 +522,32 @@ class StorageCounter {
   }
 
  private:
+  // The map iterator first; if the kernel refuses it, the iter/tcp walk
+  // with the agent's map in place of the object's own.
+  bool LoadFor(uint32_t map_id, int map_fd) {
+    Unload();
+    for (bool hashed_only : {false, true}) {
+      skel_ = churn_count_bpf__open();
+      if (!skel_) return false;
+      bpf_program__set_autoload(skel_->progs.count_entries, !hashed_only);
+      bpf_program__set_autoload(skel_->progs.count_hashed_entries, hashed_only);
+      if (bpf_map__reuse_fd(skel_->maps.conns, map_fd) == 0 && churn_count_bpf__load(skel_) == 0) {
+        hashed_only_ = hashed_only;
+        loaded_for_ = map_id;
+        return true;
+      }
+      Unload();
+    }
+    return false;
+  }
+  void Unload() {
+    if (skel_) churn_count_bpf__destroy(skel_);
+    skel_ = nullptr;
+    loaded_for_ = 0;
+  }
   churn_count_bpf* skel_ = nullptr;
+  uint32_t loaded_for_ = 0;
+  bool hashed_only_ = false;
 };
 
 // What one socket-storage element costs the kernel, from its BTF: the
@@ -1118,8 +1157,9 @@ void RunLive(const Options& o, uint16_t base_port, StorageCounter& counter, cons
              Fmt("live: requests %.0f == %llu made", last.Sum("sockeye_backend_requests_total"),
                  static_cast<unsigned long long>(expected_requests)));
   checks.Add(kv.storage_entries == (long long)live,
-             Fmt("live: kernel socket storage holds %lld entries == %zu open connections",
-                 kv.storage_entries, live));
+             Fmt("live: kernel socket storage holds %lld entries == %zu open connections "
+                 "(counted over %s)",
+                 kv.storage_entries, live, counter.Method()));
   PrintAgentCounters(last);
   Out("agent with %zu live backends: VmRSS %.1f MiB now; peak since the reset after start-up "
       "(VmHWM) %.1f MiB; start-up peak %.1f MiB\n",
@@ -1441,8 +1481,8 @@ void RunChurn(const Options& o, uint16_t base_port, StorageCounter& counter,
                  double(memlock_max) / 1024));
   checks.Add(storage_max <= o.concurrency && end.kernel.storage_entries == 0,
              Fmt("churn: socket storage bounded by connections in flight: at most %lld entries "
-                 "seen (<= %d in flight), %lld at the end",
-                 storage_max, o.concurrency, end.kernel.storage_entries));
+                 "seen (<= %d in flight), %lld at the end (counted over %s)",
+                 storage_max, o.concurrency, end.kernel.storage_entries, counter.Method()));
   checks.Add(end.metrics.ok &&
                  end.metrics.Sum("sockeye_backend_connections_established_total") == established,
              Fmt("churn: counters unchanged after the settle: established %.0f",

@@ -480,6 +480,31 @@ TEST_F(LoopbackTraffic, TcpSweepReportsOpenConnections) {
   EXPECT_GT(Metric("sockeye_sweep_duration_seconds_total", {}), 0);
 }
 
+// Asking for the socket-storage sweep either gets it or fails to start with
+// an error that names the kernel's refusal (the host VM's 6.18.44 refuses
+// map-element iterators); it never falls back silently.
+TEST_F(LoopbackTraffic, ForcedSocketStorageSweepRunsOrNamesTheRefusal) {
+  const char* args[] = {"sockeye", "--web.listen-address", "127.0.0.1:0", "--sweep-iterator",
+                        "socket-storage"};
+  ParseOutcome parsed = ParseCommandLine(5, args);
+  ASSERT_TRUE(parsed.config) << parsed.message;
+  Config config = std::move(*parsed.config);
+  config.keep_capabilities = true;
+  std::string error;
+  config.include.push_back(*ParseCidrMatch("127.0.0.2/32", &error));
+  agent_ = Agent::Start(config, &error);
+  if (!agent_) {
+    EXPECT_NE(error.find("--sweep-iterator socket-storage is not available: the kernel refuses "
+                         "iter/bpf_sk_storage_map programs"),
+              std::string::npos)
+        << error;
+    return;
+  }
+  EXPECT_EQ(Value(agent_->Gather(), "sockeye_probe_info",
+                  {{"hook", "sweep"}, {"mode", "iter"}, {"target", "bpf_sk_storage_map"}}),
+            1);
+}
+
 // Requests sent with sendfile(2) (as HAProxy's splice mode and nginx's
 // sendfile do) never pass through tcp_sendmsg on kernels before 6.5, so in
 // fentry/kprobe mode the turn starts from tcp_probe's look at write_seq,
