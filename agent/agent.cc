@@ -107,10 +107,13 @@ void Agent::Sweep(bool full) {
   std::string error;
   if (full) aggregator_->BeginFullSweep();
   const auto start = Clock::now();
-  if (!probes_->Sweep(full, handler_, &error)) LogWarn("sweep: " + error);
+  const bool ok = probes_->Sweep(full, handler_, &error);
   const auto took = Clock::now() - start;
-  if (full) aggregator_->EndFullSweep();
-  // The sweep over iter/tcp visits every TCP socket on the host, ~0.3-0.5 us
+  if (!ok) LogWarn("sweep: " + error);
+  // A connection a failed sweep did not reach is not closed: retire nothing.
+  if (full) ok ? aggregator_->EndFullSweep() : aggregator_->AbortFullSweep();
+  // The sweep over iter/tcp visits every TCP socket in the agent's network
+  // namespace, ~0.3-0.5 us
   // each on the development VM (bench/README.md): on hosts with very many
   // sockets it is worth a longer interval.
   if (!warned_slow_sweep_ && took > config_.sweep_interval / 20) {

@@ -319,6 +319,7 @@ Aggregator::Connection* Aggregator::ConnectionFor(const sockeye_event& event, Cl
   Connection conn;
   conn.endpoint = ToEndpoint(event.backend);
   conn.adopted = (event.flags & SOCKEYE_EVF_ADOPTED) != 0;
+  conn.not_swept = (event.flags & SOCKEYE_EVF_NOT_SWEPT) != 0;
   conn.born_generation = sweep_generation_;
   Backend* backend = BackendFor(conn.endpoint, now);
   conn.overflow = backend == overflow_.get();
@@ -431,13 +432,18 @@ void Aggregator::BeginFullSweep() {
   in_full_sweep_ = true;
 }
 
+void Aggregator::AbortFullSweep() {
+  std::lock_guard lock(mutex_);
+  in_full_sweep_ = false;
+}
+
 void Aggregator::EndFullSweep() {
   std::lock_guard lock(mutex_);
   if (!in_full_sweep_) return;
   in_full_sweep_ = false;
   auto now = Clock::now();
   for (auto& [id, conn] : connections_) {
-    if (!conn.open || conn.born_generation >= sweep_generation_ ||
+    if (!conn.open || conn.not_swept || conn.born_generation >= sweep_generation_ ||
         conn.seen_generation == sweep_generation_)
       continue;
     conn.open = false;
@@ -627,11 +633,20 @@ void Aggregator::Collect(std::vector<MetricFamily>& out) {
          "Backends forgotten after --backend-idle-timeout without connections.",
          MetricType::kCounter)
       .samples.push_back({{}, static_cast<double>(expired_backends_)});
-  size_t open = 0;
-  for (const auto& [id, conn] : connections_) open += conn.open ? 1 : 0;
+  size_t open = 0, not_swept = 0;
+  for (const auto& [id, conn] : connections_) {
+    open += conn.open ? 1 : 0;
+    not_swept += conn.open && conn.not_swept ? 1 : 0;
+  }
   family("sockeye_connections_followed", "Backend connections the agent follows now.",
          MetricType::kGauge)
       .samples.push_back({{}, static_cast<double>(open)});
+  family("sockeye_connections_not_swept",
+         "Followed connections in network namespaces the sweep does not walk (the sweep runs "
+         "over iter/tcp, which sees only the agent's own): their totals and the last turns of "
+         "an idle connection arrive at state changes and at close, not every sweep.",
+         MetricType::kGauge)
+      .samples.push_back({{}, static_cast<double>(not_swept)});
   family("sockeye_connections_retired_total",
          "Connections found closed by a full sweep because their close record was lost.",
          MetricType::kCounter)

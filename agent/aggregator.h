@@ -58,6 +58,8 @@ class Aggregator : public metrics::Collector {
   // while their CLOSED record was lost: they are retired (and counted).
   void BeginFullSweep();
   void EndFullSweep();
+  // A full sweep that failed part-way: nothing is retired.
+  void AbortFullSweep();
 
   // Forgets idle backends and expired closed-connection memories.
   void Maintain(Clock::time_point now);
@@ -100,6 +102,7 @@ class Aggregator : public metrics::Collector {
     bool open = true;
     bool close_recorded = false;
     bool adopted = false;
+    bool not_swept = false;  // the sweep cannot see it (SOCKEYE_EVF_NOT_SWEPT)
     sockeye_conn_totals last{};
     Clock::time_point closed_at;
     uint64_t born_generation = 0;

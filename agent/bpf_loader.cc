@@ -5,6 +5,7 @@
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include <dirent.h>
+#include <sys/stat.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
@@ -448,6 +449,15 @@ std::unique_ptr<BpfProbes::State> BpfProbes::LoadWith(const LoaderSettings& sett
 
   bpf_program__set_autoload(skel->progs.sweep_connections, storage_sweep);
   bpf_program__set_autoload(skel->progs.sweep_tcp_connections, !storage_sweep);
+  if (!storage_sweep) {
+    struct stat netns {};
+    if (stat("/proc/self/ns/net", &netns) == 0) {
+      rodata->sweep_netns_inum = static_cast<__u32>(netns.st_ino);
+    } else {
+      LogWarn("cannot read /proc/self/ns/net (" + ErrnoText(errno) +
+              "): connections in other network namespaces may be retired by full sweeps");
+    }
+  }
 
   rodata->ringbuf_wakeup_bytes = settings.ringbuf_bytes / 4;
   if (bpf_map__set_max_entries(skel->maps.events, static_cast<__u32>(settings.ringbuf_bytes)) !=
@@ -609,7 +619,9 @@ bool DrainIterator(bpf_link* link, const EventHandler& handler, std::string* err
   for (;;) {
     ssize_t n = read(fd.get(), buffer.data() + filled, buffer.size() - filled);
     if (n < 0) {
-      if (errno == EINTR) continue;
+      // EAGAIN: the kernel visited a million objects (iter/tcp counts every
+      // socket) without output; the next read goes on from there.
+      if (errno == EINTR || errno == EAGAIN) continue;
       *error = "reading an iterator failed: " + ErrnoText(errno);
       return false;
     }

@@ -210,6 +210,10 @@ SOCKEYE_SHARED const volatile __u64 ringbuf_wakeup_bytes;
 /* --hot-slots minus one; hot_slots_enabled is 0 for --hot-slots 0. */
 SOCKEYE_SHARED const volatile __u32 hot_slot_mask;
 SOCKEYE_SHARED const volatile __u8 hot_slots_enabled;
+/* The agent's network namespace (its inode number) when the sweep walks
+ * iter/tcp, which sees only that namespace; 0 when it walks the socket
+ * storage, which sees every followed socket. */
+SOCKEYE_SHARED const volatile __u32 sweep_netns_inum;
 /* Set in kprobe mode: maintain send_marks for followed sockets. */
 SOCKEYE_SHARED const volatile __u8 send_marks_enabled;
 
@@ -417,6 +421,12 @@ static __always_inline void fill_event(struct sockeye_event *e, const struct soc
 	e->closed_by = c->closed_by == CLOSED_BY_UNKNOWN ? SOCKEYE_CLOSED_BY_LOCAL : c->closed_by;
 	e->flags = (c->adopted ? SOCKEYE_EVF_ADOPTED : 0) |
 		   (c->lifecycle == CONN_CLOSED ? SOCKEYE_EVF_CLOSED : 0);
+	if (sweep_netns_inum) {
+		const struct net *net = sk->__sk_common.skc_net.net;
+
+		if (net && net->ns.inum != sweep_netns_inum)
+			e->flags |= SOCKEYE_EVF_NOT_SWEPT;
+	}
 	e->srtt_us = tp->srtt_us >> 3; /* stored <<3 by tcp_rtt_estimator() */
 	e->conn_id = c->conn_id;
 	e->duration_ns = duration_ns;

@@ -31,6 +31,9 @@ enum sockeye_event_kind {
 /* sockeye_event.flags */
 #define SOCKEYE_EVF_ADOPTED 0x1 /* open before the agent started: no connect time, partial lifetime */
 #define SOCKEYE_EVF_CLOSED 0x2  /* the kernel saw this connection reach CLOSE */
+/* In a network namespace the sweep does not walk (iter/tcp walks only the
+ * agent's own): a full sweep not reporting it does not mean it closed. */
+#define SOCKEYE_EVF_NOT_SWEPT 0x4
 
 /* Per-CPU counters the kernel side keeps so that nothing is dropped
  * silently; the agent sums them over CPUs and exports them. */
