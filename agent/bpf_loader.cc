@@ -348,6 +348,13 @@ std::unique_ptr<BpfProbes> BpfProbes::Load(const LoaderSettings& settings, std::
   }
   auto state =
       LoadWith(settings, vmlinux.get(), static_cast<int>(*send_mode), storage_sweep, error);
+  if (!state && storage_sweep && settings.sweep_iterator == SweepIterator::kAuto) {
+    // The probe only loads a program; attaching the real one can still be
+    // refused. The iter/tcp sweep is the fallback in that case too.
+    LogWarn("starting with the socket-storage sweep failed (" + *error +
+            "); trying the sweep over iter/tcp");
+    state = LoadWith(settings, vmlinux.get(), static_cast<int>(*send_mode), false, error);
+  }
   if (!state) return nullptr;
   state->btf_source = btf_path;
   if (settings.hot_slots == 0) {

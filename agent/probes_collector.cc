@@ -73,15 +73,17 @@ void ProbesCollector::Collect(std::vector<MetricFamily>& out) {
 
   const SweepStats sweeps = probes_.sweep_stats();
   out.push_back(MetricFamily{"sockeye_sweeps_total",
-                             "Sweeps of the live connections by result; a failed one reports "
-                             "nothing and the next one catches up (the log says why).",
+                             "Sweeps of the live connections by result; a failed one may have "
+                             "reported part of them, retires nothing, and the next one catches "
+                             "up (the log says why).",
                              MetricType::kCounter,
                              {{{{"result", "ok"}}, static_cast<double>(sweeps.succeeded)},
                               {{{"result", "failed"}}, static_cast<double>(sweeps.failed)}},
                              {}});
   out.push_back(MetricFamily{"sockeye_sweep_duration_seconds_total",
                              "Wall time spent in sweeps. Over iter/tcp (sockeye_probe_info "
-                             "hook=\"sweep\") it grows with every TCP socket on the host.",
+                             "hook=\"sweep\") it grows with every TCP socket in the agent's "
+                             "network namespace.",
                              MetricType::kCounter,
                              {{{}, static_cast<double>(sweeps.nanoseconds) / 1e9}},
                              {}});

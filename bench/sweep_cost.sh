@@ -11,7 +11,8 @@ if [ "$need" -gt "$(ulimit -Hn)" ]; then
   echo "sweep_cost: $n connections need $need file descriptors; the hard limit is $(ulimit -Hn)" >&2
   exit 2
 fi
-ulimit -n "$need"
+# Raise only the soft limit, and only if needed (the agent inherits it).
+[ "$(ulimit -Sn)" -ge "$need" ] || ulimit -Sn "$need"
 ready=$(mktemp)
 python3 - "$n" "$port" "$ready" <<'PY' &
 import socket, sys, time
@@ -26,7 +27,7 @@ time.sleep(40)
 PY
 holder=$!
 agent_pid=
-trap 'kill $holder ${agent_pid} 2>/dev/null; rm -f "$ready"' EXIT
+trap 'kill $holder ${agent_pid} 2>/dev/null; wait 2>/dev/null; rm -f "$ready"' EXIT
 for _ in $(seq 60); do
   [ -s "$ready" ] && break
   kill -0 $holder 2>/dev/null || { echo "sweep_cost: opening the connections failed" >&2; exit 1; }
@@ -37,7 +38,9 @@ done
   --sweep-iterator "$iterator" --log.level warn &
 agent_pid=$!
 sleep 12
-curl -s http://127.0.0.1:$metrics/metrics |
+kill -0 "$agent_pid" 2>/dev/null || { echo "sweep_cost: the agent exited" >&2; exit 1; }
+curl -s --max-time 10 http://127.0.0.1:$metrics/metrics |
   awk -v n="$n" '/^sockeye_sweeps_total\{result="ok"\}/ {ok=$2} /^sockeye_sweep_duration_seconds_total/ {s=$2}
     /^sockeye_probe_info\{hook="sweep"/ {match($0, /target="[^"]*"/); t=substr($0, RSTART+8, RLENGTH-9)}
-    END {printf "%d idle connections (%d sockets), sweep over %s: %d sweeps, mean %.3f ms\n", n, 2*n, t, ok, 1000*s/ok}'
+    END {if (!ok) {print "sweep_cost: no successful sweep in the scrape" > "/dev/stderr"; exit 1}
+         printf "%d idle connections (%d sockets), sweep over %s: %d sweeps, mean %.3f ms\n", n, 2*n, t, ok, 1000*s/ok}'

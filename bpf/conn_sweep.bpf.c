@@ -149,11 +149,14 @@ int sweep_connections(struct bpf_iter__bpf_sk_storage_map *ctx)
 /*
  * For kernels that refuse map-element iterators (the host VM's 6.18.44
  * returns EPERM for iter/bpf_sk_storage_map and iter/bpf_map_elem alike,
- * inside the verifier before any instruction is checked): every socket in TCP's hash tables,
- * nearly all of them left after conn_lookup()'s one load. Closed sockets
- * are no longer hashed; what an application reads from one after its
- * CLOSED record is reported by the destroy hook (report_last_moves()).
- * bpf_iter_tcp holds each socket's lock while the program runs.
+ * inside the verifier before any instruction is checked): every socket in
+ * TCP's hash tables; most carry no storage and cost one load. It sees less
+ * than the storage sweep: only the agent's own network namespace (records of
+ * connections elsewhere carry SOCKEYE_EVF_NOT_SWEPT, see fill_event(), so a
+ * full sweep does not retire them), and no closed sockets, which are
+ * unhashed; what an application reads from one after its CLOSED record is
+ * reported by the destroy hook (report_last_moves()). bpf_iter_tcp holds
+ * each socket's lock while the program runs.
  */
 SEC("iter/tcp")
 int sweep_tcp_connections(struct bpf_iter__tcp *ctx)
