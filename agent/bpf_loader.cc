@@ -341,10 +341,13 @@ std::unique_ptr<BpfProbes> BpfProbes::Load(const LoaderSettings& settings, std::
       return nullptr;
     }
     unavailable.push_back("sweep over socket storage: " + storage_refused +
-                          "; the sweep walks every socket in TCP's hash tables instead");
+                          "; the sweep walks TCP's hash tables of the agent's network namespace "
+                          "instead (connections in other namespaces report at state changes "
+                          "and close)");
     LogWarn("sweep: " + storage_refused +
-            "; walking every socket in TCP's hash tables instead (more work per sweep on "
-            "hosts with many sockets)");
+            "; walking TCP's hash tables of this network namespace instead (more work per "
+            "sweep with many sockets; connections in other namespaces report at state "
+            "changes and close: sockeye_connections_not_swept)");
   }
   auto state =
       LoadWith(settings, vmlinux.get(), static_cast<int>(*send_mode), storage_sweep, error);

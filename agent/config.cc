@@ -754,8 +754,9 @@ void DefineFlags(CLI::App* app, RawFlags* raw) {
       ->group(tracking);
   scalar(app->add_option("--sweep-iterator", raw->sweep_iterator,
                          "What the periodic sweep walks: socket-storage (only followed "
-                         "sockets), tcp (every socket in TCP's hash tables, for kernels that "
-                         "refuse map-element iterators), or auto (the first this kernel allows)"))
+                         "sockets), tcp (every socket in TCP's hash tables of the agent's network "
+                         "namespace, for kernels that refuse map-element iterators), or auto "
+                         "(the first this kernel allows)"))
       ->type_name("ITERATOR")
       ->group(tracking);
   scalar(app->add_option("--log.level", raw->log_level,
