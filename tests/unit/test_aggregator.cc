@@ -302,6 +302,35 @@ TEST(Aggregator, IdleBackendsExpireButBusyOnesStay) {
   EXPECT_EQ(m["sockeye_backends_expired_total{}"], 1);
 }
 
+// A sweep that failed part-way did not reach every open connection, and one
+// in a network namespace the sweep does not walk is never reached: neither
+// may be taken for closed.
+TEST(Aggregator, FailedSweepsAndUnsweptConnectionsRetireNothing) {
+  Aggregator agg(SmallOptions());
+  auto now = Clock::now();
+  auto backend = V4(10, 0, 0, 1, 80);
+  agg.Handle(Event(SOCKEYE_EV_CONNECTED, 1, backend), now);
+  auto elsewhere = Event(SOCKEYE_EV_CONNECTED, 2, backend);
+  elsewhere.flags = SOCKEYE_EVF_NOT_SWEPT;
+  agg.Handle(elsewhere, now);
+  auto m = Scrape(agg);
+  EXPECT_EQ(m["sockeye_connections_not_swept{}"], 1);
+
+  agg.BeginFullSweep();
+  agg.AbortFullSweep();
+  agg.EndFullSweep();  // a stray end after an abort retires nothing either
+  m = Scrape(agg);
+  EXPECT_EQ(m["sockeye_backend_connections_active{backend=10.0.0.1:80}"], 2);
+  EXPECT_EQ(m["sockeye_connections_retired_total{}"], 0);
+
+  agg.BeginFullSweep();
+  agg.EndFullSweep();  // reached neither: only the swept one is retired
+  m = Scrape(agg);
+  EXPECT_EQ(m["sockeye_backend_connections_active{backend=10.0.0.1:80}"], 1);
+  EXPECT_EQ(m["sockeye_connections_retired_total{}"], 1);
+  EXPECT_EQ(m["sockeye_connections_not_swept{}"], 1);
+}
+
 TEST(Aggregator, FullSweepRetiresConnectionsWhoseCloseWasLost) {
   Aggregator agg(SmallOptions());
   auto now = Clock::now();
