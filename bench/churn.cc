@@ -485,7 +485,8 @@ class StorageCounter {
     int map_fd = bpf_map_get_fd_by_id(map_id);
     if (map_fd < 0) return -1;
     long long count = -1;
-    if (map_id != loaded_for_ && !LoadFor(map_id, map_fd)) {
+    if (map_id == failed_for_ || (map_id != loaded_for_ && !LoadFor(map_id, map_fd))) {
+      failed_for_ = map_id;  // neither iterator loads: do not try again at every sample
       close(map_fd);
       return -1;
     }
@@ -547,6 +548,7 @@ class StorageCounter {
   }
   churn_count_bpf* skel_ = nullptr;
   uint32_t loaded_for_ = 0;
+  uint32_t failed_for_ = 0;
   bool hashed_only_ = false;
 };
 

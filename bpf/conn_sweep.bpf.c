@@ -102,20 +102,17 @@ int adopt_open_connections(struct bpf_iter__tcp *ctx)
 }
 
 /* One followed socket's progress record, for either sweep below. */
-static __always_inline void sweep_socket(struct seq_file *seq, struct sock *sk)
+static __always_inline void sweep_socket(struct seq_file *seq, struct sock *sk,
+					 const struct tcp_sock *tp)
 {
 	struct sockeye_event e = {};
 	struct conn_hot *h;
-	struct tcp_sock *tp;
 	struct conn *c;
 
 	/* A map value rather than the iterator's ctx->value: the verifier
 	 * allows compare-and-swap and variable offsets (turns[]) only there. */
 	c = conn_lookup(sk);
 	if (!c || c->lifecycle == CONN_CONNECTING)
-		return;
-	tp = bpf_skc_to_tcp_sock(sk);
-	if (!tp)
 		return;
 	h = conn_hot(c);
 	fill_event(&e, sk, tp, c, h, SOCKEYE_EV_PROGRESS, 0);
@@ -140,9 +137,13 @@ SEC("iter/bpf_sk_storage_map")
 int sweep_connections(struct bpf_iter__bpf_sk_storage_map *ctx)
 {
 	struct sock *sk = ctx->sk;
+	struct tcp_sock *tp;
 
-	if (sk && ctx->value)
-		sweep_socket(ctx->meta->seq, sk);
+	if (!sk || !ctx->value)
+		return 0;
+	tp = bpf_skc_to_tcp_sock(sk);
+	if (tp)
+		sweep_socket(ctx->meta->seq, sk, tp);
 	return 0;
 }
 
@@ -168,6 +169,6 @@ int sweep_tcp_connections(struct bpf_iter__tcp *ctx)
 		return 0;
 	tp = bpf_skc_to_tcp_sock(skc); /* full sockets only: no time-wait or request socks */
 	if (tp)
-		sweep_socket(ctx->meta->seq, (struct sock *)tp);
+		sweep_socket(ctx->meta->seq, (struct sock *)tp, tp);
 	return 0;
 }
