@@ -106,16 +106,15 @@ int Agent::http_port() const { return server_->port(); }
 void Agent::Sweep(bool full) {
   std::string error;
   if (full) aggregator_->BeginFullSweep();
-  const auto start = Clock::now();
+  const uint64_t swept_ns = probes_->sweep_stats().nanoseconds;
   const bool ok = probes_->Sweep(full, handler_, &error);
-  const auto took = Clock::now() - start;
+  const std::chrono::nanoseconds took(probes_->sweep_stats().nanoseconds - swept_ns);
   if (!ok) LogWarn("sweep: " + error);
   // A connection a failed sweep did not reach is not closed: retire nothing.
   if (full) ok ? aggregator_->EndFullSweep() : aggregator_->AbortFullSweep();
   // The sweep over iter/tcp visits every TCP socket in the agent's network
-  // namespace, ~0.3-0.5 us
-  // each on the development VM (bench/README.md): on hosts with very many
-  // sockets it is worth a longer interval.
+  // namespace, ~0.3-0.5 us each on the development VM (bench/README.md): with
+  // very many sockets a longer interval is worth it.
   if (!warned_slow_sweep_ && took > config_.sweep_interval / 20) {
     warned_slow_sweep_ = true;
     LogWarn("a sweep took " +

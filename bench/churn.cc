@@ -471,14 +471,6 @@ std::vector<MapInfo> AgentMaps(pid_t pid) {
 class StorageCounter {
  public:
   ~StorageCounter() { Unload(); }
-  bool Load(std::string* error) {
-    // Loaded per map in Count(), which needs the agent's map for the
-    // fallback; here only whether the object opens at all.
-    churn_count_bpf* skel = churn_count_bpf__open();
-    if (!skel) *error = "opening churn_count.bpf.o failed";
-    churn_count_bpf__destroy(skel);
-    return skel != nullptr;
-  }
   const char* Method() const { return hashed_only_ ? "iter/tcp, hashed sockets only" : "map"; }
   long long Count(uint32_t map_id) {
     if (map_id == 0) return -1;
@@ -1627,8 +1619,6 @@ int main(int argc, char** argv) {
 
   StorageCounter counter;
   std::string error;
-  if (!counter.Load(&error))
-    Out("# note: %s; socket-storage entries are not counted\n", error.c_str());
   const StorageCost cost = ReadStorageCost();
 
   // --ports consecutive free ports, from --base-port on in steps of 100.

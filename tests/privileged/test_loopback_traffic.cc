@@ -153,6 +153,16 @@ class LoopbackTraffic : public ::testing::Test {
   // return when agent_ is still null. `customize` may change the config
   // (filters, processes) before the start.
   void StartAgent(const std::function<void(Config&)>& customize = {}) {
+    const std::string error = TryStartAgent(customize);
+    if (!agent_) {
+      if (BpfRequired()) FAIL() << "agent failed to start: " << error;
+      GTEST_SKIP() << "BPF programs could not be loaded: " << error;
+    }
+  }
+
+  // StartAgent's settings without its verdict: starts agent_ or returns why
+  // not, for tests that expect a refusal.
+  std::string TryStartAgent(const std::function<void(Config&)>& customize = {}) {
     // The reruns of this suite (CMakeLists.txt) choose the probe mode and
     // the hot slots through the environment; the agent's own parser checks
     // them, as it would the flags.
@@ -164,7 +174,10 @@ class LoopbackTraffic : public ::testing::Test {
       args.insert(args.end(), {"--hot-slots", slots});
     }
     ParseOutcome parsed = ParseCommandLine(static_cast<int>(args.size()), args.data());
-    if (!parsed.config) FAIL() << "the test's agent settings: " << parsed.message;
+    if (!parsed.config) {
+      ADD_FAILURE() << "the test's agent settings: " << parsed.message;
+      return parsed.message;
+    }
     Config config = std::move(*parsed.config);
     // Several agents start in this one process; the real binary drops its
     // capabilities (covered by tests/e2e/promtool_check.sh).
@@ -174,22 +187,21 @@ class LoopbackTraffic : public ::testing::Test {
       config.include.push_back(*ParseCidrMatch(net, &error));
     if (customize) customize(config);
     agent_ = Agent::Start(config, &error);
-    if (!agent_) {
-      if (BpfRequired()) FAIL() << "agent failed to start: " << error;
-      GTEST_SKIP() << "BPF programs could not be loaded: " << error;
-    }
+    return error;
   }
 
   // StartAgent following only the namespace's address; fails or skips (as
   // StartAgent does) when the namespace could not be made.
-  void StartAgentFollowing(const VethNamespace& ns) {
+  void StartAgentFollowing(const VethNamespace& ns,
+                           const std::function<void(Config&)>& customize = {}) {
     if (!ns.ok()) {
       if (BpfRequired()) FAIL() << "cannot create the test network namespace (iproute2)";
       GTEST_SKIP() << "cannot create a network namespace";
     }
-    StartAgent([&ns](Config& config) {
+    StartAgent([&](Config& config) {
       std::string error;
       config.include = {*ParseCidrMatch(ns.address() + "/32", &error)};
+      if (customize) customize(config);
     });
   }
 
@@ -493,15 +505,7 @@ TEST_F(LoopbackTraffic, TcpSweepReportsOpenConnections) {
 // container). A full sweep must not take such a connection for closed.
 TEST_F(LoopbackTraffic, FullSweepOverTcpKeepsConnectionsInOtherNamespaces) {
   VethNamespace ns(213, VethNamespace::Peer::kBackend);
-  if (!ns.ok()) {
-    if (BpfRequired()) FAIL() << "cannot create the test network namespace (iproute2)";
-    GTEST_SKIP() << "cannot create a network namespace";
-  }
-  StartAgent([&ns](Config& config) {
-    std::string error;
-    config.include = {*ParseCidrMatch(ns.address() + "/32", &error)};
-    config.sweep_iterator = SweepIterator::kTcp;
-  });
+  StartAgentFollowing(ns, [](Config& config) { config.sweep_iterator = SweepIterator::kTcp; });
   if (!agent_) return;
   auto server = ns.StartServer();
   ASSERT_TRUE(server) << "cannot listen inside the test namespace";
@@ -531,15 +535,8 @@ TEST_F(LoopbackTraffic, FullSweepOverTcpKeepsConnectionsInOtherNamespaces) {
 // an error that names the kernel's refusal (the host VM's 6.18.44 refuses
 // map-element iterators); it never falls back silently.
 TEST_F(LoopbackTraffic, ForcedSocketStorageSweepRunsOrNamesTheRefusal) {
-  const char* args[] = {"sockeye", "--web.listen-address", "127.0.0.1:0", "--sweep-iterator",
-                        "socket-storage"};
-  ParseOutcome parsed = ParseCommandLine(5, args);
-  ASSERT_TRUE(parsed.config) << parsed.message;
-  Config config = std::move(*parsed.config);
-  config.keep_capabilities = true;
-  std::string error;
-  config.include.push_back(*ParseCidrMatch("127.0.0.2/32", &error));
-  agent_ = Agent::Start(config, &error);
+  const std::string error =
+      TryStartAgent([](Config& config) { config.sweep_iterator = SweepIterator::kSocketStorage; });
   if (!agent_) {
     // Refused by this kernel, or absent from it (before 5.9).
     EXPECT_NE(error.find("--sweep-iterator socket-storage is not available: "), std::string::npos)
@@ -646,6 +643,14 @@ TEST_F(LoopbackTraffic, ProbeChoicesAndHttpScrape) {
                   {{"hook", "receive"}, {"mode", "tp_btf"}, {"target", expected_receive}}),
             1)
       << "responses are not timed at " << expected_receive;
+  // The VM matrix sets the sweep it expects (socket storage on 6.1), so a
+  // probe that wrongly finds the storage iterator refused fails here.
+  if (const char* sweep = std::getenv("SOCKEYE_TEST_EXPECT_SWEEP")) {
+    EXPECT_EQ(Value(families, "sockeye_probe_info",
+                    {{"hook", "sweep"}, {"mode", "iter"}, {"target", sweep}}),
+              1)
+        << "the sweep does not walk " << sweep;
+  }
   LoopbackServer server("127.0.0.2");
   {
     Client client(server.address(), server.port());

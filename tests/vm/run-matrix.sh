@@ -78,6 +78,7 @@ files+=(--file "$(readlink -f /lib64/ld-linux-x86-64.so.2):/lib64/ld-linux-x86-6
 # The network-namespace tests need iproute2's `ip netns`, which busybox lacks.
 suite_cmd() {  # suite_cmd MODE EXPECTED_SEND_MODE
   echo "SOCKEYE_REQUIRE_BPF=1 SOCKEYE_TEST_PROBE_MODE=$1 SOCKEYE_TEST_EXPECT_SEND_MODE=$2" \
+       "SOCKEYE_TEST_EXPECT_SWEEP=bpf_sk_storage_map" \
        "sockeye_bpf_tests --gtest_filter=-*UnansweredSyn*:*StopsAnswering*:*InOtherNamespaces* --gtest_brief=1"
 }
 vm() {  # vm NAME APPEND COMMAND
