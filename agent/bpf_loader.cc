@@ -22,6 +22,7 @@
 #include <utility>
 
 #include "agent/capabilities.h"
+#include "agent/load_time_immediates.h"
 #include "agent/log.h"
 #include "agent/unique_fd.h"
 #include "sockeye.skel.h"
@@ -402,6 +403,7 @@ std::unique_ptr<BpfProbes::State> BpfProbes::LoadWith(const LoaderSettings& sett
   sockeye_bpf* skel = state->skel.get();
 
   auto* rodata = skel->rodata;
+  LoadTimeImmediates immediates;
 
   // --- choose a program per hook.
   auto choose = [&](bpf_program* prog, const char* hook, const char* tracepoint, bool required,
@@ -446,7 +448,7 @@ std::unique_ptr<BpfProbes::State> BpfProbes::LoadWith(const LoaderSettings& sett
   bpf_program__set_autoload(skel->progs.on_sock_send_length, send_mode == SendMode::kTracepoint);
   bpf_program__set_autoload(skel->progs.on_tcp_sendmsg_fentry, send_mode == SendMode::kFentry);
   bpf_program__set_autoload(skel->progs.on_tcp_sendmsg_kprobe, send_mode == SendMode::kKprobe);
-  rodata->send_marks_enabled = send_mode == SendMode::kKprobe ? 1 : 0;
+  immediates.Set(SOCKEYE_IMM_SEND_MARKS_ENABLED, send_mode == SendMode::kKprobe ? 1 : 0);
   if (send_mode != SendMode::kKprobe) bpf_map__set_max_entries(skel->maps.send_marks, 1);
   state->probes.insert(
       state->probes.begin() + 1,
@@ -469,15 +471,15 @@ std::unique_ptr<BpfProbes::State> BpfProbes::LoadWith(const LoaderSettings& sett
     }
   }
 
-  rodata->ringbuf_wakeup_bytes = settings.ringbuf_bytes / 4;
+  immediates.Set(SOCKEYE_IMM_RINGBUF_WAKEUP_BYTES, settings.ringbuf_bytes / 4);
   if (bpf_map__set_max_entries(skel->maps.events, static_cast<__u32>(settings.ringbuf_bytes)) !=
       0) {
     *error = "cannot size the ring buffer to " + std::to_string(settings.ringbuf_bytes) + " bytes";
     return nullptr;
   }
 
-  rodata->hot_slots_enabled = settings.hot_slots != 0 ? 1 : 0;
-  rodata->hot_slot_mask = settings.hot_slots != 0 ? settings.hot_slots - 1 : 0;
+  immediates.Set(SOCKEYE_IMM_HOT_SLOTS_ENABLED, settings.hot_slots != 0 ? 1 : 0);
+  immediates.Set(SOCKEYE_IMM_HOT_SLOT_MASK, settings.hot_slots != 0 ? settings.hot_slots - 1 : 0);
   if (bpf_map__set_max_entries(skel->maps.hot_slots, std::max<uint32_t>(settings.hot_slots, 1)) !=
       0) {
     *error = "cannot size the hot slots to " + std::to_string(settings.hot_slots);
@@ -485,6 +487,7 @@ std::unique_ptr<BpfProbes::State> BpfProbes::LoadWith(const LoaderSettings& sett
   }
 
   // --- load.
+  if (!immediates.ApplyTo(skel->obj, error)) return nullptr;
   if (int err = sockeye_bpf__load(skel); err != 0) {
     *error = "loading BPF programs failed: " + ErrnoText(err);
     if (send_mode == SendMode::kFentry || send_mode == SendMode::kKprobe) {
@@ -495,6 +498,8 @@ std::unique_ptr<BpfProbes::State> BpfProbes::LoadWith(const LoaderSettings& sett
     *error += LoadFailureHint(err);
     return nullptr;
   }
+
+  if (!CheckLoadedPrograms(skel->obj, error)) return nullptr;
 
   // --- filters (a map, so that SIGHUP can change them), before attaching.
   if (!WriteFilters(skel, settings, error)) return nullptr;

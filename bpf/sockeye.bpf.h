@@ -126,7 +126,7 @@ SOCKEYE_SHARED struct {
  * to when it opens and gives it back when the socket is destroyed (or
  * connects again); when the slot is taken it keeps the state in its storage
  * and the fallback is counted. Sized by the agent (--hot-slots, a power of
- * two; hot_slot_mask below).
+ * two; hot_slot_mask() below).
  */
 SOCKEYE_SHARED struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -203,19 +203,51 @@ SOCKEYE_SHARED struct {
 	__type(value, struct sockeye_filters);
 } filters SEC(".maps");
 
-/* --- load-time settings (rodata) ---------------------------------------- */
-/* Ring-buffer fill level past which a record wakes the agent early (set
- * from --ringbuf-size: a quarter of it). */
-SOCKEYE_SHARED const volatile __u64 ringbuf_wakeup_bytes;
-/* --hot-slots minus one; hot_slots_enabled is 0 for --hot-slots 0. */
-SOCKEYE_SHARED const volatile __u32 hot_slot_mask;
-SOCKEYE_SHARED const volatile __u8 hot_slots_enabled;
-/* The agent's network namespace (its inode number) when the sweep walks
- * iter/tcp, which sees only that namespace; 0 when it walks the socket
- * storage, which sees every followed socket. */
+/* --- load-time settings ------------------------------------------------- */
+/*
+ * Settings on the per-segment path are immediates in the instruction stream,
+ * not `const volatile` rodata: the verifier knows a rodata value but the JIT
+ * still loads it, from the .rodata map's own page, and on a host without PCID
+ * (the TLB is flushed at every kernel entry) that first touch cost a followed
+ * sk_data_ready 35-40 ns of its ~175 (bench/README.md, hook cost). The marker
+ * is replaced by the agent before load (agent/load_time_immediates.h); every
+ * use must be inlined into a program (no BPF subprograms), which the
+ * privileged suite checks on the loaded programs.
+ */
+#define SOCKEYE_IMM(id)                                                              \
+	({                                                                           \
+		__u64 __imm;                                                         \
+		asm volatile("%0 = %1 ll"                                            \
+			     : "=r"(__imm)                                           \
+			     : "i"(((__u64)SOCKEYE_IMM_MARKER << 32) | (id)));       \
+		__imm;                                                               \
+	})
+
+static __always_inline bool hot_slots_enabled(void)
+{
+	return SOCKEYE_IMM(SOCKEYE_IMM_HOT_SLOTS_ENABLED) != 0;
+}
+
+static __always_inline __u32 hot_slot_mask(void)
+{
+	return (__u32)SOCKEYE_IMM(SOCKEYE_IMM_HOT_SLOT_MASK);
+}
+
+static __always_inline bool send_marks_enabled(void)
+{
+	return SOCKEYE_IMM(SOCKEYE_IMM_SEND_MARKS_ENABLED) != 0;
+}
+
+static __always_inline __u64 ringbuf_wakeup_bytes(void)
+{
+	return SOCKEYE_IMM(SOCKEYE_IMM_RINGBUF_WAKEUP_BYTES);
+}
+
+/* Settings read only per connection or per sweep stay rodata. The agent's
+ * network namespace (its inode number) when the sweep walks iter/tcp, which
+ * sees only that namespace; 0 when it walks the socket storage, which sees
+ * every followed socket. */
 SOCKEYE_SHARED const volatile __u32 sweep_netns_inum;
-/* Set in kprobe mode: maintain send_marks for followed sockets. */
-SOCKEYE_SHARED const volatile __u8 send_marks_enabled;
 
 /* Written by the agent before each sweep: emit every open connection, not
  * only those whose totals changed. */
@@ -487,7 +519,7 @@ static __always_inline void take_turns(struct conn_hot *h, struct sockeye_event 
 /* Ring-buffer record; a full buffer is counted, per kind. The agent drains
  * the ring on its own tick (every 100 ms), so records are submitted without
  * waking it, which would cost an irq_work and a wakeup per record; only a
- * ring past ringbuf_wakeup_bytes wakes it early. */
+ * ring past ringbuf_wakeup_bytes() wakes it early. */
 static __always_inline void emit(const struct sock *sk, const struct tcp_sock *tp,
 				 struct conn *c, struct conn_hot *h, __u8 kind, __u64 duration_ns,
 				 __u8 reason)
@@ -502,7 +534,7 @@ static __always_inline void emit(const struct sock *sk, const struct tcp_sock *t
 	remember_reported(c, &e->totals);
 	take_turns(h, e);
 	e->reason = reason;
-	bpf_ringbuf_submit(e, bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) > ringbuf_wakeup_bytes
+	bpf_ringbuf_submit(e, bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) > ringbuf_wakeup_bytes()
 				      ? BPF_RB_FORCE_WAKEUP
 				      : BPF_RB_NO_WAKEUP);
 }
@@ -562,7 +594,7 @@ static __always_inline void send_marks_add(const void *sk)
 	__u64 key = (__u64)(unsigned long)sk;
 	struct send_mark none = {};
 
-	if (send_marks_enabled && bpf_map_update_elem(&send_marks, &key, &none, BPF_ANY))
+	if (send_marks_enabled() && bpf_map_update_elem(&send_marks, &key, &none, BPF_ANY))
 		count_kernel(SOCKEYE_KC_SEND_MARKS_FULL);
 }
 
@@ -570,7 +602,7 @@ static __always_inline void send_marks_remove(const void *sk)
 {
 	__u64 key = (__u64)(unsigned long)sk;
 
-	if (send_marks_enabled)
+	if (send_marks_enabled())
 		bpf_map_delete_elem(&send_marks, &key);
 }
 
@@ -580,7 +612,7 @@ static __always_inline void consume_send_mark(const void *sk, struct conn_hot *h
 	struct send_mark *mark;
 	__u64 when;
 
-	if (!send_marks_enabled)
+	if (!send_marks_enabled())
 		return;
 	mark = bpf_map_lookup_elem(&send_marks, &key);
 	if (!mark || !mark->send_start_ns)
@@ -614,7 +646,7 @@ static __always_inline void emit_turns(struct conn_hot *h)
 		bpf_ringbuf_discard(e, BPF_RB_NO_WAKEUP);
 		return;
 	}
-	bpf_ringbuf_submit(e, bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) > ringbuf_wakeup_bytes
+	bpf_ringbuf_submit(e, bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) > ringbuf_wakeup_bytes()
 				      ? BPF_RB_FORCE_WAKEUP
 				      : BPF_RB_NO_WAKEUP);
 }
@@ -662,9 +694,9 @@ static __always_inline struct conn_hot *owned_hot_slot(__u64 cookie)
 	struct conn_hot *h;
 	__u32 idx;
 
-	if (!hot_slots_enabled || !cookie)
+	if (!hot_slots_enabled() || !cookie)
 		return NULL;
-	idx = cookie & hot_slot_mask;
+	idx = cookie & hot_slot_mask();
 	h = bpf_map_lookup_elem(&hot_slots, &idx);
 	if (h && READ_ONCE_U64(h->owner) == cookie)
 		return h;
@@ -687,12 +719,12 @@ static __always_inline struct conn_hot *conn_hot(struct conn *c)
 static __always_inline struct conn_hot *claim_hot_slot(struct sock *sk, struct conn *c)
 {
 	__u64 cookie = bpf_get_socket_cookie(sk);
-	__u32 idx = cookie & hot_slot_mask;
+	__u32 idx = cookie & hot_slot_mask();
 	struct conn_hot *h;
 
 	c->cookie = cookie;
 	c->hot.owner = cookie;
-	if (!hot_slots_enabled)
+	if (!hot_slots_enabled())
 		return &c->hot;
 	h = bpf_map_lookup_elem(&hot_slots, &idx);
 	if (!h || __sync_val_compare_and_swap(&h->owner, 0, cookie) != 0) {

@@ -123,6 +123,23 @@ struct sockeye_event {
 	struct sockeye_turn turns[SOCKEYE_TURN_BATCH];
 };
 
+/*
+ * Load-time settings read on every followed segment are not rodata but
+ * immediates in the instructions (SOCKEYE_IMM() in bpf/sockeye.bpf.h): each
+ * use is a 64-bit load-immediate of SOCKEYE_IMM_MARKER in the upper half and
+ * the id in the lower, which the agent replaces before load
+ * (agent/load_time_immediates.h).
+ */
+#define SOCKEYE_IMM_MARKER 0x5ec0e1ffU
+
+enum sockeye_imm_id {
+	SOCKEYE_IMM_HOT_SLOTS_ENABLED = 1, /* 0 for --hot-slots 0 */
+	SOCKEYE_IMM_HOT_SLOT_MASK,         /* --hot-slots minus one */
+	SOCKEYE_IMM_SEND_MARKS_ENABLED,    /* kprobe send mode: keep send_marks */
+	SOCKEYE_IMM_RINGBUF_WAKEUP_BYTES,  /* fill level past which a record wakes the agent */
+	SOCKEYE_IMM_COUNT,
+};
+
 /* Backend filter. Addresses and masks are in network byte order over the
  * 16-byte (v4-mapped) address. */
 struct sockeye_cidr_filter {
