@@ -98,6 +98,7 @@ void Drive(const std::string& address, uint16_t port, int connections, int reque
 int main(int argc, char** argv) {
   int rounds = 5, connections = 20, requests = 500, cpu = -1, storage_timing = 0;
   int hot_slots = 8192;
+  size_t ringbuf_bytes = sockeye::Config{}.ringbuf_bytes;
   const char* probe_mode_flag = sockeye::ProbeModeName(sockeye::ProbeMode::kAuto);
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string flag = argv[i];
@@ -116,6 +117,8 @@ int main(int argc, char** argv) {
       storage_timing = value;
     else if (flag == "--hot-slots")
       hot_slots = value;
+    else if (flag == "--ringbuf-size")
+      ringbuf_bytes = std::strtoull(argv[i + 1], nullptr, 10);
     else {
       std::fprintf(stderr, "hook_cost: unknown flag %s\n", flag.c_str());
       return 2;
@@ -168,6 +171,7 @@ int main(int argc, char** argv) {
   std::string error;
   config.include.push_back(*sockeye::ParseCidrMatch("127.0.0.30/32", &error));
   config.hot_slots = static_cast<uint32_t>(hot_slots);
+  config.ringbuf_bytes = ringbuf_bytes;
   config.probe_mode = *probe_mode;
   auto agent = sockeye::Agent::Start(config, &error);
   if (!agent) {
@@ -219,10 +223,10 @@ int main(int argc, char** argv) {
 
   std::printf(
       "hook cost, %d rounds x 2 phases x %d connections x %d requests (64 B / 512 B), %s, "
-      "--probe-mode %s, --hot-slots %d\n",
+      "--probe-mode %s, --hot-slots %d, --ringbuf-size %zu\n",
       rounds, connections, requests,
       cpu >= 0 ? ("all threads on CPU " + std::to_string(cpu)).c_str() : "threads unpinned",
-      sockeye::ProbeModeName(*probe_mode), hot_slots);
+      sockeye::ProbeModeName(*probe_mode), hot_slots, ringbuf_bytes);
   std::printf("%-20s %12s %10s %14s %14s %12s %12s\n", "tracepoint", "calls", "empty ns",
               "unfollowed ns", "followed ns", "+unfollowed", "+followed");
   for (const auto& h : hooks) {
