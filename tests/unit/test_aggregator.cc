@@ -103,9 +103,12 @@ TEST(Aggregator, TurnsCarriedByAnyRecordKindAreObserved) {
   agg.Handle(bad, now);
 
   auto m = Scrape(agg);
-  EXPECT_EQ(m["sockeye_backend_time_to_first_byte_seconds_count{backend=10.0.0.2:80}"], 10);
+  // The batch's turns took 1, 2, ... SOCKEYE_TURN_BATCH ms.
+  constexpr double kBatchSeconds = 0.001 * SOCKEYE_TURN_BATCH * (SOCKEYE_TURN_BATCH + 1) / 2;
+  EXPECT_EQ(m["sockeye_backend_time_to_first_byte_seconds_count{backend=10.0.0.2:80}"],
+            SOCKEYE_TURN_BATCH + 2);
   EXPECT_NEAR(m["sockeye_backend_time_to_first_byte_seconds_sum{backend=10.0.0.2:80}"],
-              0.036 + 0.00075, 1e-12);
+              kBatchSeconds + 0.00075, 1e-12);
   EXPECT_EQ(m["sockeye_backend_rtt_seconds_count{backend=10.0.0.2:80}"], 1);
   EXPECT_EQ(m["sockeye_events_malformed_total{}"], 1);
   EXPECT_EQ(m["sockeye_backend_sent_bytes_total{backend=10.0.0.2:80}"], 7);
