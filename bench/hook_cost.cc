@@ -35,9 +35,12 @@
 // counting programs split each hook's invocations between client and server
 // sockets so the followed cost is solved for exactly:
 //   followed = (time_B - calls_B_not_client * unfollowed) / calls_B_client
+#include <arpa/inet.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <netinet/in.h>
 #include <sched.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -48,9 +51,11 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 
 #include "agent/agent.h"
 #include "agent/config.h"
+#include "agent/unique_fd.h"
 #include "bench_hooks.skel.h"
 #include "tests/privileged/loopback_server.h"
 
@@ -91,6 +96,49 @@ void Drive(const std::string& address, uint16_t port, int connections, int reque
     Client client(address, port);
     for (int r = 0; r < requests; ++r) client.Request(64, 512);
   }
+}
+
+// Phase C: the same request/response exchanges over sockets that are not
+// TCP at all, which sk_data_ready also fires for: a unix stream socket pair
+// (what nginx uses to reach php-fpm, for one) and a UDP pair on loopback.
+// sockeye leaves them at its first test, like an unfollowed TCP socket.
+bool ExchangeOver(int a, int b, int exchanges, bool datagram) {
+  std::thread echo([=] {
+    char buf[512] = {};
+    for (int i = 0; i < exchanges; ++i) {
+      if (recv(b, buf, 64, MSG_WAITALL) != 64) return;
+      if (send(b, buf, 512, 0) != 512) return;
+    }
+  });
+  char buf[512] = {};
+  bool ok = true;
+  for (int i = 0; i < exchanges && ok; ++i) {
+    ok = send(a, buf, 64, 0) == 64 && recv(a, buf, 512, datagram ? 0 : MSG_WAITALL) == 512;
+  }
+  echo.join();
+  return ok;
+}
+
+bool DriveOtherSockets(int exchanges) {
+  int unix_pair[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM, 0, unix_pair) != 0) return false;
+  sockeye::UniqueFd ua(unix_pair[0]), ub(unix_pair[1]);
+  if (!ExchangeOver(ua.get(), ub.get(), exchanges, false)) return false;
+
+  sockeye::UniqueFd udp_a(socket(AF_INET, SOCK_DGRAM, 0)), udp_b(socket(AF_INET, SOCK_DGRAM, 0));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(0x7f000020);  // 127.0.0.32
+  socklen_t len = sizeof(addr);
+  sockaddr_in a_addr = addr, b_addr = addr;
+  if (bind(udp_a.get(), reinterpret_cast<sockaddr*>(&a_addr), len) != 0 ||
+      bind(udp_b.get(), reinterpret_cast<sockaddr*>(&b_addr), len) != 0 ||
+      getsockname(udp_a.get(), reinterpret_cast<sockaddr*>(&a_addr), &len) != 0 ||
+      getsockname(udp_b.get(), reinterpret_cast<sockaddr*>(&b_addr), &len) != 0 ||
+      connect(udp_a.get(), reinterpret_cast<sockaddr*>(&b_addr), len) != 0 ||
+      connect(udp_b.get(), reinterpret_cast<sockaddr*>(&a_addr), len) != 0)
+    return false;
+  return ExchangeOver(udp_a.get(), udp_b.get(), exchanges, true);
 }
 
 }  // namespace
@@ -194,6 +242,7 @@ int main(int argc, char** argv) {
   };
   std::map<std::string, Stat> unfollowed_sum, followed_sum, empty_sum;
   std::map<std::string, uint64_t> followed_client_calls;
+  Stat other_sockets, other_empty;  // sk_data_ready on unix and UDP sockets
 
   for (int round = 0; round < rounds; ++round) {
     // Phase A: nothing followed.
@@ -219,6 +268,18 @@ int main(int argc, char** argv) {
       followed_client_calls[h.name] += bench->bss->invocations[h.index][0] - client_before[h.index];
     }
     agent->Tick(0);
+    // Phase C: unix and UDP sockets (sk_data_ready only).
+    Stats c0 = Snapshot(*agent, bench);
+    if (!DriveOtherSockets(connections * requests)) {
+      std::perror("hook_cost: unix/UDP exchanges");
+      return 1;
+    }
+    Stats c1 = Snapshot(*agent, bench);
+    Stat uc = Delta(c0, c1, "on_sk_data_ready"), ec = Delta(c0, c1, "empty_sk_data_ready");
+    other_sockets.ns += uc.ns;
+    other_sockets.calls += uc.calls;
+    other_empty.ns += ec.ns;
+    other_empty.calls += ec.calls;
   }
 
   std::printf(
@@ -246,6 +307,14 @@ int main(int argc, char** argv) {
     std::printf("%-20s %12llu %10.1f %14.1f %14.1f %12.1f %12.1f\n", h.name,
                 static_cast<unsigned long long>(u.calls + f.calls), empty_ns, unfollowed_ns,
                 followed_ns, unfollowed_ns - empty_ns, followed_ns - empty_ns);
+  }
+  if (other_sockets.calls) {
+    const double sockeye_ns = double(other_sockets.ns) / double(other_sockets.calls);
+    const double empty_ns =
+        other_empty.calls ? double(other_empty.ns) / double(other_empty.calls) : 0;
+    std::printf("%-20s %12llu %10.1f %14.1f %14s %12.1f %12s\n", "sk_data_ready unix+udp",
+                static_cast<unsigned long long>(other_sockets.calls), empty_ns, sockeye_ns, "-",
+                sockeye_ns - empty_ns, "-");
   }
   {
     const Stat& e = empty_sum["sock_send_length"];
