@@ -351,7 +351,7 @@ void Aggregator::ObserveTurns(Backend* backend, const sockeye_event& event) {
   }
   for (uint32_t i = 0; i < event.turn_count; ++i) {
     const sockeye_turn& turn = event.turns[i];
-    backend->time_to_first_byte.Observe(static_cast<double>(turn.ttfb_ns) / kNanosPerSecond);
+    backend->time_to_first_byte.Observe(turn.ttfb_us / 1e6);
     if (turn.srtt_us) backend->rtt.Observe(turn.srtt_us / 1e6);
   }
 }

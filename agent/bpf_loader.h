@@ -1,6 +1,7 @@
 // Loads sockeye's BPF programs: probe the kernel, choose a program for each
-// hook, open -> set rodata -> load -> attach (each step checked), then hand
-// out records from the ring buffer and the adoption/sweep iterators.
+// hook, open -> set rodata and the load-time immediates -> load -> check no
+// immediate was left -> attach (each step checked), then hand out records
+// from the ring buffer and the adoption/sweep iterators.
 #pragma once
 
 #include <array>
@@ -99,7 +100,7 @@ class BpfProbes {
   // Features this kernel lacks and what that costs, for --check.
   const std::vector<std::string>& unavailable() const;
   const std::string& btf_source() const;
-  // "8192 of 320 B (2.5 MiB of kernel memory)", or "off (...)".
+  // "8192 of 192 B (1.5 MiB of kernel memory)", or "off (...)".
   const std::string& hot_slots_summary() const;
 
  private:

@@ -2,7 +2,7 @@
 
 #include <bpf/bpf.h>
 
-#include <cerrno>
+#include <algorithm>
 #include <cstring>
 
 namespace sockeye {
@@ -42,7 +42,8 @@ bool LoadTimeImmediates::Patch(std::vector<bpf_insn>& insns, const std::string& 
   return true;
 }
 
-bool LoadTimeImmediates::ApplyTo(bpf_object* object, std::string* error) const {
+bool LoadTimeImmediates::ApplyTo(bpf_object* object, std::string* error, int* patched_total) const {
+  if (patched_total) *patched_total = 0;
   bpf_program* prog = nullptr;
   bpf_object__for_each_program(prog, object) {
     const bpf_insn* first = bpf_program__insns(prog);
@@ -50,6 +51,7 @@ bool LoadTimeImmediates::ApplyTo(bpf_object* object, std::string* error) const {
     int patched = 0;
     if (!Patch(insns, bpf_program__name(prog), &patched, error)) return false;
     if (patched == 0) continue;
+    if (patched_total) *patched_total += patched;
     if (int err = bpf_program__set_insns(prog, insns.data(), insns.size()); err != 0) {
       *error = std::string("cannot set the instructions of BPF program ") +
                bpf_program__name(prog) + ": " + std::strerror(-err);
@@ -68,6 +70,16 @@ bool HoldsImmediateMarker(const std::vector<bpf_insn>& insns) {
   return false;
 }
 
+int CountImmediateMarkers(const void* elf, size_t size) {
+  std::vector<bpf_insn> insns(size / sizeof(bpf_insn));
+  std::memcpy(insns.data(), elf, insns.size() * sizeof(bpf_insn));
+  int count = 0;
+  for (size_t i = 0; i + 1 < insns.size(); ++i) {
+    if (IsMarker(insns, i)) ++count;
+  }
+  return count;
+}
+
 bool CheckLoadedPrograms(bpf_object* object, std::string* error) {
   bpf_program* prog = nullptr;
   bpf_object__for_each_program(prog, object) {
@@ -83,6 +95,10 @@ bool CheckLoadedPrograms(bpf_object* object, std::string* error) {
     info.xlated_prog_insns = reinterpret_cast<__u64>(insns.data());
     len = sizeof(info);
     if (bpf_obj_get_info_by_fd(fd, &info, &len) != 0) continue;
+    const bool withheld = std::all_of(insns.begin(), insns.end(), [](const bpf_insn& insn) {
+      return insn.code == 0 && insn.imm == 0 && insn.off == 0;
+    });
+    if (withheld) continue;
     if (HoldsImmediateMarker(insns)) {
       *error = std::string("BPF program ") + bpf_program__name(prog) +
                " was loaded with a load-time setting not replaced (used from a BPF "

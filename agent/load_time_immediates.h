@@ -2,8 +2,16 @@
 // (why: SOCKEYE_IMM() in bpf/sockeye.bpf.h). Each use in a program is a
 // 64-bit load-immediate whose upper half is SOCKEYE_IMM_MARKER and lower half
 // a sockeye_imm_id; Patch() replaces it with the value before the object is
-// loaded. The instruction count and positions never change, so libbpf's
-// CO-RE and map relocations, applied at load, still line up.
+// loaded.
+//
+// libbpf documents bpf_program__set_insns() for its prog_prepare_load_fn
+// callback; calling it between open and load is safe here because the
+// instruction count and positions never change (only the two immediates of a
+// plain constant load, which carries no relocation), so the CO-RE and map
+// relocations libbpf applies at load still line up. What it cannot reach are
+// BPF subprograms (libbpf appends them at load): the unit test
+// LoadTimeImmediates.EveryMarkerInTheObjectIsPatched counts the markers in the
+// whole object against those ApplyTo() replaces.
 #pragma once
 
 #include <bpf/libbpf.h>
@@ -15,7 +23,7 @@
 #include <string>
 #include <vector>
 
-#include "bpf/sockeye_abi.h"
+#include "sockeye_abi.h"
 
 namespace sockeye {
 
@@ -30,8 +38,9 @@ class LoadTimeImmediates {
   bool Patch(std::vector<bpf_insn>& insns, const std::string& program, int* patched,
              std::string* error) const;
 
-  // Patch() on every program of an opened (not yet loaded) object.
-  bool ApplyTo(bpf_object* object, std::string* error) const;
+  // Patch() on every program of an opened (not yet loaded) object; *patched
+  // (if given) counts the replaced load-immediates.
+  bool ApplyTo(bpf_object* object, std::string* error, int* patched = nullptr) const;
 
  private:
   std::array<std::optional<uint64_t>, SOCKEYE_IMM_COUNT> values_{};
@@ -40,11 +49,14 @@ class LoadTimeImmediates {
 // True when `insns` still holds a marker.
 bool HoldsImmediateMarker(const std::vector<bpf_insn>& insns);
 
-// After load: fails, naming the program, if a loaded program's translated
-// instructions still hold a marker (libbpf appends BPF subprograms at load,
-// after ApplyTo(), so a setting used in a non-inlined function would reach
-// the kernel unreplaced). Programs whose instructions the kernel does not
-// hand out (no CAP_BPF) are not checked.
+// Number of markers anywhere in an ELF object's bytes (every instruction sits
+// at an 8-byte-aligned file offset).
+int CountImmediateMarkers(const void* elf, size_t size);
+
+// After load, a second line of defence: fails, naming the program, if a
+// loaded program's translated instructions still hold a marker. It sees
+// nothing where the kernel blinds constants (net.core.bpf_jit_harden) or
+// withholds the instructions (a zero-filled dump, without raw-address access).
 bool CheckLoadedPrograms(bpf_object* object, std::string* error);
 
 }  // namespace sockeye

@@ -5,6 +5,7 @@
 //
 //   sudo ./build/bench/hook_cost [--rounds N] [--connections N] [--requests N] [--cpu N]
 //                                [--storage-timing 1] [--probe-mode MODE] [--hot-slots N]
+//                                [--ringbuf-size BYTES]
 //
 // --probe-mode is the agent's (default auto: no send hook, so the
 // sock_send_length row reads "not attached", and responses timed at
@@ -21,7 +22,13 @@
 //
 // --hot-slots is the agent's too (default 8192; 0 keeps every followed
 // connection's per-segment state in socket storage, the fallback path), so
-// the two paths can be alternated in one window.
+// the two paths can be alternated in one window; so is --ringbuf-size (in
+// bytes, a power of two of at least 4096). This bench drains the ring only
+// between rounds, so a ring smaller than a round's records (~1 MiB at the
+// defaults) measures the forced wakeups past its quarter mark instead.
+//
+// A third phase per round repeats the exchanges over a unix stream pair and a
+// UDP pair on loopback: sk_data_ready fires for those sockets too.
 //
 // --storage-timing 1 instead times one socket-storage lookup inside a
 // program on tcp_probe for the followed client sockets: the first of the
@@ -103,6 +110,11 @@ void Drive(const std::string& address, uint16_t port, int connections, int reque
 // (what nginx uses to reach php-fpm, for one) and a UDP pair on loopback.
 // sockeye leaves them at its first test, like an unfollowed TCP socket.
 bool ExchangeOver(int a, int b, int exchanges, bool datagram) {
+  // A lost datagram or a failed echo ends the phase in 5 s rather than never.
+  const timeval timeout{5, 0};
+  for (int fd : {a, b}) {
+    if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout)) != 0) return false;
+  }
   std::thread echo([=] {
     char buf[512] = {};
     for (int i = 0; i < exchanges; ++i) {
@@ -171,6 +183,10 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "hook_cost: unknown flag %s\n", flag.c_str());
       return 2;
     }
+  }
+  if (ringbuf_bytes < 4096 || (ringbuf_bytes & (ringbuf_bytes - 1)) != 0) {
+    std::fprintf(stderr, "hook_cost: --ringbuf-size is in bytes, a power of two >= 4096\n");
+    return 2;
   }
   // The empty reference programs (bench_hooks.bpf.c) sit on the tracepoints
   // that these modes attach to.

@@ -92,7 +92,7 @@ void Populate(sockeye::Aggregator& agg, uint32_t backends) {
         // A sweep's record: the totals and one turn.
         auto progress = Event(SOCKEYE_EV_PROGRESS, conn, b);
         progress.turn_count = 1;
-        progress.turns[0].ttfb_ns = 1'000'000 * t;
+        progress.turns[0].ttfb_us = 1000 * t;
         progress.turns[0].srtt_us = 50 + t;
         progress.totals.requests = t;
         progress.totals.bytes_sent = 100 * t;

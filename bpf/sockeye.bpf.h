@@ -209,10 +209,10 @@ SOCKEYE_SHARED struct {
  * not `const volatile` rodata: the verifier knows a rodata value but the JIT
  * still loads it, from the .rodata map's own page, and on a host without PCID
  * (the TLB is flushed at every kernel entry) that first touch cost a followed
- * sk_data_ready 35-40 ns of its ~175 (bench/README.md, hook cost). The marker
+ * sk_data_ready ~30 ns of its ~175 (bench/README.md, hook cost). The marker
  * is replaced by the agent before load (agent/load_time_immediates.h); every
- * use must be inlined into a program (no BPF subprograms), which the
- * privileged suite checks on the loaded programs.
+ * use must be inlined into a program (no BPF subprograms), which a unit test
+ * checks on the built object and the agent on the loaded programs.
  */
 #define SOCKEYE_IMM(id)                                                              \
 	({                                                                           \
@@ -669,7 +669,7 @@ static __always_inline void record_turn(const struct tcp_sock *tp, struct conn_h
 			count_kernel(SOCKEYE_KC_TURNS_LOST);
 	}
 	slot = &h->turns[head & (SOCKEYE_TURN_BATCH - 1)];
-	slot->ttfb_ns = ttfb_ns;
+	slot->ttfb_us = ttfb_ns >= 0xffffffffULL * 1000 ? 0xffffffffU : (__u32)((ttfb_ns + 500) / 1000);
 	slot->srtt_us = tp->srtt_us >> 3; /* stored <<3 by tcp_rtt_estimator() */
 	asm volatile("" ::: "memory");
 	h->turns_head = head + 1;

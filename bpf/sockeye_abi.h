@@ -95,18 +95,23 @@ struct sockeye_conn_totals {
 
 /* Completed turns are batched per connection: one ring-buffer record per
  * request cost ~470 ns in tcp_probe on the development VM (bench/README.md),
- * most of it moving a fresh ring line between CPUs; a record of 16 rather than
- * 8 cost a followed sk_data_ready ~20 ns less per response, which is the
- * record's own cost (reserve, query, submit: ~300 ns), not its size (a
- * compact record without the totals saved nothing). Any record kind may carry the
+ * most of it moving a fresh ring line between CPUs. What a record costs is
+ * the record itself (reserve, query, submit: ~300-400 ns on that VM), not its
+ * size: 16 turns per record rather than 8 cost a followed sk_data_ready
+ * ~15-20 ns less per response, and a compact record without the totals saved
+ * nothing. At most 16: bpf/conn_sweep.bpf.c builds a sockeye_event on the
+ * 512-byte BPF stack. Any record kind may carry the
  * turns that were waiting when it was written (a CLOSED record carries the
  * last ones; the periodic sweep those of idle connections). */
 #define SOCKEYE_TURN_BATCH 16 /* a power of two: slots are indexed by n & (BATCH - 1) */
 
+/* 8 bytes, so that 16 of them fit where 8 did: the hot slot and the socket
+ * storage keep their size (192 B; struct conn 320 B, which with the kernel's
+ * element header stays in a 512 B allocation). Microseconds lose nothing on
+ * the default path, where a turn starts at tp->rack.mstamp (us). */
 struct sockeye_turn {
-	__u64 ttfb_ns; /* request start to first response byte */
+	__u32 ttfb_us; /* request start to first response byte; at most ~71 min */
 	__u32 srtt_us; /* smoothed RTT when the response arrived, 0 if none */
-	__u32 pad;
 };
 
 struct sockeye_event {

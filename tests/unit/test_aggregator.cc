@@ -85,14 +85,14 @@ TEST(Aggregator, TurnsCarriedByAnyRecordKindAreObserved) {
   auto batch = Event(SOCKEYE_EV_TURN, 1, sockeye_endpoint{});
   batch.turn_count = SOCKEYE_TURN_BATCH;
   for (uint32_t i = 0; i < SOCKEYE_TURN_BATCH; ++i)
-    batch.turns[i] = {.ttfb_ns = 1'000'000 * (i + 1), .srtt_us = 0, .pad = 0};
+    batch.turns[i] = {.ttfb_us = 1'000 * (i + 1), .srtt_us = 0};
   agg.Handle(batch, now);
 
   // The CLOSED record carries the last two turns, one with an RTT.
   auto closed = Event(SOCKEYE_EV_CLOSED, 1, backend);
   closed.turn_count = 2;
-  closed.turns[0] = {.ttfb_ns = 500'000, .srtt_us = 40, .pad = 0};
-  closed.turns[1] = {.ttfb_ns = 250'000, .srtt_us = 0, .pad = 0};
+  closed.turns[0] = {.ttfb_us = 500, .srtt_us = 40};
+  closed.turns[1] = {.ttfb_us = 250, .srtt_us = 0};
   agg.Handle(closed, now);
 
   // A count past the batch size is not trusted: its turns are ignored and
@@ -130,8 +130,8 @@ TEST(Aggregator, TurnBatchesBelongToTheirConnectionOnly) {
   agg.Handle(Event(SOCKEYE_EV_CONNECTED, 8, backend), now);
   auto batch = Event(SOCKEYE_EV_TURN, 8, sockeye_endpoint{});
   batch.turn_count = 2;
-  batch.turns[0].ttfb_ns = 1'000'000;
-  batch.turns[1].ttfb_ns = 3'000'000;
+  batch.turns[0].ttfb_us = 1000;
+  batch.turns[1].ttfb_us = 3000;
   batch.totals.bytes_sent = 500;
   agg.Handle(batch, now);
 
@@ -156,7 +156,7 @@ TEST(Aggregator, ConnectionLifecycleCountsOnce) {
 
   auto turn = Event(SOCKEYE_EV_TURN, 1, backend);
   turn.turn_count = 1;
-  turn.turns[0].ttfb_ns = 2'000'000;
+  turn.turns[0].ttfb_us = 2000;
   turn.turns[0].srtt_us = 100;
   turn.totals.bytes_sent = 100;
   turn.totals.requests = 1;
@@ -412,7 +412,7 @@ std::unique_ptr<Aggregator> PopulatedWithPoolAndOverflow() {
     agg.Handle(connected, now);
     auto turn = Event(SOCKEYE_EV_TURN, conn, backends[b]);
     turn.turn_count = 1;
-    turn.turns[0] = {.ttfb_ns = 3'000'000 * (b + 1), .srtt_us = 100, .pad = 0};
+    turn.turns[0] = {.ttfb_us = static_cast<__u32>(3'000 * (b + 1)), .srtt_us = 100};
     turn.totals.requests = 1;
     turn.totals.bytes_sent = 100 + b;
     agg.Handle(turn, now);

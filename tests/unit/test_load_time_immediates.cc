@@ -1,9 +1,11 @@
 #include <gtest/gtest.h>
 
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "agent/load_time_immediates.h"
+#include "sockeye.skel.h"
 
 namespace sockeye {
 namespace {
@@ -87,6 +89,28 @@ TEST(LoadTimeImmediates, UnsetOrUnknownSettingIsAnErrorNamingTheProgram) {
   EXPECT_FALSE(immediates.Patch(unknown, "on_sk_data_ready", &patched, &error));
   EXPECT_NE(error.find("on_sk_data_ready"), std::string::npos) << error;
   EXPECT_NE(error.find("does not know"), std::string::npos) << error;
+}
+
+// Every marker in the built object sits in a program ApplyTo() reaches: a
+// SOCKEYE_IMM() use in a function clang did not inline (a BPF subprogram,
+// which libbpf appends only at load) would reach the kernel unreplaced.
+// Opening the skeleton needs no privileges.
+TEST(LoadTimeImmediates, EveryMarkerInTheObjectIsPatched) {
+  size_t size = 0;
+  const void* elf = sockeye_bpf__elf_bytes(&size);
+  const int in_object = CountImmediateMarkers(elf, size);
+  EXPECT_GE(in_object, SOCKEYE_IMM_COUNT - 1);  // each setting is used somewhere
+
+  std::unique_ptr<sockeye_bpf, decltype(&sockeye_bpf__destroy)> skel(sockeye_bpf__open(),
+                                                                     &sockeye_bpf__destroy);
+  ASSERT_NE(skel, nullptr);
+  LoadTimeImmediates immediates;
+  for (uint32_t id = 1; id < SOCKEYE_IMM_COUNT; ++id)
+    immediates.Set(static_cast<sockeye_imm_id>(id), 1);
+  int patched = 0;
+  std::string error;
+  ASSERT_TRUE(immediates.ApplyTo(skel->obj, &error, &patched)) << error;
+  EXPECT_EQ(patched, in_object);
 }
 
 }  // namespace
