@@ -350,14 +350,17 @@ std::unique_ptr<BpfProbes> BpfProbes::Load(const LoaderSettings& settings, std::
             "sweep with many sockets; connections in other namespaces report at state "
             "changes and close: sockeye_connections_not_swept)");
   }
-  auto state =
-      LoadWith(settings, vmlinux.get(), static_cast<int>(*send_mode), storage_sweep, error);
-  if (!state && storage_sweep && settings.sweep_iterator == SweepIterator::kAuto) {
+  bool sweep_may_be_why = false;
+  auto state = LoadWith(settings, vmlinux.get(), static_cast<int>(*send_mode), storage_sweep, error,
+                        &sweep_may_be_why);
+  if (!state && storage_sweep && sweep_may_be_why &&
+      settings.sweep_iterator == SweepIterator::kAuto) {
     // The probe only loads a program; attaching the real one can still be
     // refused. The iter/tcp sweep is the fallback in that case too.
     LogWarn("starting with the socket-storage sweep failed (" + *error +
             "); trying the sweep over iter/tcp");
-    state = LoadWith(settings, vmlinux.get(), static_cast<int>(*send_mode), false, error);
+    state = LoadWith(settings, vmlinux.get(), static_cast<int>(*send_mode), false, error,
+                     &sweep_may_be_why);
   }
   if (!state) return nullptr;
   state->btf_source = btf_path;
@@ -382,7 +385,9 @@ std::unique_ptr<BpfProbes> BpfProbes::Load(const LoaderSettings& settings, std::
 
 std::unique_ptr<BpfProbes::State> BpfProbes::LoadWith(const LoaderSettings& settings,
                                                       const btf* vmlinux, int send_mode_value,
-                                                      bool storage_sweep, std::string* error) {
+                                                      bool storage_sweep, std::string* error,
+                                                      bool* sweep_may_be_why) {
+  *sweep_may_be_why = false;
   const auto send_mode = static_cast<SendMode>(send_mode_value);
   auto state = std::make_unique<State>();
   state->processes = settings.processes;
@@ -489,6 +494,7 @@ std::unique_ptr<BpfProbes::State> BpfProbes::LoadWith(const LoaderSettings& sett
   // --- load.
   if (!immediates.ApplyTo(skel->obj, error)) return nullptr;
   if (int err = sockeye_bpf__load(skel); err != 0) {
+    *sweep_may_be_why = true;  // the verifier may have refused any program
     *error = "loading BPF programs failed: " + ErrnoText(err);
     if (send_mode == SendMode::kFentry || send_mode == SendMode::kKprobe) {
       *error += std::string(" (with the send hook as ") + SendModeName(send_mode) +
@@ -545,6 +551,7 @@ std::unique_ptr<BpfProbes::State> BpfProbes::LoadWith(const LoaderSettings& sett
   }
   const char* sweep_target = storage_sweep ? "bpf_sk_storage_map" : "tcp";
   if (!state->sweep_link) {
+    *sweep_may_be_why = true;
     *error = std::string("attaching the sweep iterator (iter/") + sweep_target +
              ") failed: " + ErrnoText(errno);
     return nullptr;

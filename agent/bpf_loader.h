@@ -109,9 +109,13 @@ class BpfProbes {
   static bool WriteFilters(struct sockeye_bpf* skel, const LoaderSettings& settings,
                            std::string* error);
   // Loads and attaches with the send hook as `send_mode` (a SendMode) and
-  // the sweep over socket storage or, if not `storage_sweep`, over TCP.
+  // the sweep over socket storage or, if not `storage_sweep`, over TCP. On
+  // failure, *sweep_may_be_why says whether the step that failed involved
+  // the sweep program (loading all programs, or attaching the sweep), the
+  // only failures a retry with the other sweep can mend.
   static std::unique_ptr<State> LoadWith(const LoaderSettings& settings, const ::btf* vmlinux,
-                                         int send_mode, bool storage_sweep, std::string* error);
+                                         int send_mode, bool storage_sweep, std::string* error,
+                                         bool* sweep_may_be_why);
   std::unique_ptr<State> state_;
 };
 
