@@ -296,6 +296,32 @@ bool StorageIteratorAllowed(const btf* vmlinux, std::string* why) {
   return true;
 }
 
+// Whether this kernel loads an fentry program on `function`, tried with a
+// two-instruction program. The host VM's 6.18 refuses fentry (EPERM) while
+// Debian 12's 6.1 allows it, so this is decided at run time.
+bool FentryAllowed(const btf* vmlinux, const char* function, std::string* why) {
+  const int target = btf__find_by_name_kind(vmlinux, function, BTF_KIND_FUNC);
+  if (target <= 0) {
+    *why = std::string(function) + " is not in the kernel BTF";
+    return false;
+  }
+  bpf_insn program[2] = {};
+  program[0].code = BPF_ALU64 | BPF_MOV | BPF_K;  // r0 = 0
+  program[0].dst_reg = BPF_REG_0;
+  program[1].code = BPF_JMP | BPF_EXIT;
+  bpf_prog_load_opts opts = {};
+  opts.sz = sizeof(opts);
+  opts.expected_attach_type = BPF_TRACE_FENTRY;
+  opts.attach_btf_id = static_cast<__u32>(target);
+  UniqueFd fd(bpf_prog_load(BPF_PROG_TYPE_TRACING, "sockeye_probe", "GPL", program, 2, &opts));
+  if (!fd.valid()) {
+    *why =
+        std::string("the kernel refuses fentry programs on ") + function + ": " + ErrnoText(errno);
+    return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 std::unique_ptr<BpfProbes> BpfProbes::Load(const LoaderSettings& settings, std::string* error) {
@@ -432,15 +458,27 @@ std::unique_ptr<BpfProbes::State> BpfProbes::LoadWith(const LoaderSettings& sett
     return nullptr;
   // Responses are timed at sock:sk_data_ready (data and FINs only, and no
   // clock read: see conn_data.bpf.c) when the kernel has it and no send hook
-  // is asked for; otherwise at tcp:tcp_probe (every segment; Linux 4.16+, so
-  // every kernel that can run the rest).
-  const bool data_ready = settings.probe_mode == ProbeMode::kAuto && send_mode == SendMode::kNone &&
-                          HasTracepoint(vmlinux, "sk_data_ready");
-  if (data_ready) {
+  // is asked for, else the same at fentry on tcp_data_ready() where fentry is
+  // allowed; otherwise at tcp:tcp_probe (every segment; Linux 4.16+, so every
+  // kernel that can run the rest).
+  const bool auto_receive = settings.probe_mode == ProbeMode::kAuto && send_mode == SendMode::kNone;
+  const bool data_ready_tracepoint = auto_receive && HasTracepoint(vmlinux, "sk_data_ready");
+  std::string fentry_refused;
+  const bool data_ready_fentry = auto_receive && !data_ready_tracepoint &&
+                                 FentryAllowed(vmlinux, "tcp_data_ready", &fentry_refused);
+  bpf_program__set_autoload(skel->progs.on_sk_data_ready, data_ready_tracepoint);
+  bpf_program__set_autoload(skel->progs.on_tcp_data_ready_fentry, data_ready_fentry);
+  if (data_ready_tracepoint) {
     bpf_program__set_autoload(skel->progs.on_tcp_probe, false);
     state->probes.push_back({"receive", "tp_btf", "sk_data_ready"});
+  } else if (data_ready_fentry) {
+    bpf_program__set_autoload(skel->progs.on_tcp_probe, false);
+    state->probes.push_back({"receive", "fentry", "tcp_data_ready"});
   } else {
-    bpf_program__set_autoload(skel->progs.on_sk_data_ready, false);
+    if (auto_receive) {
+      LogInfo("receive: no sock:sk_data_ready tracepoint and " + fentry_refused +
+              "; responses are timed at tcp:tcp_probe (every segment, with a clock read)");
+    }
     if (!choose(skel->progs.on_tcp_probe, "receive", "tcp_probe", true, "")) return nullptr;
   }
   choose(skel->progs.on_tcp_destroy_sock, "socket_destroy", "tcp_destroy_sock", false,
@@ -523,11 +561,11 @@ std::unique_ptr<BpfProbes::State> BpfProbes::LoadWith(const LoaderSettings& sett
     state->links.push_back(std::move(link));
     return true;
   };
-  for (bpf_program* prog :
-       {skel->progs.on_inet_sock_set_state, skel->progs.on_sock_send_length,
-        skel->progs.on_tcp_sendmsg_fentry, skel->progs.on_tcp_sendmsg_kprobe,
-        skel->progs.on_tcp_probe, skel->progs.on_sk_data_ready, skel->progs.on_tcp_destroy_sock,
-        skel->progs.on_tcp_send_reset, skel->progs.on_tcp_receive_reset}) {
+  for (bpf_program* prog : {skel->progs.on_inet_sock_set_state, skel->progs.on_sock_send_length,
+                            skel->progs.on_tcp_sendmsg_fentry, skel->progs.on_tcp_sendmsg_kprobe,
+                            skel->progs.on_tcp_probe, skel->progs.on_sk_data_ready,
+                            skel->progs.on_tcp_data_ready_fentry, skel->progs.on_tcp_destroy_sock,
+                            skel->progs.on_tcp_send_reset, skel->progs.on_tcp_receive_reset}) {
     if (!attach(prog)) return nullptr;
   }
 

@@ -112,25 +112,47 @@ static __always_inline void on_data_ready(const struct sock *sk, const struct tc
 	record_turn(tp, h, now_ns > sent_us * 1000 ? now_ns - sent_us * 1000 : 0);
 }
 
-SEC("tp_btf/sk_data_ready")
-int BPF_PROG(on_sk_data_ready, struct sock *sk)
+static __always_inline void data_ready(struct sock *sk)
 {
 	struct tcp_sock *tp;
 	struct conn_hot *h;
 	struct conn *c;
 
 	if (bpf_core_field_exists(sk->sk_bpf_storage) && !sk->sk_bpf_storage)
-		return 0;
+		return;
 	h = owned_hot_slot((__u64)sk->__sk_common.skc_cookie.counter);
 	if (!h) {
 		c = conn_lookup(sk);
 		if (!c || c->lifecycle != CONN_OPEN)
-			return 0;
+			return;
 		h = &c->hot;
 	}
 	tp = bpf_skc_to_tcp_sock(sk);
 	if (tp)
 		on_data_ready(sk, tp, h);
+}
+
+SEC("tp_btf/sk_data_ready")
+int BPF_PROG(on_sk_data_ready, struct sock *sk)
+{
+	data_ready(sk);
+	return 0;
+}
+
+/*
+ * Kernels without sock:sk_data_ready (6.1, 5.15) where fentry is allowed:
+ * the same at the entry of tcp_data_ready(), through which TCP's receive
+ * path (tcp_rcv_established(), tcp_data_queue()) calls sk->sk_data_ready()
+ * for queued data and FINs, after tcp_ack() and tcp_mstamp_refresh(), as the
+ * tracepoint does in later kernels. The calls are not inlined in Debian 12's
+ * 6.1: an fentry program on it fired 17 times for traffic of 16 data
+ * segments and the FINs (tests/vm/RESULTS-feature-probe.md). Unlike tcp_probe
+ * it runs neither for pure ACKs nor with a clock read, and only for TCP.
+ */
+SEC("fentry/tcp_data_ready")
+int BPF_PROG(on_tcp_data_ready_fentry, struct sock *sk)
+{
+	data_ready(sk);
 	return 0;
 }
 

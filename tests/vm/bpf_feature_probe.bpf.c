@@ -26,6 +26,7 @@ enum {
 	F_CONNECT4,
 	F_BTF_DIRECT_READ,
 	F_PROBE_READ_KERNEL,
+	F_FENTRY_DATA_READY,
 	F_MAX = 16,
 };
 
@@ -40,6 +41,15 @@ SEC("fentry/tcp_sendmsg")
 int BPF_PROG(probe_fentry, struct sock *sk, struct msghdr *msg, size_t size)
 {
 	bump(F_FENTRY);
+	return 0;
+}
+
+/* Called for every received data segment (and FIN) in tcp_input.c; a hit
+ * count below the traffic's data segments would mean GCC inlined calls. */
+SEC("fentry/tcp_data_ready")
+int BPF_PROG(probe_fentry_data_ready, struct sock *sk)
+{
+	bump(F_FENTRY_DATA_READY);
 	return 0;
 }
 
