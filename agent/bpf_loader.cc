@@ -194,6 +194,9 @@ struct BpfProbes::State {
   std::vector<std::string> unavailable;
   std::string btf_source;
   std::string hot_slots_summary;
+  // Why responses are not timed at fentry sock_def_readable in auto mode on
+  // a kernel without sock:sk_data_ready, if they are not; for --check.
+  std::string receive_fallback;
   std::vector<std::string> processes;
   uint64_t adoption_sockets_skipped = 0;
   std::atomic<uint64_t> sweeps_succeeded{0};
@@ -296,9 +299,10 @@ bool StorageIteratorAllowed(const btf* vmlinux, std::string* why) {
   return true;
 }
 
-// Whether this kernel loads an fentry program on `function`, tried with a
-// two-instruction program. The host VM's 6.18 refuses fentry (EPERM) while
-// Debian 12's 6.1 allows it, so this is decided at run time.
+// Whether this kernel loads and attaches an fentry program on `function`,
+// tried with a two-instruction program (attached, then detached). The host
+// VM's 6.18 refuses fentry (EPERM) while Debian 12's 6.1 allows it, and a
+// function without an ftrace call site loads but does not attach.
 bool FentryAllowed(const btf* vmlinux, const char* function, std::string* why) {
   const int target = btf__find_by_name_kind(vmlinux, function, BTF_KIND_FUNC);
   if (target <= 0) {
@@ -317,6 +321,11 @@ bool FentryAllowed(const btf* vmlinux, const char* function, std::string* why) {
   if (!fd.valid()) {
     *why =
         std::string("the kernel refuses fentry programs on ") + function + ": " + ErrnoText(errno);
+    return false;
+  }
+  UniqueFd link(bpf_link_create(fd.get(), 0, BPF_TRACE_FENTRY, nullptr));
+  if (!link.valid()) {
+    *why = std::string("fentry on ") + function + " does not attach: " + ErrnoText(errno);
     return false;
   }
   return true;
@@ -402,6 +411,7 @@ std::unique_ptr<BpfProbes> BpfProbes::Load(const LoaderSettings& settings, std::
     state->hot_slots_summary = text;
   }
   state->unavailable = unavailable;
+  if (!state->receive_fallback.empty()) state->unavailable.push_back(state->receive_fallback);
   for (const auto& p : state->probes) {
     LogInfo("probe " + p.hook + ": " + p.mode + (p.target.empty() ? "" : " " + p.target));
   }
@@ -458,26 +468,28 @@ std::unique_ptr<BpfProbes::State> BpfProbes::LoadWith(const LoaderSettings& sett
     return nullptr;
   // Responses are timed at sock:sk_data_ready (data and FINs only, and no
   // clock read: see conn_data.bpf.c) when the kernel has it and no send hook
-  // is asked for, else the same at fentry on tcp_data_ready() where fentry is
-  // allowed; otherwise at tcp:tcp_probe (every segment; Linux 4.16+, so every
-  // kernel that can run the rest).
+  // is asked for, else the same at fentry on sock_def_readable() where fentry
+  // is allowed; otherwise at tcp:tcp_probe (every segment; Linux 4.16+, so
+  // every kernel that can run the rest).
   const bool auto_receive = settings.probe_mode == ProbeMode::kAuto && send_mode == SendMode::kNone;
   const bool data_ready_tracepoint = auto_receive && HasTracepoint(vmlinux, "sk_data_ready");
   std::string fentry_refused;
   const bool data_ready_fentry = auto_receive && !data_ready_tracepoint &&
-                                 FentryAllowed(vmlinux, "tcp_data_ready", &fentry_refused);
+                                 FentryAllowed(vmlinux, "sock_def_readable", &fentry_refused);
   bpf_program__set_autoload(skel->progs.on_sk_data_ready, data_ready_tracepoint);
-  bpf_program__set_autoload(skel->progs.on_tcp_data_ready_fentry, data_ready_fentry);
+  bpf_program__set_autoload(skel->progs.on_sock_def_readable_fentry, data_ready_fentry);
   if (data_ready_tracepoint) {
     bpf_program__set_autoload(skel->progs.on_tcp_probe, false);
     state->probes.push_back({"receive", "tp_btf", "sk_data_ready"});
   } else if (data_ready_fentry) {
     bpf_program__set_autoload(skel->progs.on_tcp_probe, false);
-    state->probes.push_back({"receive", "fentry", "tcp_data_ready"});
+    state->probes.push_back({"receive", "fentry", "sock_def_readable"});
   } else {
     if (auto_receive) {
-      LogInfo("receive: no sock:sk_data_ready tracepoint and " + fentry_refused +
-              "; responses are timed at tcp:tcp_probe (every segment, with a clock read)");
+      state->receive_fallback = "receive at fentry sock_def_readable: " + fentry_refused +
+                                "; responses are timed at tcp:tcp_probe (every segment, with "
+                                "a clock read)";
+      LogInfo("no sock:sk_data_ready tracepoint; " + state->receive_fallback);
     }
     if (!choose(skel->progs.on_tcp_probe, "receive", "tcp_probe", true, "")) return nullptr;
   }
@@ -561,11 +573,12 @@ std::unique_ptr<BpfProbes::State> BpfProbes::LoadWith(const LoaderSettings& sett
     state->links.push_back(std::move(link));
     return true;
   };
-  for (bpf_program* prog : {skel->progs.on_inet_sock_set_state, skel->progs.on_sock_send_length,
-                            skel->progs.on_tcp_sendmsg_fentry, skel->progs.on_tcp_sendmsg_kprobe,
-                            skel->progs.on_tcp_probe, skel->progs.on_sk_data_ready,
-                            skel->progs.on_tcp_data_ready_fentry, skel->progs.on_tcp_destroy_sock,
-                            skel->progs.on_tcp_send_reset, skel->progs.on_tcp_receive_reset}) {
+  for (bpf_program* prog :
+       {skel->progs.on_inet_sock_set_state, skel->progs.on_sock_send_length,
+        skel->progs.on_tcp_sendmsg_fentry, skel->progs.on_tcp_sendmsg_kprobe,
+        skel->progs.on_tcp_probe, skel->progs.on_sk_data_ready,
+        skel->progs.on_sock_def_readable_fentry, skel->progs.on_tcp_destroy_sock,
+        skel->progs.on_tcp_send_reset, skel->progs.on_tcp_receive_reset}) {
     if (!attach(prog)) return nullptr;
   }
 

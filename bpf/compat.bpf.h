@@ -26,11 +26,13 @@
  * kernels the agent switches the programs that use them off before load.
  *
  * sock:sk_data_ready (tp_btf signature (const struct sock *sk)) came with
- * "net/sock: Introduce trace_sk_data_ready()" (Peilin Ye, 2023), after 6.1;
- * where it is missing the agent times responses at tcp:tcp_probe instead.
- * Its program reads tcp_sock.rack.mstamp, a departure time in microseconds
- * since "tcp: switch rack to tcp_mstamp" (Linux 4.13), and tcp_clock_cache
- * (Linux 4.20): both present on every kernel with the tracepoint.
+ * "net/sock: Introduce trace_sk_data_ready()" (Peilin Ye, 2023, Linux 6.3),
+ * inside sock_def_readable() and the other data-ready callbacks; where it is
+ * missing the agent runs the same program at fentry on sock_def_readable()
+ * if fentry is allowed, else times responses at tcp:tcp_probe. The program
+ * reads tcp_sock.rack.mstamp, a departure time in microseconds since "tcp:
+ * switch rack to tcp_mstamp" (Linux 4.13), and tcp_clock_cache (Linux 4.20):
+ * both older than anything else sockeye needs (BTF, ring buffer: 5.8).
  *
  * tcp:tcp_send_reset gained a reason argument and may pass sk == NULL for
  * resets that answer a packet with no socket since Linux 6.10 ("tcp: add

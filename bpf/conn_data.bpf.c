@@ -140,17 +140,19 @@ int BPF_PROG(on_sk_data_ready, struct sock *sk)
 }
 
 /*
- * Kernels without sock:sk_data_ready (6.1, 5.15) where fentry is allowed:
- * the same at the entry of tcp_data_ready(), through which TCP's receive
- * path (tcp_rcv_established(), tcp_data_queue()) calls sk->sk_data_ready()
- * for queued data and FINs, after tcp_ack() and tcp_mstamp_refresh(), as the
- * tracepoint does in later kernels. The calls are not inlined in Debian 12's
- * 6.1: an fentry program on it fired 17 times for traffic of 16 data
- * segments and the FINs (tests/vm/RESULTS-feature-probe.md). Unlike tcp_probe
- * it runs neither for pure ACKs nor with a clock read, and only for TCP.
+ * Kernels without sock:sk_data_ready (added in 6.3) where fentry is allowed:
+ * the same at the entry of sock_def_readable(), the socket's default
+ * data-ready callback, in which the tracepoint fires from 6.3 on. TCP's
+ * receive path calls it through sk->sk_data_ready (tcp_data_ready()) for
+ * queued data and FINs, after tcp_ack() and tcp_mstamp_refresh(). Being
+ * called only through that pointer, it cannot be inlined, which
+ * tcp_data_ready() itself is in some builds (an fentry program there would
+ * load and never fire). In Debian 12's 6.1 it fired 18 times for traffic of
+ * 16 data segments, a FIN and an accept (tests/vm/RESULTS-feature-probe.md).
+ * Unlike tcp_probe it runs neither for pure ACKs nor with a clock read.
  */
-SEC("fentry/tcp_data_ready")
-int BPF_PROG(on_tcp_data_ready_fentry, struct sock *sk)
+SEC("fentry/sock_def_readable")
+int BPF_PROG(on_sock_def_readable_fentry, struct sock *sk)
 {
 	data_ready(sk);
 	return 0;

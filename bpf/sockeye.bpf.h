@@ -623,7 +623,8 @@ static __always_inline void consume_send_mark(const void *sk, struct conn_hot *h
 }
 
 /*
- * A full batch of turns from the receive hook (sk_data_ready or tcp_probe):
+ * A full batch of turns from the receive hook (sk_data_ready, its fentry
+ * twin on sock_def_readable, or tcp_probe):
  * conn_id and the turns, nothing else (SOCKEYE_EV_TURN). Reaching the socket
  * storage and reading the totals for every batch cost tcp_probe ~35 ns per
  * followed segment

@@ -27,7 +27,8 @@ enum {
 	F_BTF_DIRECT_READ,
 	F_PROBE_READ_KERNEL,
 	F_FENTRY_DATA_READY,
-	F_MAX = 16,
+	F_FENTRY_DEF_READABLE,
+	F_MAX = 17,
 };
 
 __u64 hits[F_MAX] = {};
@@ -50,6 +51,16 @@ SEC("fentry/tcp_data_ready")
 int BPF_PROG(probe_fentry_data_ready, struct sock *sk)
 {
 	bump(F_FENTRY_DATA_READY);
+	return 0;
+}
+
+/* The socket's default data-ready callback, where sock:sk_data_ready fires
+ * from 6.3 on. Only ever called through sk->sk_data_ready, so never inlined;
+ * fires for unix and UDP sockets too. */
+SEC("fentry/sock_def_readable")
+int BPF_PROG(probe_fentry_def_readable, struct sock *sk)
+{
+	bump(F_FENTRY_DEF_READABLE);
 	return 0;
 }
 

@@ -47,6 +47,7 @@ enum feature_idx {
 	F_BTF_DIRECT_READ,
 	F_PROBE_READ_KERNEL,
 	F_FENTRY_DATA_READY,
+	F_FENTRY_DEF_READABLE,
 };
 
 enum attach_kind { A_AUTO, A_ITER, A_CGROUP };
@@ -66,6 +67,7 @@ static const struct feature features[] = {
 	// Hits: 16 data segments (8 x 4096 B one way, 8 x 100 B back) if no
 	// call in tcp_input.c was inlined.
 	{ "fentry_tcp_data_ready", "probe_fentry_data_ready", NULL, A_AUTO, F_FENTRY_DATA_READY, -1, NULL },
+	{ "fentry_sock_def_readable", "probe_fentry_def_readable", NULL, A_AUTO, F_FENTRY_DEF_READABLE, -1, NULL },
 	{ "fexit_tcp_sendmsg", "probe_fexit", NULL, A_AUTO, F_FEXIT, -1, NULL },
 	{ "kprobe_tcp_sendmsg", "probe_kprobe", NULL, A_AUTO, F_KPROBE, -1, NULL },
 	{ "kretprobe_tcp_sendmsg", "probe_kretprobe", NULL, A_AUTO, F_KRETPROBE, -1, NULL },

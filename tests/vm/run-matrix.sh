@@ -77,8 +77,9 @@ files+=(--file "$(readlink -f /lib64/ld-linux-x86-64.so.2):/lib64/ld-linux-x86-6
 
 # The network-namespace tests need iproute2's `ip netns`, which busybox lacks.
 # Without sock:sk_data_ready, auto mode times responses at fentry on
-# tcp_data_ready where fentry is allowed (every 6.1 run here), and every
-# mode with a send hook at tcp_probe.
+# sock_def_readable where fentry is allowed (every 6.1 run here); segment
+# mode (also the fallback where fentry is refused) and every mode with a send
+# hook at tcp_probe.
 suite_cmd() {  # suite_cmd MODE EXPECTED_SEND_MODE EXPECTED_RECEIVE
   echo "SOCKEYE_REQUIRE_BPF=1 SOCKEYE_TEST_PROBE_MODE=$1 SOCKEYE_TEST_EXPECT_SEND_MODE=$2" \
        "SOCKEYE_TEST_EXPECT_RECEIVE='$3' SOCKEYE_TEST_EXPECT_SWEEP=bpf_sk_storage_map" \
@@ -97,15 +98,16 @@ vm() {  # vm NAME APPEND COMMAND
   rm -f "$log"
 }
 
-vm "default: --check passes with no send hook and responses at fentry tcp_data_ready, and with --probe-mode fentry" "" \
-  "sockeye --check | grep -qE '^  send +off ' && sockeye --check | grep -qE '^  receive +fentry +tcp_data_ready' && sockeye --check --probe-mode fentry | grep -qE '^  send +fentry +tcp_sendmsg'"
-vm "default: exact counts in auto mode (no send hook)" "" "$(suite_cmd auto off "fentry tcp_data_ready")"
+vm "default: --check passes with no send hook and responses at fentry sock_def_readable, and with --probe-mode fentry" "" \
+  "sockeye --check | grep -qE '^  send +off ' && sockeye --check | grep -qE '^  receive +fentry +sock_def_readable' && sockeye --check --probe-mode fentry | grep -qE '^  send +fentry +tcp_sendmsg'"
+vm "default: exact counts in auto mode (no send hook)" "" "$(suite_cmd auto off "fentry sock_def_readable")"
+vm "default: exact counts with --probe-mode segment (no send hook, tcp_probe)" "" "$(suite_cmd segment off "tp_btf tcp_probe")"
 vm "default: exact counts with --probe-mode kprobe" "" "$(suite_cmd kprobe kprobe "tp_btf tcp_probe")"
 vm "lockdown=integrity: exact counts with --probe-mode fentry" "lockdown=integrity" "$(suite_cmd fentry fentry "tp_btf tcp_probe")"
 vm "lockdown=confidentiality: --check passes with fentry, forcing kprobe fails with the reason" \
   "lockdown=confidentiality" \
   "sockeye --check --probe-mode fentry | grep -qE '^  send +fentry' && ! sockeye --check --probe-mode kprobe > /tmp/k 2>&1; cat /tmp/k; grep -q 'FAILED' /tmp/k"
-vm "lockdown=confidentiality: exact counts in auto mode" "lockdown=confidentiality" "$(suite_cmd auto off "fentry tcp_data_ready")"
+vm "lockdown=confidentiality: exact counts in auto mode" "lockdown=confidentiality" "$(suite_cmd auto off "fentry sock_def_readable")"
 
 # Verifier statistics per program and kernel, kept in tests/vm/VERIFIER-STATS.md
 # so growth shows up in review (regenerate with SOCKEYE_UPDATE_VERIFIER_STATS=1).
