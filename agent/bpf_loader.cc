@@ -551,6 +551,11 @@ std::unique_ptr<BpfProbes::State> BpfProbes::LoadWith(const LoaderSettings& sett
                 " on tcp_sendmsg; a refusal before verification means this kernel does not "
                 "allow that program type here)";
     }
+    if (data_ready_fentry) {
+      *error +=
+          " (with responses timed at fentry on sock_def_readable; --probe-mode segment times "
+          "them at tcp:tcp_probe instead)";
+    }
     *error += LoadFailureHint(err);
     return nullptr;
   }
@@ -568,6 +573,8 @@ std::unique_ptr<BpfProbes::State> BpfProbes::LoadWith(const LoaderSettings& sett
       int err = errno;
       *error = std::string("attaching ") + bpf_program__name(prog) + " failed: " + ErrnoText(err) +
                LoadFailureHint(-err);
+      if (prog == skel->progs.on_sock_def_readable_fentry)
+        *error += " (--probe-mode segment times responses at tcp:tcp_probe instead)";
       return false;
     }
     state->links.push_back(std::move(link));
