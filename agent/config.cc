@@ -746,9 +746,9 @@ void DefineFlags(CLI::App* app, RawFlags* raw) {
                 "nothing later needs them)")
       ->group(tracking);
   scalar(app->add_option("--probe-mode", raw->probe_mode,
-                         "auto (no send hook; responses timed at sk_data_ready where the "
-                         "kernel has it, else at fentry sock_def_readable where fentry is "
-                         "allowed, else tcp_probe: the cheapest), segment (no send "
+                         "auto (the cheapest: no send hook; responses timed at sk_data_ready "
+                         "where the kernel has it, else at fentry sock_def_readable where "
+                         "fentry is allowed, else tcp_probe), segment (no send "
                          "hook, tcp_probe), or a send hook to time requests written in "
                          "pieces from their first write: tracepoint, fentry, kprobe"))
       ->type_name("MODE")

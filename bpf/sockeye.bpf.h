@@ -52,10 +52,11 @@ struct conn_hot {
 	__u64 owner;
 	__u64 turn_start_ns;
 	/* Completed turns not yet handed to user space: turns[n % BATCH] for
-	 * turns_flushed <= n < turns_head. Only tcp_probe appends, under the
+	 * turns_flushed <= n < turns_head. Only the receive hook (sk_data_ready,
+	 * its fentry twin on sock_def_readable, or tcp_probe) appends, under the
 	 * socket lock, so turns_head has one writer at a time; turns_flushed
-	 * moves wherever a record is written (tcp_probe, the state changes,
-	 * destroy, and the sweep on another CPU), always by compare-and-swap
+	 * moves wherever a record is written (the receive hook, the state
+	 * changes, destroy, and the sweep on another CPU), always by compare-and-swap
 	 * (take_turns()). In a slot both keep counting across owners, so a
 	 * compare-and-swap by a CPU still looking at the previous owner fails
 	 * instead of taking the next owner's turns. 64-bit: clang compiles
@@ -209,7 +210,7 @@ SOCKEYE_SHARED struct {
  * not `const volatile` rodata: the verifier knows a rodata value but the JIT
  * still loads it, from the .rodata map's own page, and on a host without PCID
  * (the TLB is flushed at every kernel entry) that first touch cost a followed
- * sk_data_ready ~30 ns of its ~175 (bench/README.md, hook cost). The marker
+ * sk_data_ready ~30 ns of its ~180 (bench/README.md, hook cost). The marker
  * is replaced by the agent before load (agent/load_time_immediates.h); every
  * use must be inlined into a program (no BPF subprograms), which a unit test
  * checks on the built object and the agent on the loaded programs.
@@ -490,7 +491,7 @@ static __always_inline __u64 turns_pending(const struct conn_hot *h)
 /*
  * Moves the waiting turns into a record. The copy is taken first and
  * claimed after: if the compare-and-swap finds turns_flushed moved, another
- * CPU (the sweep, or tcp_probe while the sweep runs) took them first and the
+ * CPU (the sweep, or the receive hook while the sweep runs) took them first and the
  * copy, which may hold slots being reused, is dropped. Slots are reused only
  * after turns_flushed passed them, so a successful claim means the copy was
  * intact. Stores to a slot are ordered before the turns_head store that
@@ -686,7 +687,7 @@ static __always_inline void note_response_bytes(const struct tcp_sock *tp, struc
 	record_turn(tp, h, bpf_ktime_get_ns() - h->turn_start_ns);
 }
 
-/* tcp_probe's way in, without the socket storage: the slot the socket's
+/* The receive hook's way in, without the socket storage: the slot the socket's
  * cookie maps to, if the socket owns it. The cookie is read directly from
  * skc_cookie (set once, by bpf_get_socket_cookie() in claim_hot_slot(), and
  * never changed); a socket without one owns no slot. */

@@ -5,10 +5,11 @@
 #   run-matrix.sh BUILD_DIR
 #
 # In the 6.1 guest (no sock_send_length, fentry and kprobes available):
-#   - `sockeye --check` passes (auto: no send hook), and with
-#     --probe-mode fentry it attaches fentry;
+#   - `sockeye --check` passes (auto: no send hook, responses at fentry
+#     sock_def_readable), and with --probe-mode fentry it attaches fentry;
 #   - the exact-count loopback suite passes in auto mode and again with
-#     --probe-mode kprobe (each run asserts the send hook it got);
+#     --probe-mode segment and kprobe (each run asserts the send and receive
+#     hooks it got);
 #   - lockdown=integrity: the suite passes with --probe-mode fentry;
 #   - lockdown=confidentiality: kprobe attach is refused; --check still
 #     passes, forcing kprobe fails naming why, the suite passes in auto mode.
