@@ -15,6 +15,7 @@
 #include <chrono>
 #include <cstdarg>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <optional>
@@ -22,6 +23,7 @@
 #include <utility>
 
 #include "agent/capabilities.h"
+#include "agent/load_plan.h"
 #include "agent/load_time_immediates.h"
 #include "agent/log.h"
 #include "agent/unique_fd.h"
@@ -194,9 +196,6 @@ struct BpfProbes::State {
   std::vector<std::string> unavailable;
   std::string btf_source;
   std::string hot_slots_summary;
-  // Why responses are not timed at fentry sock_def_readable in auto mode on
-  // a kernel without sock:sk_data_ready, if they are not; for --check.
-  std::string receive_fallback;
   std::vector<std::string> processes;
   uint64_t adoption_sockets_skipped = 0;
   std::atomic<uint64_t> sweeps_succeeded{0};
@@ -331,6 +330,51 @@ bool FentryAllowed(const btf* vmlinux, const char* function, std::string* why) {
   return true;
 }
 
+// For tests of the fallbacks (LoadFallbacks), which no kernel at hand
+// triggers: SOCKEYE_TEST_REFUSE_ATTACH=prog1,prog2 makes attaching those
+// programs fail with EPERM, as a kernel that loads but will not attach them
+// would.
+bool AttachRefusedForTest(const char* program) {
+  const char* list = std::getenv("SOCKEYE_TEST_REFUSE_ATTACH");
+  if (list == nullptr) return false;
+  std::string_view rest(list);
+  while (!rest.empty()) {
+    const size_t comma = rest.find(',');
+    if (rest.substr(0, comma) == program) return true;
+    if (comma == std::string_view::npos) break;
+    rest.remove_prefix(comma + 1);
+  }
+  return false;
+}
+
+LinkPtr AttachProgram(bpf_program* prog) {
+  if (AttachRefusedForTest(bpf_program__name(prog))) {
+    errno = EPERM;
+    return nullptr;
+  }
+  return LinkPtr(bpf_program__attach(prog));
+}
+
+LinkPtr AttachIterator(bpf_program* prog, bpf_iter_attach_opts* opts) {
+  if (AttachRefusedForTest(bpf_program__name(prog))) {
+    errno = EPERM;
+    return nullptr;
+  }
+  return LinkPtr(bpf_program__attach_iter(prog, opts));
+}
+
+const char* ReceiveHookText(ReceiveHook hook) {
+  switch (hook) {
+    case ReceiveHook::kDataReadyTracepoint:
+      return "tp_btf sk_data_ready";
+    case ReceiveHook::kDataReadyFentry:
+      return "fentry sock_def_readable";
+    case ReceiveHook::kTcpProbe:
+      return "tp_btf tcp_probe";
+  }
+  return "?";
+}
+
 }  // namespace
 
 std::unique_ptr<BpfProbes> BpfProbes::Load(const LoaderSettings& settings, std::string* error) {
@@ -385,19 +429,65 @@ std::unique_ptr<BpfProbes> BpfProbes::Load(const LoaderSettings& settings, std::
             "sweep with many sockets; connections in other namespaces report at state "
             "changes and close: sockeye_connections_not_swept)");
   }
-  bool sweep_may_be_why = false;
-  auto state = LoadWith(settings, vmlinux.get(), static_cast<int>(*send_mode), storage_sweep, error,
-                        &sweep_may_be_why);
-  if (!state && storage_sweep && sweep_may_be_why &&
-      settings.sweep_iterator == SweepIterator::kAuto) {
-    // The probe only loads a program; attaching the real one can still be
-    // refused. The iter/tcp sweep is the fallback in that case too.
-    LogWarn("starting with the socket-storage sweep failed (" + *error +
-            "); trying the sweep over iter/tcp");
-    state = LoadWith(settings, vmlinux.get(), static_cast<int>(*send_mode), false, error,
-                     &sweep_may_be_why);
+  // Responses are timed at sock:sk_data_ready (data and FINs only, and no
+  // clock read: see conn_data.bpf.c) when the kernel has it and no send hook
+  // is asked for, else the same at fentry on sock_def_readable() where fentry
+  // is allowed; otherwise at tcp:tcp_probe (every segment; Linux 4.16+, so
+  // every kernel that can run the rest).
+  const bool auto_receive =
+      settings.probe_mode == ProbeMode::kAuto && *send_mode == SendMode::kNone;
+  ReceiveHook receive = ReceiveHook::kTcpProbe;
+  std::string receive_fallback;  // why not at sk_data_ready or sock_def_readable, in auto mode
+  if (auto_receive && HasTracepoint(vmlinux.get(), "sk_data_ready")) {
+    receive = ReceiveHook::kDataReadyTracepoint;
+  } else if (auto_receive) {
+    std::string fentry_refused;
+    if (FentryAllowed(vmlinux.get(), "sock_def_readable", &fentry_refused)) {
+      receive = ReceiveHook::kDataReadyFentry;
+    } else {
+      receive_fallback = "receive at fentry sock_def_readable: " + fentry_refused +
+                         "; responses are timed at tcp:tcp_probe (every segment, with a clock "
+                         "read)";
+      LogInfo("no sock:sk_data_ready tracepoint; " + receive_fallback);
+    }
   }
-  if (!state) return nullptr;
+
+  // The probes above only load (and attach) a two-instruction program: the
+  // real programs can still be refused, by the verifier or at attach. Then
+  // the agent starts with the fallbacks (LoadFallbacks) rather than not at all.
+  LoadFallbacks fallbacks({storage_sweep, receive},
+                          settings.sweep_iterator == SweepIterator::kAuto);
+  std::unique_ptr<State> state;
+  std::string sweep_fallback;
+  for (;;) {
+    LoadStep failed_step = LoadStep::kOther;
+    const LoadPlan plan = fallbacks.current();
+    state =
+        LoadWith(settings, vmlinux.get(), static_cast<int>(*send_mode), plan, error, &failed_step);
+    if (state) break;
+    const std::optional<LoadPlan> next = fallbacks.After(failed_step);
+    if (!next) return nullptr;
+    std::vector<std::string> changes;
+    if (plan.receive != ReceiveHook::kTcpProbe && next->receive == ReceiveHook::kTcpProbe) {
+      receive_fallback = std::string("receive at ") + ReceiveHookText(plan.receive) +
+                         ": starting with it failed (" + *error +
+                         "); responses are timed at tcp:tcp_probe (every segment, with a "
+                         "clock read)";
+    }
+    if (next->receive != plan.receive)
+      changes.push_back(std::string("responses timed at ") + ReceiveHookText(next->receive));
+    if (plan.storage_sweep && !next->storage_sweep) {
+      sweep_fallback = "sweep over socket storage: starting with it failed (" + *error +
+                       "); the sweep walks TCP's hash tables of the agent's network namespace "
+                       "instead (connections in other namespaces report at state changes and "
+                       "close)";
+      changes.push_back("the sweep over iter/tcp");
+    }
+    std::string change;
+    for (const auto& c : changes) change += (change.empty() ? "" : ", ") + c;
+    LogWarn("starting failed (" + *error + "); trying again with " + change);
+  }
+  const LoadPlan& chosen = fallbacks.current();
   state->btf_source = btf_path;
   if (settings.hot_slots == 0) {
     state->hot_slots_summary = "off (every connection's per-segment state in socket storage)";
@@ -411,7 +501,9 @@ std::unique_ptr<BpfProbes> BpfProbes::Load(const LoaderSettings& settings, std::
     state->hot_slots_summary = text;
   }
   state->unavailable = unavailable;
-  if (!state->receive_fallback.empty()) state->unavailable.push_back(state->receive_fallback);
+  if (chosen.receive == ReceiveHook::kTcpProbe && !receive_fallback.empty())
+    state->unavailable.push_back(receive_fallback);
+  if (storage_sweep && !chosen.storage_sweep) state->unavailable.push_back(sweep_fallback);
   for (const auto& p : state->probes) {
     LogInfo("probe " + p.hook + ": " + p.mode + (p.target.empty() ? "" : " " + p.target));
   }
@@ -421,10 +513,11 @@ std::unique_ptr<BpfProbes> BpfProbes::Load(const LoaderSettings& settings, std::
 
 std::unique_ptr<BpfProbes::State> BpfProbes::LoadWith(const LoaderSettings& settings,
                                                       const btf* vmlinux, int send_mode_value,
-                                                      bool storage_sweep, std::string* error,
-                                                      bool* sweep_may_be_why) {
-  *sweep_may_be_why = false;
+                                                      const LoadPlan& plan, std::string* error,
+                                                      LoadStep* failed_step) {
+  *failed_step = LoadStep::kOther;
   const auto send_mode = static_cast<SendMode>(send_mode_value);
+  const bool storage_sweep = plan.storage_sweep;
   auto state = std::make_unique<State>();
   state->processes = settings.processes;
   state->possible_cpus = libbpf_num_possible_cpus();
@@ -466,16 +559,9 @@ std::unique_ptr<BpfProbes::State> BpfProbes::LoadWith(const LoaderSettings& sett
   if (!choose(skel->progs.on_inet_sock_set_state, "connection_state", "inet_sock_set_state", true,
               ""))
     return nullptr;
-  // Responses are timed at sock:sk_data_ready (data and FINs only, and no
-  // clock read: see conn_data.bpf.c) when the kernel has it and no send hook
-  // is asked for, else the same at fentry on sock_def_readable() where fentry
-  // is allowed; otherwise at tcp:tcp_probe (every segment; Linux 4.16+, so
-  // every kernel that can run the rest).
-  const bool auto_receive = settings.probe_mode == ProbeMode::kAuto && send_mode == SendMode::kNone;
-  const bool data_ready_tracepoint = auto_receive && HasTracepoint(vmlinux, "sk_data_ready");
-  std::string fentry_refused;
-  const bool data_ready_fentry = auto_receive && !data_ready_tracepoint &&
-                                 FentryAllowed(vmlinux, "sock_def_readable", &fentry_refused);
+  // The receive hook was chosen by Load() (ReceiveHook).
+  const bool data_ready_tracepoint = plan.receive == ReceiveHook::kDataReadyTracepoint;
+  const bool data_ready_fentry = plan.receive == ReceiveHook::kDataReadyFentry;
   bpf_program__set_autoload(skel->progs.on_sk_data_ready, data_ready_tracepoint);
   bpf_program__set_autoload(skel->progs.on_sock_def_readable_fentry, data_ready_fentry);
   if (data_ready_tracepoint) {
@@ -484,14 +570,8 @@ std::unique_ptr<BpfProbes::State> BpfProbes::LoadWith(const LoaderSettings& sett
   } else if (data_ready_fentry) {
     bpf_program__set_autoload(skel->progs.on_tcp_probe, false);
     state->probes.push_back({"receive", "fentry", "sock_def_readable"});
-  } else {
-    if (auto_receive) {
-      state->receive_fallback = "receive at fentry sock_def_readable: " + fentry_refused +
-                                "; responses are timed at tcp:tcp_probe (every segment, with "
-                                "a clock read)";
-      LogInfo("no sock:sk_data_ready tracepoint; " + state->receive_fallback);
-    }
-    if (!choose(skel->progs.on_tcp_probe, "receive", "tcp_probe", true, "")) return nullptr;
+  } else if (!choose(skel->progs.on_tcp_probe, "receive", "tcp_probe", true, "")) {
+    return nullptr;
   }
   choose(skel->progs.on_tcp_destroy_sock, "socket_destroy", "tcp_destroy_sock", false,
          "bytes an application reads after a reset already closed its socket are not counted");
@@ -544,7 +624,7 @@ std::unique_ptr<BpfProbes::State> BpfProbes::LoadWith(const LoaderSettings& sett
   // --- load.
   if (!immediates.ApplyTo(skel->obj, error)) return nullptr;
   if (int err = sockeye_bpf__load(skel); err != 0) {
-    *sweep_may_be_why = true;  // the verifier may have refused any program
+    *failed_step = LoadStep::kLoad;  // the verifier may have refused any program
     *error = "loading BPF programs failed: " + ErrnoText(err);
     if (send_mode == SendMode::kFentry || send_mode == SendMode::kKprobe) {
       *error += std::string(" (with the send hook as ") + SendModeName(send_mode) +
@@ -552,9 +632,7 @@ std::unique_ptr<BpfProbes::State> BpfProbes::LoadWith(const LoaderSettings& sett
                 "allow that program type here)";
     }
     if (data_ready_fentry) {
-      *error +=
-          " (with responses timed at fentry on sock_def_readable; --probe-mode segment times "
-          "them at tcp:tcp_probe instead)";
+      *error += " (with responses timed at fentry on sock_def_readable)";
     }
     *error += LoadFailureHint(err);
     return nullptr;
@@ -568,13 +646,13 @@ std::unique_ptr<BpfProbes::State> BpfProbes::LoadWith(const LoaderSettings& sett
   // --- attach.
   auto attach = [&](bpf_program* prog) -> bool {
     if (!bpf_program__autoload(prog)) return true;
-    LinkPtr link(bpf_program__attach(prog));
+    LinkPtr link = AttachProgram(prog);
     if (!link) {
       int err = errno;
       *error = std::string("attaching ") + bpf_program__name(prog) + " failed: " + ErrnoText(err) +
                LoadFailureHint(-err);
-      if (prog == skel->progs.on_sock_def_readable_fentry)
-        *error += " (--probe-mode segment times responses at tcp:tcp_probe instead)";
+      if (prog == skel->progs.on_sock_def_readable_fentry || prog == skel->progs.on_sk_data_ready)
+        *failed_step = LoadStep::kReceiveAttach;
       return false;
     }
     state->links.push_back(std::move(link));
@@ -589,7 +667,7 @@ std::unique_ptr<BpfProbes::State> BpfProbes::LoadWith(const LoaderSettings& sett
     if (!attach(prog)) return nullptr;
   }
 
-  state->adopt_link.reset(bpf_program__attach_iter(skel->progs.adopt_open_connections, nullptr));
+  state->adopt_link = AttachIterator(skel->progs.adopt_open_connections, nullptr);
   if (!state->adopt_link) {
     *error = "attaching the iter/tcp adoption iterator failed: " + ErrnoText(errno);
     return nullptr;
@@ -603,13 +681,13 @@ std::unique_ptr<BpfProbes::State> BpfProbes::LoadWith(const LoaderSettings& sett
     iter_opts.sz = sizeof(iter_opts);
     iter_opts.link_info = &link_info;
     iter_opts.link_info_len = sizeof(link_info);
-    state->sweep_link.reset(bpf_program__attach_iter(skel->progs.sweep_connections, &iter_opts));
+    state->sweep_link = AttachIterator(skel->progs.sweep_connections, &iter_opts);
   } else {
-    state->sweep_link.reset(bpf_program__attach_iter(skel->progs.sweep_tcp_connections, nullptr));
+    state->sweep_link = AttachIterator(skel->progs.sweep_tcp_connections, nullptr);
   }
   const char* sweep_target = storage_sweep ? "bpf_sk_storage_map" : "tcp";
   if (!state->sweep_link) {
-    *sweep_may_be_why = true;
+    *failed_step = LoadStep::kSweepAttach;
     *error = std::string("attaching the sweep iterator (iter/") + sweep_target +
              ") failed: " + ErrnoText(errno);
     return nullptr;

@@ -15,6 +15,7 @@ struct sockeye_bpf;
 #include <vector>
 
 #include "agent/config.h"
+#include "agent/load_plan.h"
 #include "sockeye_abi.h"
 
 namespace sockeye {
@@ -109,13 +110,11 @@ class BpfProbes {
   static bool WriteFilters(struct sockeye_bpf* skel, const LoaderSettings& settings,
                            std::string* error);
   // Loads and attaches with the send hook as `send_mode` (a SendMode) and
-  // the sweep over socket storage or, if not `storage_sweep`, over TCP. On
-  // failure, *sweep_may_be_why says whether the step that failed involved
-  // the sweep program (loading all programs, or attaching the sweep), the
-  // only failures a retry with the other sweep can mend.
+  // the sweep and receive programs of `plan`. On failure, *failed_step says
+  // which step failed, for LoadFallbacks to choose what to try next.
   static std::unique_ptr<State> LoadWith(const LoaderSettings& settings, const ::btf* vmlinux,
-                                         int send_mode, bool storage_sweep, std::string* error,
-                                         bool* sweep_may_be_why);
+                                         int send_mode, const LoadPlan& plan, std::string* error,
+                                         LoadStep* failed_step);
   std::unique_ptr<State> state_;
 };
 

@@ -549,6 +549,49 @@ TEST_F(LoopbackTraffic, ForcedSocketStorageSweepRunsOrNamesTheRefusal) {
             1);
 }
 
+// The kernel probes only load a two-instruction program, so the real receive
+// or sweep program can still be refused; the agent then starts with
+// tcp_probe and the sweep over iter/tcp, and counts as exactly as ever.
+// SOCKEYE_TEST_REFUSE_ATTACH stands in for such a kernel. On this host auto
+// mode times responses at sk_data_ready and its socket-storage sweep is
+// refused anyway; in the kernel matrix (6.1, 5.15) the refused programs are
+// fentry on sock_def_readable and the socket-storage sweep.
+TEST_F(LoopbackTraffic, ReceiveAndSweepProgramsThatWillNotAttachFallBack) {
+  struct RefuseAttach {
+    RefuseAttach() {
+      setenv("SOCKEYE_TEST_REFUSE_ATTACH",
+             "on_sk_data_ready,on_sock_def_readable_fentry,sweep_connections", 1);
+    }
+    ~RefuseAttach() { unsetenv("SOCKEYE_TEST_REFUSE_ATTACH"); }
+  } refuse;
+  StartAgent();
+  if (!agent_) return;
+  auto families = agent_->Gather();
+  EXPECT_EQ(Value(families, "sockeye_probe_info",
+                  {{"hook", "receive"}, {"mode", "tp_btf"}, {"target", "tcp_probe"}}),
+            1);
+  EXPECT_EQ(Value(families, "sockeye_probe_info",
+                  {{"hook", "sweep"}, {"mode", "iter"}, {"target", "tcp"}}),
+            1);
+  LoopbackServer server("127.0.0.3", Behavior::kRespond, 40ms);
+  std::map<std::string, std::string> a{{"backend", Backend(server)}};
+  {
+    Client client(server.address(), server.port());
+    ASSERT_TRUE(client.connected());
+    for (int i = 0; i < 5; ++i) ASSERT_EQ(client.Request(20, 100), 100u);
+  }
+  EXPECT_EQ(WaitForMetric("sockeye_backend_connections_closed_total",
+                          {{"backend", Backend(server)}, {"closed_by", "local"}}, 1),
+            1);
+  EXPECT_EQ(Metric("sockeye_backend_requests_total", a), 5);
+  EXPECT_EQ(Metric("sockeye_backend_sent_bytes_total", a), 5 * 20);
+  EXPECT_EQ(Metric("sockeye_backend_received_bytes_total", a), 5 * 100);
+  EXPECT_EQ(WaitForMetric("sockeye_backend_time_to_first_byte_seconds_count", a, 5), 5);
+  const double mean = Metric("sockeye_backend_time_to_first_byte_seconds_sum", a) / 5;
+  EXPECT_GE(mean, 0.040);
+  EXPECT_LT(mean, 0.060);
+}
+
 // Requests sent with sendfile(2) (as HAProxy's splice mode and nginx's
 // sendfile do) never pass through tcp_sendmsg on kernels before 6.5, so in
 // fentry/kprobe mode the turn starts from tcp_probe's look at write_seq,

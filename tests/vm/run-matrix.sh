@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The kernel matrix: the agent and its privileged test suite on Debian 12's
-# 6.1 cloud kernel under qemu, and the host-kernel checks.
+# 6.1 cloud kernel and Ubuntu 22.04's 5.15 kernel under qemu, and the
+# host-kernel checks.
 #
 #   run-matrix.sh BUILD_DIR
 #
@@ -10,9 +11,14 @@
 #   - the exact-count loopback suite passes in auto mode and again with
 #     --probe-mode segment and kprobe (each run asserts the send and receive
 #     hooks it got);
+#   - the receive hook and the sweep fall back when their programs will not
+#     attach (SOCKEYE_TEST_REFUSE_ATTACH);
 #   - lockdown=integrity: the suite passes with --probe-mode fentry;
 #   - lockdown=confidentiality: kprobe attach is refused; --check still
 #     passes, forcing kprobe fails naming why, the suite passes in auto mode.
+# In the 5.15 guest (Ubuntu 22.04; install-ubuntu-kernel.sh): --check and the
+# suite in auto mode (fentry sock_def_readable), segment mode, and fentry mode
+# under lockdown=integrity.
 # On the host (6.18: tp_btf, no fentry, no kprobes): auto attaches no send
 # hook, --probe-mode tracepoint picks tp_btf, forcing fentry or kprobe fails
 # with a message saying what is missing.
@@ -86,29 +92,43 @@ suite_cmd() {  # suite_cmd MODE EXPECTED_SEND_MODE EXPECTED_RECEIVE
        "SOCKEYE_TEST_EXPECT_RECEIVE='$3' SOCKEYE_TEST_EXPECT_SWEEP=bpf_sk_storage_map" \
        "sockeye_bpf_tests --gtest_filter=-*UnansweredSyn*:*StopsAnswering*:*InOtherNamespaces* --gtest_brief=1"
 }
-vm() {  # vm NAME APPEND COMMAND
-  local name=$1 append=$2 command=$3 log
+vm_on() {  # vm_on LABEL VMLINUZ NAME APPEND COMMAND
+  local label=$1 image=$2 name=$3 append=$4 command=$5 log
   log=$(mktemp)
-  if bash "$here/run-in-vm.sh" --kernel "$kernel" ${append:+--append "$append"} --timeout 900 \
+  if bash "$here/run-in-vm.sh" --kernel "$image" ${append:+--append "$append"} --timeout 900 \
        --mem 2048 -q --log "$log" "${files[@]}" -- "$command" >/dev/null 2>&1; then
-    check "6.1 $name" 0
+    check "$label $name" 0
   else
-    check "6.1 $name" 1
+    check "$label $name" 1
     grep -vE '^\s*$' "$log" | tail -n 40
   fi
   rm -f "$log"
 }
+vm() { vm_on 6.1 "$kernel" "$@"; }
 
 vm "default: --check passes with no send hook and responses at fentry sock_def_readable, and with --probe-mode fentry" "" \
   "sockeye --check | grep -qE '^  send +off ' && sockeye --check | grep -qE '^  receive +fentry +sock_def_readable' && sockeye --check --probe-mode fentry | grep -qE '^  send +fentry +tcp_sendmsg'"
 vm "default: exact counts in auto mode (no send hook)" "" "$(suite_cmd auto off "fentry sock_def_readable")"
 vm "default: exact counts with --probe-mode segment (no send hook, tcp_probe)" "" "$(suite_cmd segment off "tp_btf tcp_probe")"
 vm "default: exact counts with --probe-mode kprobe" "" "$(suite_cmd kprobe kprobe "tp_btf tcp_probe")"
+vm "default: a receive hook and sweep that load but will not attach fall back to tcp_probe and iter/tcp, and --check says why" "" \
+  "SOCKEYE_TEST_REFUSE_ATTACH=on_sock_def_readable_fentry,sweep_connections sockeye --check > /tmp/c 2>&1; cat /tmp/c; grep -qE '^  receive +tp_btf +tcp_probe' /tmp/c && grep -qE '^  sweep +iter +tcp$' /tmp/c && grep -q 'receive at fentry sock_def_readable: starting with it failed' /tmp/c && grep -q 'sweep over socket storage: starting with it failed' /tmp/c"
 vm "lockdown=integrity: exact counts with --probe-mode fentry" "lockdown=integrity" "$(suite_cmd fentry fentry "tp_btf tcp_probe")"
 vm "lockdown=confidentiality: --check passes with fentry, forcing kprobe fails with the reason" \
   "lockdown=confidentiality" \
   "sockeye --check --probe-mode fentry | grep -qE '^  send +fentry' && ! sockeye --check --probe-mode kprobe > /tmp/k 2>&1; cat /tmp/k; grep -q 'FAILED' /tmp/k"
 vm "lockdown=confidentiality: exact counts in auto mode" "lockdown=confidentiality" "$(suite_cmd auto off "fentry sock_def_readable")"
+
+# --- Ubuntu 22.04's 5.15 guest ------------------------------------------------
+# The kernel of the largest LTS fleet: the same hooks as 6.1 (no
+# sock_send_length or sk_data_ready; fentry, kprobes and the socket-storage
+# iterator allowed). Its verifier does not report instruction counts (5.16+).
+kernel515=$(bash "$here/install-ubuntu-kernel.sh" | tail -n1)
+vm_on 5.15 "$kernel515" "default: --check passes with no send hook and responses at fentry sock_def_readable" "" \
+  "sockeye --check | grep -qE '^  send +off ' && sockeye --check | grep -qE '^  receive +fentry +sock_def_readable'"
+vm_on 5.15 "$kernel515" "default: exact counts in auto mode (no send hook)" "" "$(suite_cmd auto off "fentry sock_def_readable")"
+vm_on 5.15 "$kernel515" "default: exact counts with --probe-mode segment (no send hook, tcp_probe)" "" "$(suite_cmd segment off "tp_btf tcp_probe")"
+vm_on 5.15 "$kernel515" "lockdown=integrity: exact counts with --probe-mode fentry" "lockdown=integrity" "$(suite_cmd fentry fentry "tp_btf tcp_probe")"
 
 # Verifier statistics per program and kernel, kept in tests/vm/VERIFIER-STATS.md
 # so growth shows up in review (regenerate with SOCKEYE_UPDATE_VERIFIER_STATS=1).

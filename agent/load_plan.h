@@ -1,0 +1,53 @@
+// Which programs to load for the two hooks that have a fallback, and what to
+// try next when loading or attaching fails. The kernel feature probes
+// (FentryAllowed(), StorageIteratorAllowed()) only load a two-instruction
+// program, so the real programs can still be refused: by the verifier on a
+// kernel the probes pass on, or at attach. The agent then starts with the
+// fallback instead of not at all, and says so (--check, the log).
+#pragma once
+
+#include <optional>
+#include <vector>
+
+namespace sockeye {
+
+// Where responses are timed (bpf/conn_data.bpf.c): sk_data_ready, its fentry
+// twin on sock_def_readable, or tcp_probe (every segment, with a clock read),
+// which every supported kernel has and which is the fallback of both others.
+enum class ReceiveHook { kDataReadyTracepoint, kDataReadyFentry, kTcpProbe };
+
+struct LoadPlan {
+  bool storage_sweep = false;  // iter/bpf_sk_storage_map, else iter/tcp
+  ReceiveHook receive = ReceiveHook::kTcpProbe;
+  bool operator==(const LoadPlan& other) const {
+    return storage_sweep == other.storage_sweep && receive == other.receive;
+  }
+};
+
+// The step that failed. kLoad (bpf_object__load) cannot say which program
+// was refused: libbpf unloads them all.
+enum class LoadStep { kLoad, kSweepAttach, kReceiveAttach, kOther };
+
+// Plans in order of preference: the first one, then with the receive hook at
+// tcp_probe, then with the sweep over iter/tcp, then both. A failed attach
+// rules out the feature it belongs to; a failed load rules out nothing and
+// moves on to the next plan.
+class LoadFallbacks {
+ public:
+  // `sweep_may_fall_back`: the sweep iterator was left to the agent
+  // (--sweep-iterator auto).
+  LoadFallbacks(LoadPlan first, bool sweep_may_fall_back);
+
+  const LoadPlan& current() const { return plans_[current_]; }
+  // The plan to try after current() failed at `step`, or nothing when no
+  // untried plan avoids what failed.
+  std::optional<LoadPlan> After(LoadStep step);
+
+ private:
+  std::vector<LoadPlan> plans_;
+  size_t current_ = 0;
+  bool storage_sweep_ruled_out_ = false;
+  bool receive_ruled_out_ = false;
+};
+
+}  // namespace sockeye
