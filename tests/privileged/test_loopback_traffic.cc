@@ -12,11 +12,19 @@
 #include <poll.h>
 #include <sched.h>
 #include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 
+#include <algorithm>
+#include <csignal>
 #include <cstdlib>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <map>
+#include <set>
 
 #include "agent/agent.h"
 #include "loopback_server.h"
@@ -846,6 +854,105 @@ TEST_F(LoopbackTraffic, ProcessFilterDecidesAdoptionAndNewConnects) {
 // waits in its receive queue; the application reads it afterwards, then
 // closes. Those bytes were read, so they count (found by the proxy lab:
 // nginx and HAProxy both read after such resets).
+// Processes that hold a given number of UDP sockets each, named `comm`,
+// until destroyed. Forked from this multi-threaded process, each child only
+// makes async-signal-safe calls before it blocks.
+class SocketHoldingProcesses {
+ public:
+  SocketHoldingProcesses(const char* comm, size_t processes, size_t sockets_each) {
+    for (size_t p = 0; p < processes; ++p) {
+      int ready[2], release[2];
+      if (pipe2(ready, O_CLOEXEC) != 0 || pipe2(release, O_CLOEXEC) != 0) return;
+      const pid_t pid = fork();
+      if (pid == 0) {
+        close(ready[0]);
+        close(release[1]);  // else its own copy would keep the release pipe open
+        prctl(PR_SET_NAME, comm);
+        rlimit limit{};
+        getrlimit(RLIMIT_NOFILE, &limit);
+        limit.rlim_cur = limit.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &limit);
+        char status = 1;
+        for (size_t i = 0; i < sockets_each; ++i)
+          if (socket(AF_INET, SOCK_DGRAM, 0) < 0) status = 0;
+        if (write(ready[1], &status, 1) != 1) _exit(1);
+        char byte;
+        while (read(release[0], &byte, 1) > 0) {
+        }
+        _exit(0);
+      }
+      close(ready[1]);
+      close(release[0]);
+      char status = 0;
+      if (pid > 0 && read(ready[0], &status, 1) == 1 && status == 1) {
+        pids_.push_back(pid);
+      } else if (pid > 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, nullptr, 0);
+      }
+      close(ready[0]);
+      releases_.push_back(release[1]);
+    }
+  }
+  ~SocketHoldingProcesses() {
+    for (int fd : releases_) close(fd);
+    for (pid_t pid : pids_) waitpid(pid, nullptr, 0);
+  }
+  size_t running() const { return pids_.size(); }
+  // Distinct socket inodes held by every process named `comm` (these and
+  // any left over from an earlier run), as --process counts them.
+  static size_t SocketInodes(const std::string& comm) {
+    std::set<std::string> inodes;
+    for (const auto& process : std::filesystem::directory_iterator("/proc")) {
+      const std::string pid = process.path().filename().string();
+      if (pid.find_first_not_of("0123456789") != std::string::npos) continue;
+      std::ifstream comm_file(process.path() / "comm");
+      std::string name;
+      if (!std::getline(comm_file, name) || name != comm) continue;
+      std::error_code error;
+      for (const auto& fd : std::filesystem::directory_iterator(process.path() / "fd", error)) {
+        const std::string target = std::filesystem::read_symlink(fd.path(), error).string();
+        if (!error && target.rfind("socket:[", 0) == 0) inodes.insert(target);
+      }
+    }
+    return inodes.size();
+  }
+
+ private:
+  std::vector<pid_t> pids_;
+  std::vector<int> releases_;
+};
+
+// --process processes with more sockets than adopt_inodes holds (65,536,
+// bpf/sockeye.bpf.h): the sockets that did not fit are counted in
+// sockeye_adoption_sockets_skipped_total, not dropped silently, and an open
+// connection whose socket did fit is still adopted. The sockets are spread
+// over several processes because this sandbox caps descriptors per process
+// (RLIMIT_NOFILE 20,000 here, 4,096 in the qemu guests, without
+// CAP_SYS_RESOURCE to raise it).
+TEST_F(LoopbackTraffic, SocketsBeyondTheAdoptionMapAreCountedAsSkipped) {
+  constexpr size_t kAdoptInodes = 65536;
+  constexpr size_t kBeyond = 100;
+  LoopbackServer server("127.0.0.2");
+  // Inherited by every child as one of its lowest descriptors, which /proc
+  // lists (and the agent marks) first.
+  Client before(server.address(), server.port());
+  ASSERT_TRUE(before.connected());
+  rlimit limit{};
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &limit), 0);
+  const size_t each = std::min<size_t>(limit.rlim_max, 1 << 20) - 256;
+  const size_t processes = (kAdoptInodes + kBeyond + each - 1) / each;
+  SocketHoldingProcesses holders("sockeye-adopt-t", processes, each);
+  ASSERT_EQ(holders.running(), processes) << "a child could not open " << each << " sockets";
+  const size_t inodes = SocketHoldingProcesses::SocketInodes("sockeye-adopt-t");
+  ASSERT_GT(inodes, kAdoptInodes);
+  StartAgent([&](Config& config) { config.processes = {"sockeye-adopt-t"}; });
+  if (!agent_) return;
+  EXPECT_EQ(Value(agent_->Gather(), "sockeye_adoption_sockets_skipped_total", {}),
+            static_cast<double>(inodes - kAdoptInodes));
+  EXPECT_EQ(Metric("sockeye_backend_connections_active", {{"backend", Backend(server)}}), 1);
+}
+
 TEST_F(LoopbackTraffic, BytesReadAfterAResetClosedTheSocketAreCounted) {
   StartAgent();
   if (!agent_) return;
