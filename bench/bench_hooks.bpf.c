@@ -15,6 +15,8 @@
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 const volatile __u16 server_port; /* host order */
+/* The listeners of the batched (io_uring) phases; 0 when not run. */
+const volatile __u16 batch_port;
 
 enum { SIDE_CLIENT = 0, SIDE_SERVER, SIDE_OTHER, SIDES };
 enum { HOOK_STATE = 0, HOOK_SEND, HOOK_SEGMENT, HOOK_DATA_READY, HOOKS };
@@ -52,7 +54,12 @@ static __always_inline void count(int hook, const struct sock *sk)
 {
 	__u16 local = BPF_CORE_READ(sk, __sk_common.skc_num);
 	__u16 remote = __builtin_bswap16(BPF_CORE_READ(sk, __sk_common.skc_dport));
-	int side = local == server_port ? SIDE_SERVER : remote == server_port ? SIDE_CLIENT : SIDE_OTHER;
+	int side = SIDE_OTHER;
+
+	if (local == server_port || (batch_port && local == batch_port))
+		side = SIDE_SERVER;
+	else if (remote == server_port || (batch_port && remote == batch_port))
+		side = SIDE_CLIENT;
 
 	if (hook >= 0 && hook < HOOKS)
 		__sync_fetch_and_add(&invocations[hook][side], 1);

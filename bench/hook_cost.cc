@@ -5,7 +5,7 @@
 //
 //   sudo ./build/bench/hook_cost [--rounds N] [--connections N] [--requests N] [--cpu N]
 //                                [--storage-timing 1] [--probe-mode MODE] [--hot-slots N]
-//                                [--ringbuf-size BYTES]
+//                                [--ringbuf-size BYTES] [--batch N]
 //
 // --probe-mode is the agent's (default auto: no send hook, so the
 // sock_send_length row reads "not attached", and responses timed at
@@ -30,6 +30,12 @@
 // A third phase per round repeats the exchanges over a unix stream pair and a
 // UDP pair on loopback: sk_data_ready fires for those sockets too.
 //
+// --batch N adds two phases per round (BatchedListener below): the same
+// exchanges over N connections at a time, unfollowed then followed, with
+// each step for all N in one io_uring_enter(), so N deliveries share one
+// kernel entry as a NIC's batch does. The sk_data_ready xN row is their
+// cost per invocation.
+//
 // --storage-timing 1 instead times one socket-storage lookup inside a
 // program on tcp_probe for the followed client sockets: the first of the
 // invocation and the same lookup repeated (bench_hooks.bpf.c). It is a run
@@ -45,6 +51,7 @@
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <liburing.h>
 #include <netinet/in.h>
 #include <sched.h>
 #include <sys/socket.h>
@@ -59,6 +66,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <vector>
 
 #include "agent/agent.h"
 #include "agent/config.h"
@@ -153,11 +161,103 @@ bool DriveOtherSockets(int exchanges) {
   return ExchangeOver(udp_a.get(), udp_b.get(), exchanges, true);
 }
 
+// Phases D and E (--batch N): request/response exchanges over N
+// connections at a time, each step for all N being one io_uring_enter(), so
+// the N receiving sockets' sk_data_ready run back to back in one kernel
+// entry -- as a NIC's NAPI poll delivers a batch of segments for many
+// sockets in one softirq, where the loopback exchanges above make every
+// delivery a kernel entry of its own (and, on a VM without PCID, pay every
+// first touch again after the TLB flush that entry brought).
+class BatchedListener {
+ public:
+  // Listens on 127.0.0.30 and 127.0.0.31 (followed and not) on one port.
+  bool Open() {
+    for (int i = 0; i < 2; ++i) {
+      fds_[i] = sockeye::UniqueFd(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+      sockaddr_in addr = Address(i == 0);
+      const int one = 1;
+      socklen_t len = sizeof(addr);
+      if (!fds_[i].valid() ||
+          setsockopt(fds_[i].get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+          bind(fds_[i].get(), reinterpret_cast<sockaddr*>(&addr), len) != 0 ||
+          getsockname(fds_[i].get(), reinterpret_cast<sockaddr*>(&addr), &len) != 0 ||
+          listen(fds_[i].get(), 1024) != 0)
+        return false;
+      port_ = ntohs(addr.sin_port);
+    }
+    return true;
+  }
+  uint16_t port() const { return port_; }
+  sockaddr_in Address(bool followed) const {
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(followed ? 0x7f00001e : 0x7f00001f);  // 127.0.0.30 / .31
+    addr.sin_port = htons(port_);
+    return addr;
+  }
+  int fd(bool followed) const { return fds_[followed ? 0 : 1].get(); }
+
+ private:
+  sockeye::UniqueFd fds_[2];
+  uint16_t port_ = 0;
+};
+
+struct BatchedConnections {
+  std::vector<sockeye::UniqueFd> clients, servers;
+};
+
+std::optional<BatchedConnections> ConnectBatch(const BatchedListener& listener, bool followed,
+                                               int width) {
+  BatchedConnections c;
+  const sockaddr_in addr = listener.Address(followed);
+  for (int i = 0; i < width; ++i) {
+    c.clients.emplace_back(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (connect(c.clients.back().get(), reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) !=
+        0)
+      return std::nullopt;
+    c.servers.emplace_back(accept4(listener.fd(followed), nullptr, nullptr, SOCK_CLOEXEC));
+    if (!c.servers.back().valid()) return std::nullopt;
+  }
+  return c;
+}
+
+// One step: `bytes` sent (or received) on every socket in one io_uring_enter().
+bool BatchStep(io_uring* ring, const std::vector<sockeye::UniqueFd>& fds, bool send_step,
+               size_t bytes) {
+  static char buffer[512];
+  for (const auto& fd : fds) {
+    io_uring_sqe* sqe = io_uring_get_sqe(ring);
+    if (!sqe) return false;
+    if (send_step)
+      io_uring_prep_send(sqe, fd.get(), buffer, bytes, 0);
+    else
+      io_uring_prep_recv(sqe, fd.get(), buffer, bytes, MSG_WAITALL);
+  }
+  if (io_uring_submit_and_wait(ring, static_cast<unsigned>(fds.size())) < 0) return false;
+  bool ok = true;
+  for (size_t i = 0; i < fds.size(); ++i) {
+    io_uring_cqe* cqe = nullptr;
+    if (io_uring_wait_cqe(ring, &cqe) != 0) return false;
+    ok = ok && cqe->res == static_cast<int>(bytes);
+    io_uring_cqe_seen(ring, cqe);
+  }
+  return ok;
+}
+
+bool DriveBatched(io_uring* ring, const BatchedConnections& c, int exchanges) {
+  for (int i = 0; i < exchanges; ++i) {
+    if (!BatchStep(ring, c.clients, true, 64) || !BatchStep(ring, c.servers, false, 64) ||
+        !BatchStep(ring, c.servers, true, 512) || !BatchStep(ring, c.clients, false, 512))
+      return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   int rounds = 5, connections = 20, requests = 500, cpu = -1, storage_timing = 0;
-  int hot_slots = 8192;
+  int hot_slots = 8192, batch = 0;
   size_t ringbuf_bytes = sockeye::Config{}.ringbuf_bytes;
   const char* probe_mode_flag = sockeye::ProbeModeName(sockeye::ProbeMode::kAuto);
   for (int i = 1; i + 1 < argc; i += 2) {
@@ -177,6 +277,8 @@ int main(int argc, char** argv) {
       storage_timing = value;
     else if (flag == "--hot-slots")
       hot_slots = value;
+    else if (flag == "--batch")
+      batch = value;
     else if (flag == "--ringbuf-size")
       ringbuf_bytes = std::strtoull(argv[i + 1], nullptr, 10);
     else {
@@ -219,10 +321,27 @@ int main(int argc, char** argv) {
   LoopbackServer unfollowed("127.0.0.31", sockeye::testing::Behavior::kRespond,
                             std::chrono::milliseconds(0), followed.port());
   const uint16_t port = followed.port();
+  BatchedListener batch_listener;
+  io_uring ring{};
+  if (batch < 0 || batch > 4096) {
+    std::fprintf(stderr, "hook_cost: --batch is 0 (off) to 4096 connections\n");
+    return 2;
+  }
+  if (batch > 0) {
+    if (!batch_listener.Open()) {
+      std::perror("hook_cost: batched phase listeners");
+      return 1;
+    }
+    if (int err = io_uring_queue_init(static_cast<unsigned>(batch), &ring, 0); err < 0) {
+      std::fprintf(stderr, "hook_cost: io_uring_queue_init: %s\n", std::strerror(-err));
+      return 1;
+    }
+  }
 
   bench_hooks_bpf* bench = bench_hooks_bpf__open();
   if (!bench) return 1;
   bench->rodata->server_port = port;
+  bench->rodata->batch_port = batch_listener.port();
   bpf_program__set_autoload(bench->progs.time_storage_lookup, storage_timing != 0);
   if (bench_hooks_bpf__load(bench) || bench_hooks_bpf__attach(bench)) {
     std::fprintf(stderr, "hook_cost: loading the reference programs failed\n");
@@ -259,6 +378,12 @@ int main(int argc, char** argv) {
   std::map<std::string, Stat> unfollowed_sum, followed_sum, empty_sum;
   std::map<std::string, uint64_t> followed_client_calls;
   Stat other_sockets, other_empty;  // sk_data_ready on unix and UDP sockets
+  // Per hook in the batched phases: D not followed, E followed.
+  struct BatchedSums {
+    Stat unfollowed, followed, empty;
+    uint64_t client_calls = 0;
+  };
+  std::map<std::string, BatchedSums> batched;
 
   for (int round = 0; round < rounds; ++round) {
     // Phase A: nothing followed.
@@ -296,6 +421,39 @@ int main(int argc, char** argv) {
     other_sockets.calls += uc.calls;
     other_empty.ns += ec.ns;
     other_empty.calls += ec.calls;
+    if (batch == 0) continue;
+    // Phases D and E: batched exchanges, not followed then followed. The
+    // connections open and close outside the measured interval.
+    const int exchanges = std::max(1, connections * requests / batch);
+    for (bool follow : {false, true}) {
+      std::optional<BatchedConnections> conns = ConnectBatch(batch_listener, follow, batch);
+      if (!conns) {
+        std::perror("hook_cost: batched connections");
+        return 1;
+      }
+      uint64_t batch_client_before[std::size(hooks)];
+      for (size_t h = 0; h < std::size(hooks); ++h)
+        batch_client_before[h] = bench->bss->invocations[h][0];
+      Stats d0 = Snapshot(*agent, bench);
+      if (!DriveBatched(&ring, *conns, exchanges)) {
+        std::fprintf(stderr, "hook_cost: a batched exchange failed\n");
+        return 1;
+      }
+      Stats d1 = Snapshot(*agent, bench);
+      for (const auto& h : hooks) {
+        BatchedSums& sums = batched[h.name];
+        const Stat run = Delta(d0, d1, h.sockeye), empty = Delta(d0, d1, h.empty);
+        Stat& sum = follow ? sums.followed : sums.unfollowed;
+        sum.ns += run.ns;
+        sum.calls += run.calls;
+        sums.empty.ns += empty.ns;
+        sums.empty.calls += empty.calls;
+        if (follow)
+          sums.client_calls += bench->bss->invocations[h.index][0] - batch_client_before[h.index];
+      }
+      conns.reset();
+      agent->Tick(0);
+    }
   }
 
   std::printf(
@@ -332,6 +490,27 @@ int main(int argc, char** argv) {
                 static_cast<unsigned long long>(other_sockets.calls), empty_ns, sockeye_ns, "-",
                 sockeye_ns - empty_ns, "-");
   }
+  for (const auto& h : hooks) {
+    const BatchedSums& sums = batched[h.name];
+    if (!sums.unfollowed.calls || !sums.followed.calls || !sums.client_calls) continue;
+    const double empty_ns = sums.empty.calls ? double(sums.empty.ns) / double(sums.empty.calls) : 0;
+    const double unfollowed_ns = double(sums.unfollowed.ns) / double(sums.unfollowed.calls);
+    const double followed_ns = (double(sums.followed.ns) -
+                                double(sums.followed.calls - sums.client_calls) * unfollowed_ns) /
+                               double(sums.client_calls);
+    std::printf("%-20s %12llu %10.1f %14.1f %14.1f %12.1f %12.1f\n",
+                (std::string(h.name) + " x" + std::to_string(batch)).c_str(),
+                static_cast<unsigned long long>(sums.unfollowed.calls + sums.followed.calls),
+                empty_ns, unfollowed_ns, followed_ns, unfollowed_ns - empty_ns,
+                followed_ns - empty_ns);
+  }
+  if (batch > 0) {
+    std::printf(
+        "(xN rows: %d connections at a time, each step one io_uring_enter(), so up to %d "
+        "deliveries per kernel entry; followed sk_data_ready calls %llu)\n",
+        batch, batch, static_cast<unsigned long long>(batched["sk_data_ready"].client_calls));
+  }
+  if (batch > 0) io_uring_queue_exit(&ring);
   {
     const Stat& e = empty_sum["sock_send_length"];
     Stat clock{};

@@ -11,6 +11,7 @@ set -euo pipefail
 build_deps=(
   build-essential cmake ninja-build pkg-config clang llvm
   libbpf-dev bpftool libelf-dev zlib1g-dev linux-libc-dev
+  liburing-dev  # bench/hook_cost only (its batched phases)
   libcli11-dev libcpp-httplib-dev libcap-dev libgtest-dev libgmock-dev
 )
 test_deps=(
