@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The kernel matrix: the agent and its privileged test suite on Debian 12's
-# 6.1 cloud kernel and Ubuntu 22.04's 5.15 kernel under qemu, and the
-# host-kernel checks.
+# 6.1 cloud kernel, Ubuntu 22.04's 5.15, Ubuntu 24.04's 6.8 and Debian 13's
+# 6.12 under qemu, the refusal on Debian 11's 5.10, and the host-kernel checks.
 #
 #   run-matrix.sh BUILD_DIR
 #
@@ -16,9 +16,11 @@
 #   - lockdown=integrity: the suite passes with --probe-mode fentry;
 #   - lockdown=confidentiality: kprobe attach is refused; --check still
 #     passes, forcing kprobe fails naming why, the suite passes in auto mode.
-# In the 5.15 guest (Ubuntu 22.04; install-ubuntu-kernel.sh): --check and the
+# In the 5.15 guest (Ubuntu 22.04; install-pinned-kernel.sh): --check and the
 # suite in auto mode (fentry sock_def_readable), segment mode, and fentry mode
-# under lockdown=integrity.
+# under lockdown=integrity. In the 6.8 and 6.12 guests: the suite in auto
+# mode (sk_data_ready) and with --probe-mode fentry. In the 5.10 guest:
+# --check fails naming the minimum kernel.
 # On the host (6.18: tp_btf, no fentry, no kprobes): auto attaches no send
 # hook, --probe-mode tracepoint picks tp_btf, forcing fentry or kprobe fails
 # with a message saying what is missing.
@@ -119,16 +121,35 @@ vm "lockdown=confidentiality: --check passes with fentry, forcing kprobe fails w
   "sockeye --check --probe-mode fentry | grep -qE '^  send +fentry' && ! sockeye --check --probe-mode kprobe > /tmp/k 2>&1; cat /tmp/k; grep -q 'FAILED' /tmp/k"
 vm "lockdown=confidentiality: exact counts in auto mode" "lockdown=confidentiality" "$(suite_cmd auto off "fentry sock_def_readable")"
 
-# --- Ubuntu 22.04's 5.15 guest ------------------------------------------------
-# The kernel of the largest LTS fleet: the same hooks as 6.1 (no
-# sock_send_length or sk_data_ready; fentry, kprobes and the socket-storage
-# iterator allowed). Its verifier does not report instruction counts (5.16+).
-kernel515=$(bash "$here/install-ubuntu-kernel.sh" | tail -n1)
+# --- other kernels (tests/vm/install-pinned-kernel.sh) ------------------------
+# Ubuntu 22.04's 5.15, the kernel of the largest LTS fleet: the same hooks as
+# 6.1 (no sock_send_length or sk_data_ready; fentry, kprobes and the
+# socket-storage iterator allowed); its verifier reports no instruction
+# counts (5.16+).
+kernel515=$(bash "$here/install-pinned-kernel.sh" ubuntu-22.04 | tail -n1)
 vm_on 5.15 "$kernel515" "default: --check passes with no send hook and responses at fentry sock_def_readable" "" \
   "sockeye --check | grep -qE '^  send +off ' && sockeye --check | grep -qE '^  receive +fentry +sock_def_readable'"
 vm_on 5.15 "$kernel515" "default: exact counts in auto mode (no send hook)" "" "$(suite_cmd auto off "fentry sock_def_readable")"
 vm_on 5.15 "$kernel515" "default: exact counts with --probe-mode segment (no send hook, tcp_probe)" "" "$(suite_cmd segment off "tp_btf tcp_probe")"
 vm_on 5.15 "$kernel515" "lockdown=integrity: exact counts with --probe-mode fentry" "lockdown=integrity" "$(suite_cmd fentry fentry "tp_btf tcp_probe")"
+
+# Ubuntu 24.04's 6.8 and Debian 13's 6.12: the tracepoints of the host
+# (sk_data_ready, sock_send_length) and fentry and kprobes besides, so auto
+# mode times responses at sk_data_ready and a forced fentry send hook loads.
+for kernel_name in ubuntu-24.04:6.8 debian-13:6.12; do
+  image=$(bash "$here/install-pinned-kernel.sh" "${kernel_name%%:*}" | tail -n1)
+  label=${kernel_name#*:}
+  vm_on "$label" "$image" "default: exact counts in auto mode (no send hook, sk_data_ready)" "" \
+    "$(suite_cmd auto off "tp_btf sk_data_ready")"
+  vm_on "$label" "$image" "default: exact counts with --probe-mode fentry" "" \
+    "$(suite_cmd fentry fentry "tp_btf tcp_probe")"
+done
+
+# Debian 11's 5.10 is older than sockeye supports (no socket storage from
+# tracing programs before 5.11): the refusal must say so.
+kernel510=$(bash "$here/install-pinned-kernel.sh" debian-11 | tail -n1)
+vm_on 5.10 "$kernel510" "default: --check fails and names Linux 5.11 as the minimum" "" \
+  "! sockeye --check > /tmp/c 2>&1; cat /tmp/c; grep -q 'FAILED: .*sockeye needs Linux 5.11 or later' /tmp/c"
 
 # Verifier statistics per program and kernel, kept in tests/vm/VERIFIER-STATS.md
 # so growth shows up in review (regenerate with SOCKEYE_UPDATE_VERIFIER_STATS=1).
