@@ -13,6 +13,7 @@
 #     hooks it got);
 #   - the receive hook and the sweep fall back when their programs will not
 #     attach (SOCKEYE_TEST_REFUSE_ATTACH);
+#   - the network-namespace tests (veth; iproute2 and dash brought in);
 #   - lockdown=integrity: the suite passes with --probe-mode fentry;
 #   - lockdown=confidentiality: kprobe attach is refused; --check still
 #     passes, forcing kprobe fails naming why, the suite passes in auto mode.
@@ -84,8 +85,8 @@ add_with_libs "$agent" /usr/bin/sockeye
 add_with_libs "$suite" /usr/bin/sockeye_bpf_tests
 files+=(--file "$(readlink -f /lib64/ld-linux-x86-64.so.2):/lib64/ld-linux-x86-64.so.2")
 
-# The network-namespace tests need iproute2's `ip netns`, which busybox lacks.
-# Without sock:sk_data_ready, auto mode times responses at fentry on
+# The network-namespace tests run separately (namespace_cmd): they need
+# iproute2's `ip netns` and the veth module. Without sock:sk_data_ready, auto mode times responses at fentry on
 # sock_def_readable where fentry is allowed (every 6.1 run here); segment
 # mode (also the fallback where fentry is refused) and every mode with a send
 # hook at tcp_probe.
@@ -94,11 +95,26 @@ suite_cmd() {  # suite_cmd MODE EXPECTED_SEND_MODE EXPECTED_RECEIVE
        "SOCKEYE_TEST_EXPECT_RECEIVE='$3' SOCKEYE_TEST_EXPECT_SWEEP=bpf_sk_storage_map" \
        "sockeye_bpf_tests --gtest_filter=-*UnansweredSyn*:*StopsAnswering*:*InOtherNamespaces* --gtest_brief=1"
 }
-vm_on() {  # vm_on LABEL VMLINUZ NAME APPEND COMMAND
+# The namespace tests (a veth pair into a namespace of their own): iproute2's
+# `ip`, and dash as /bin/sh, because Debian's busybox-static shell runs its own
+# `ip` applet (no `ip netns`) before anything on PATH.
+namespace_files=()
+for tool in /usr/bin/ip /usr/bin/dash; do
+  namespace_files+=(--file "$tool:$tool")
+  while read -r lib; do
+    namespace_files+=(--file "$(readlink -f "$lib"):$lib")
+  done < <(ldd "$tool" | awk '/=> \// { print $3 }' | sort -u)
+done
+namespace_cmd() {
+  echo "ln -sf /usr/bin/dash /bin/sh && PATH=/usr/bin:\$PATH SOCKEYE_REQUIRE_BPF=1" \
+       "sockeye_bpf_tests --gtest_filter='*UnansweredSyn*:*StopsAnswering*:*InOtherNamespaces*' --gtest_brief=1"
+}
+vm_on() {  # vm_on LABEL VMLINUZ NAME APPEND COMMAND [run-in-vm.sh options...]
   local label=$1 image=$2 name=$3 append=$4 command=$5 log
+  shift 5
   log=$(mktemp)
   if bash "$here/run-in-vm.sh" --kernel "$image" ${append:+--append "$append"} --timeout 900 \
-       --mem 2048 -q --log "$log" "${files[@]}" -- "$command" >/dev/null 2>&1; then
+       --mem 2048 -q --log "$log" "${files[@]}" "$@" -- "$command" >/dev/null 2>&1; then
     check "$label $name" 0
   else
     check "$label $name" 1
@@ -115,6 +131,8 @@ vm "default: exact counts with --probe-mode segment (no send hook, tcp_probe)" "
 vm "default: exact counts with --probe-mode kprobe" "" "$(suite_cmd kprobe kprobe "tp_btf tcp_probe")"
 vm "default: a receive hook and sweep that load but will not attach fall back to tcp_probe and iter/tcp, and --check says why" "" \
   "SOCKEYE_TEST_REFUSE_ATTACH=on_sock_def_readable_fentry,sweep_connections sockeye --check > /tmp/c 2>&1; cat /tmp/c; grep -qE '^  receive +tp_btf +tcp_probe' /tmp/c && grep -qE '^  sweep +iter +tcp$' /tmp/c && grep -q 'receive at fentry sock_def_readable: starting with it failed' /tmp/c && grep -q 'sweep over socket storage: starting with it failed' /tmp/c"
+vm "default: the network-namespace tests (unanswered SYN, a backend that stops answering, other namespaces)" "" \
+  "$(namespace_cmd)" "${namespace_files[@]}" --module veth
 vm "lockdown=integrity: exact counts with --probe-mode fentry" "lockdown=integrity" "$(suite_cmd fentry fentry "tp_btf tcp_probe")"
 vm "lockdown=confidentiality: --check passes with fentry, forcing kprobe fails with the reason" \
   "lockdown=confidentiality" \
