@@ -333,14 +333,18 @@ bool FentryAllowed(const btf* vmlinux, const char* function, std::string* why) {
 // For tests of the fallbacks (LoadFallbacks), which no kernel at hand
 // triggers: SOCKEYE_TEST_REFUSE_ATTACH=prog1,prog2 makes attaching those
 // programs fail with EPERM, as a kernel that loads but will not attach them
-// would.
-bool AttachRefusedForTest(const char* program) {
+// would. Sets errno when it refuses.
+bool AttachRefusedForTest(const bpf_program* prog) {
   const char* list = std::getenv("SOCKEYE_TEST_REFUSE_ATTACH");
   if (list == nullptr) return false;
+  const std::string_view name = bpf_program__name(prog);
   std::string_view rest(list);
   while (!rest.empty()) {
     const size_t comma = rest.find(',');
-    if (rest.substr(0, comma) == program) return true;
+    if (rest.substr(0, comma) == name) {
+      errno = EPERM;
+      return true;
+    }
     if (comma == std::string_view::npos) break;
     rest.remove_prefix(comma + 1);
   }
@@ -348,19 +352,11 @@ bool AttachRefusedForTest(const char* program) {
 }
 
 LinkPtr AttachProgram(bpf_program* prog) {
-  if (AttachRefusedForTest(bpf_program__name(prog))) {
-    errno = EPERM;
-    return nullptr;
-  }
-  return LinkPtr(bpf_program__attach(prog));
+  return AttachRefusedForTest(prog) ? nullptr : LinkPtr(bpf_program__attach(prog));
 }
 
 LinkPtr AttachIterator(bpf_program* prog, bpf_iter_attach_opts* opts) {
-  if (AttachRefusedForTest(bpf_program__name(prog))) {
-    errno = EPERM;
-    return nullptr;
-  }
-  return LinkPtr(bpf_program__attach_iter(prog, opts));
+  return AttachRefusedForTest(prog) ? nullptr : LinkPtr(bpf_program__attach_iter(prog, opts));
 }
 
 const char* ReceiveHookText(ReceiveHook hook) {
