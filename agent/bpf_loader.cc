@@ -4,7 +4,6 @@
 #include <bpf/bpf.h>
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
-#include <dirent.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
 #include <unistd.h>
@@ -17,7 +16,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
 #include <optional>
 #include <string_view>
 #include <utility>
@@ -26,6 +24,7 @@
 #include "agent/load_plan.h"
 #include "agent/load_time_immediates.h"
 #include "agent/log.h"
+#include "agent/process_scan.h"
 #include "agent/unique_fd.h"
 #include "sockeye.skel.h"
 
@@ -115,39 +114,6 @@ std::string LoadFailureHint(int err) {
   return " (--log.level=debug shows libbpf's and the verifier's log)";
 }
 
-// Socket inodes held by processes whose comm is in `names`, for adopting
-// their connections (the kernel filters new connects by comm itself).
-std::vector<uint64_t> SocketInodesOf(const std::vector<std::string>& names) {
-  std::vector<uint64_t> inodes;
-  DIR* proc = opendir("/proc");
-  if (!proc) return inodes;
-  while (dirent* entry = readdir(proc)) {
-    std::string_view pid(entry->d_name);
-    if (pid.empty() || pid.find_first_not_of("0123456789") != std::string_view::npos) continue;
-    std::string base = "/proc/" + std::string(pid);
-    std::ifstream comm_file(base + "/comm");
-    std::string comm;
-    if (!std::getline(comm_file, comm)) continue;
-    bool wanted = false;
-    for (const auto& name : names) wanted = wanted || name == comm;
-    if (!wanted) continue;
-    DIR* fds = opendir((base + "/fd").c_str());
-    if (!fds) continue;
-    while (dirent* fd = readdir(fds)) {
-      char target[64];
-      std::string link = base + "/fd/" + fd->d_name;
-      ssize_t n = readlink(link.c_str(), target, sizeof(target) - 1);
-      if (n <= 0) continue;
-      target[n] = '\0';
-      unsigned long long ino = 0;
-      if (std::sscanf(target, "socket:[%llu]", &ino) == 1) inodes.push_back(ino);
-    }
-    closedir(fds);
-  }
-  closedir(proc);
-  return inodes;
-}
-
 }  // namespace
 
 bool BpfProbes::WriteFilters(sockeye_bpf* skel, const LoaderSettings& settings,
@@ -198,6 +164,8 @@ struct BpfProbes::State {
   std::string hot_slots_summary;
   std::vector<std::string> processes;
   uint64_t adoption_sockets_skipped = 0;
+  uint64_t adoption_namespaces_walked = 0;
+  uint64_t adoption_namespaces_not_walked = 0;
   std::atomic<uint64_t> sweeps_succeeded{0};
   std::atomic<uint64_t> sweeps_failed{0};
   std::atomic<uint64_t> sweep_nanoseconds{0};
@@ -762,8 +730,7 @@ void ClearHashMap(int map_fd, size_t key_size) {
 }
 
 // Reads an iterator to the end; records may straddle read() boundaries.
-bool DrainIterator(bpf_link* link, const EventHandler& handler, std::string* error) {
-  UniqueFd fd(bpf_iter_create(bpf_link__fd(link)));
+bool DrainIterator(const UniqueFd& fd, const EventHandler& handler, std::string* error) {
   if (!fd.valid()) {
     *error = "creating an iterator failed: " + ErrnoText(errno);
     return false;
@@ -796,13 +763,23 @@ bool DrainIterator(bpf_link* link, const EventHandler& handler, std::string* err
   return true;
 }
 
+bool DrainIterator(bpf_link* link, const EventHandler& handler, std::string* error) {
+  return DrainIterator(UniqueFd(bpf_iter_create(bpf_link__fd(link))), handler, error);
+}
+
 }  // namespace
 
 bool BpfProbes::AdoptOpenConnections(const EventHandler& handler, std::string* error) {
+  NetworkNamespace own;
+  if (!OpenOwnNetworkNamespace(&own)) {
+    *error = "opening /proc/thread-self/ns/net failed: " + ErrnoText(errno);
+    return false;
+  }
+  ProcessScan scan = ScanProcesses(state_->processes, "/proc", own.device, own.inode);
   if (!state_->processes.empty()) {
     int map_fd = bpf_map__fd(state_->skel->maps.adopt_inodes);
     __u8 one = 1;
-    for (uint64_t ino : SocketInodesOf(state_->processes)) {
+    for (uint64_t ino : scan.socket_inodes) {
       __u64 key = ino;
       if (bpf_map_update_elem(map_fd, &key, &one, BPF_ANY) != 0) ++state_->adoption_sockets_skipped;
     }
@@ -813,9 +790,45 @@ bool BpfProbes::AdoptOpenConnections(const EventHandler& handler, std::string* e
               " at most): connections open on them before start-up are not followed");
     }
   }
+  const int listen_ports_fd = bpf_map__fd(state_->skel->maps.listen_ports);
   bool drained = DrainIterator(state_->adopt_link.get(), handler, error);
+  if (drained) ++state_->adoption_namespaces_walked;
+  std::string refusal;
+  for (const auto& ns : scan.other_namespaces) {
+    if (!drained) break;
+    // Listening ports tell accepted connections from outgoing ones, and
+    // each namespace has its own.
+    ClearHashMap(listen_ports_fd, sizeof(__u16));
+    UniqueFd iterator;
+    bool entered = false;
+    std::string failure = InNetworkNamespace(ns, own, &entered, [&] {
+      iterator = UniqueFd(bpf_iter_create(bpf_link__fd(state_->adopt_link.get())));
+    });
+    if (!failure.empty() && entered) {
+      *error = failure;
+      return false;
+    }
+    if (!failure.empty()) {
+      ++state_->adoption_namespaces_not_walked;
+      refusal = failure;
+      continue;
+    }
+    drained = DrainIterator(iterator, handler, error);
+    if (drained) ++state_->adoption_namespaces_walked;
+  }
+  if (state_->adoption_namespaces_not_walked > 0) {
+    LogWarn(std::to_string(state_->adoption_namespaces_not_walked) + " network namespaces of " +
+            (state_->processes.empty() ? "this host's processes" : "the --process processes") +
+            " (containers) were not searched for connections open before start-up: " + refusal +
+            ". Those connections are not followed; new ones are.");
+  }
+  if (scan.namespaces_unreadable > 0) {
+    LogWarn("the network namespace of " + std::to_string(scan.namespaces_unreadable) +
+            " processes could not be read (/proc/PID/ns/net needs CAP_SYS_PTRACE for other "
+            "users' processes): connections they had open before start-up may not be followed");
+  }
   // Needed only for this walk; emptied, they hold no kernel memory.
-  ClearHashMap(bpf_map__fd(state_->skel->maps.listen_ports), sizeof(__u16));
+  ClearHashMap(listen_ports_fd, sizeof(__u16));
   ClearHashMap(bpf_map__fd(state_->skel->maps.adopt_inodes), sizeof(__u64));
   return drained;
 }
@@ -868,6 +881,12 @@ const std::vector<std::string>& BpfProbes::unavailable() const { return state_->
 
 const std::string& BpfProbes::btf_source() const { return state_->btf_source; }
 uint64_t BpfProbes::adoption_sockets_skipped() const { return state_->adoption_sockets_skipped; }
+uint64_t BpfProbes::adoption_namespaces_walked() const {
+  return state_->adoption_namespaces_walked;
+}
+uint64_t BpfProbes::adoption_namespaces_not_walked() const {
+  return state_->adoption_namespaces_not_walked;
+}
 const std::string& BpfProbes::hot_slots_summary() const { return state_->hot_slots_summary; }
 
 }  // namespace sockeye

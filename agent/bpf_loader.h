@@ -73,7 +73,10 @@ class BpfProbes {
   int Poll(int timeout_ms, const EventHandler& handler);
 
   // Walks every TCP socket once and starts following the open backend
-  // connections that pass the filters (one ADOPTED record each).
+  // connections that pass the filters (one ADOPTED record each): in the
+  // agent's network namespace and in every other one that a wanted process
+  // (any process without --process) lives in. A namespace that cannot be
+  // entered (no CAP_SYS_ADMIN) is logged, counted and skipped.
   bool AdoptOpenConnections(const EventHandler& handler, std::string* error);
 
   // Reports totals of followed connections (PROGRESS records): only those
@@ -89,6 +92,10 @@ class BpfProbes {
   // marked for adoption (the adopt_inodes map was full): their connections
   // are not followed.
   uint64_t adoption_sockets_skipped() const;
+  // Network namespaces the adoption walk searched (the agent's own
+  // included), and those it could not enter.
+  uint64_t adoption_namespaces_walked() const;
+  uint64_t adoption_namespaces_not_walked() const;
 
   // Summed over CPUs, indexed by enum sockeye_kernel_counter.
   std::array<uint64_t, SOCKEYE_KC_COUNT> KernelCounters() const;

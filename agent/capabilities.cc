@@ -35,10 +35,16 @@ std::vector<CapabilityStatus> AgentCapabilities(bool bpf_stats, bool process_fil
       status("CAP_BPF", kCapBpf, "loading BPF programs and maps"),
       status("CAP_PERFMON", kCapPerfmon, "tracing programs (tp_btf, fentry, kprobe, iterators)"),
   };
-  if (bpf_stats) out.push_back(status("CAP_SYS_ADMIN", CAP_SYS_ADMIN, "--bpf-stats"));
+  out.push_back(status("CAP_SYS_ADMIN", CAP_SYS_ADMIN,
+                       bpf_stats ? "--bpf-stats; entering other network namespaces at start-up"
+                                 : "optional: entering other network namespaces (containers) at "
+                                   "start-up to adopt the connections open there"));
+  out.push_back(status("CAP_SYS_PTRACE", CAP_SYS_PTRACE,
+                       process_filter ? "reading /proc/PID/fd and /proc/PID/ns/net of --process "
+                                        "processes to adopt their connections"
+                                      : "reading /proc/PID/ns/net of other users' processes to "
+                                        "adopt connections open in their network namespaces"));
   if (process_filter) {
-    out.push_back(status("CAP_SYS_PTRACE", CAP_SYS_PTRACE,
-                         "reading /proc/PID/fd of --process processes to adopt their connections"));
     out.push_back(status("CAP_DAC_READ_SEARCH", CAP_DAC_READ_SEARCH,
                          "reading /proc/PID/fd of processes owned by other users"));
   }
@@ -51,9 +57,11 @@ std::vector<std::string> MissingCapabilities(bool bpf_stats, bool process_filter
   // CAP_SYS_ADMIN still grants everything CAP_BPF and CAP_PERFMON do.
   if (caps && Effective(caps.get(), CAP_SYS_ADMIN)) return missing;
   for (const auto& c : AgentCapabilities(bpf_stats, process_filter)) {
-    // The /proc ones only narrow adoption; they are reported, not required.
-    if (!c.effective && c.name != "CAP_SYS_PTRACE" && c.name != "CAP_DAC_READ_SEARCH")
-      missing.push_back(c.name);
+    // The /proc ones, and CAP_SYS_ADMIN without --bpf-stats, only narrow
+    // adoption; they are reported, not required.
+    const bool optional = c.name == "CAP_SYS_PTRACE" || c.name == "CAP_DAC_READ_SEARCH" ||
+                          (c.name == "CAP_SYS_ADMIN" && !bpf_stats);
+    if (!c.effective && !optional) missing.push_back(c.name);
   }
   return missing;
 }

@@ -14,7 +14,8 @@ struct CapabilityStatus {
 };
 
 // CAP_BPF and CAP_PERFMON (load and attach tracing programs, read kernel
-// memory through BPF), CAP_SYS_ADMIN (only for --bpf-stats), CAP_SYS_PTRACE
+// memory through BPF), CAP_SYS_ADMIN (for --bpf-stats, and optionally for
+// setns(2) into containers' network namespaces at start-up), CAP_SYS_PTRACE
 // and CAP_DAC_READ_SEARCH (read other users' /proc/PID/fd to adopt the
 // connections of --process processes at start-up).
 std::vector<CapabilityStatus> AgentCapabilities(bool bpf_stats, bool process_filter);

@@ -58,6 +58,16 @@ void ProbesCollector::Collect(std::vector<MetricFamily>& out) {
                              MetricType::kCounter,
                              {{{}, static_cast<double>(probes_.adoption_sockets_skipped())}},
                              {}});
+  out.push_back(MetricFamily{
+      "sockeye_adoption_network_namespaces",
+      "Network namespaces searched at start-up for connections that were already open (the "
+      "agent's own and those of the processes it follows: containers), and those it could not "
+      "enter (entering needs CAP_SYS_ADMIN); connections open there before start-up are not "
+      "followed.",
+      MetricType::kGauge,
+      {{{{"result", "walked"}}, static_cast<double>(probes_.adoption_namespaces_walked())},
+       {{{"result", "not_walked"}}, static_cast<double>(probes_.adoption_namespaces_not_walked())}},
+      {}});
   out.push_back(MetricFamily{"sockeye_hot_slot_fallbacks_total",
                              "Connections that opened while the hot slot their socket cookie maps "
                              "to was taken: their per-segment state stays in socket storage, which "
