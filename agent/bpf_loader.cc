@@ -33,6 +33,10 @@ namespace {
 
 constexpr const char* kVmlinuxBtfPath = "/sys/kernel/btf/vmlinux";
 
+// While LoadWith() loads the object: the first thing libbpf says the kernel
+// refused (libbpf's print callback takes no context of its own).
+std::optional<LoadRefusal>* load_refusal = nullptr;
+
 int RouteLibbpfLog(enum libbpf_print_level level, const char* format, va_list args) {
   // libbpf hands over a whole verifier log as one message: size it first.
   va_list measure;
@@ -44,6 +48,8 @@ int RouteLibbpfLog(enum libbpf_print_level level, const char* format, va_list ar
   std::vsnprintf(buffer.data(), buffer.size(), format, args);
   std::string_view text(buffer.data(), static_cast<size_t>(n));
   while (!text.empty() && text.back() == '\n') text.remove_suffix(1);
+  if (level == LIBBPF_WARN && load_refusal && !*load_refusal)
+    *load_refusal = ParseLoadRefusal(text);
   // libbpf's INFO and DEBUG lines (including verifier logs) are for --log.level=debug.
   Log(level == LIBBPF_WARN ? LogLevel::kWarn : LogLevel::kDebug, text);
   return 0;
@@ -112,6 +118,22 @@ std::string LoadFailureHint(int err) {
     return " (the verifier refused a program; --log.level=debug shows its log)";
   }
   return " (--log.level=debug shows libbpf's and the verifier's log)";
+}
+
+// Which step a failed load was, from what libbpf said it refused.
+LoadStep LoadStepOf(const std::optional<LoadRefusal>& refusal, const sockeye_bpf* skel,
+                    const LoadPlan& plan) {
+  if (!refusal) return LoadStep::kLoad;
+  if (refusal->is_map) return LoadStep::kOtherLoad;
+  const bpf_program* receive =
+      plan.receive == ReceiveHook::kDataReadyTracepoint ? skel->progs.on_sk_data_ready
+      : plan.receive == ReceiveHook::kDataReadyFentry   ? skel->progs.on_sock_def_readable_fentry
+                                                        : skel->progs.on_tcp_probe;
+  const bpf_program* sweep =
+      plan.storage_sweep ? skel->progs.sweep_connections : skel->progs.sweep_tcp_connections;
+  if (refusal->name == bpf_program__name(receive)) return LoadStep::kReceiveLoad;
+  if (refusal->name == bpf_program__name(sweep)) return LoadStep::kSweepLoad;
+  return LoadStep::kOtherLoad;
 }
 
 }  // namespace
@@ -587,9 +609,15 @@ std::unique_ptr<BpfProbes::State> BpfProbes::LoadWith(const LoaderSettings& sett
 
   // --- load.
   if (!immediates.ApplyTo(skel->obj, error)) return nullptr;
-  if (int err = sockeye_bpf__load(skel); err != 0) {
-    *failed_step = LoadStep::kLoad;  // the verifier may have refused any program
-    *error = "loading BPF programs failed: " + ErrnoText(err);
+  std::optional<LoadRefusal> refusal;
+  load_refusal = &refusal;
+  const int load_err = sockeye_bpf__load(skel);
+  load_refusal = nullptr;
+  if (load_err != 0) {
+    *failed_step = LoadStepOf(refusal, skel, plan);
+    *error = "loading BPF programs failed: " + ErrnoText(load_err);
+    if (refusal)
+      *error += std::string(" (") + (refusal->is_map ? "map " : "program ") + refusal->name + ")";
     if (send_mode == SendMode::kFentry || send_mode == SendMode::kKprobe) {
       *error += std::string(" (with the send hook as ") + SendModeName(send_mode) +
                 " on tcp_sendmsg; a refusal before verification means this kernel does not "
@@ -598,7 +626,7 @@ std::unique_ptr<BpfProbes::State> BpfProbes::LoadWith(const LoaderSettings& sett
     if (data_ready_fentry) {
       *error += " (with responses timed at fentry on sock_def_readable)";
     }
-    *error += LoadFailureHint(err);
+    *error += LoadFailureHint(load_err);
     return nullptr;
   }
 

@@ -7,6 +7,8 @@
 #pragma once
 
 #include <optional>
+#include <string>
+#include <string_view>
 #include <vector>
 
 namespace sockeye {
@@ -24,14 +26,34 @@ struct LoadPlan {
   }
 };
 
-// The step that failed. kLoad (bpf_object__load) cannot say which program
-// was refused: libbpf unloads them all.
-enum class LoadStep { kLoad, kSweepAttach, kReceiveAttach, kOther };
+// The step that failed. A failed load (bpf_object__load) names what the
+// kernel refused when libbpf's warning says (ParseLoadRefusal()): the receive
+// program, the sweep program, or any other program or map, which no plan
+// avoids. kLoad is a failed load whose culprit is unknown.
+enum class LoadStep {
+  kLoad,
+  kReceiveLoad,
+  kSweepLoad,
+  kOtherLoad,
+  kSweepAttach,
+  kReceiveAttach,
+  kOther
+};
+
+// What a libbpf warning says the kernel refused while loading an object:
+// "libbpf: prog 'NAME': failed to load: ..." (or "BPF program load failed")
+// and "libbpf: map 'NAME': failed to create: ..." (libbpf 1.1 and later).
+struct LoadRefusal {
+  bool is_map = false;
+  std::string name;
+};
+std::optional<LoadRefusal> ParseLoadRefusal(std::string_view libbpf_message);
 
 // Plans in order of preference: the first one, then with the receive hook at
-// tcp_probe, then with the sweep over iter/tcp, then both. A failed attach
-// rules out the feature it belongs to; a failed load rules out nothing and
-// moves on to the next plan.
+// tcp_probe, then with the sweep over iter/tcp, then both. A receive or sweep
+// program that failed to load or attach rules out its feature; any other
+// program or map that failed ends the attempts (every plan has it); a failed
+// load whose culprit is unknown rules out nothing and moves on to the next plan.
 class LoadFallbacks {
  public:
   // `sweep_may_fall_back`: the sweep iterator was left to the agent
