@@ -32,7 +32,7 @@ Agent::~Agent() {
 }
 
 std::unique_ptr<Agent> Agent::Start(const Config& config, std::string* error) {
-  std::unique_ptr<Agent> agent(new Agent());
+  auto agent = std::make_unique<Agent>(Key{});
   agent->config_ = config;
 
   LoaderSettings settings = LoaderSettingsFrom(config);

@@ -17,10 +17,17 @@
 namespace sockeye {
 
 class Agent {
+  // Only Start() makes an Agent: a key nobody else can name, so that it can
+  // still use std::make_unique.
+  struct Key {
+    explicit Key() = default;
+  };
+
  public:
   // Loads and attaches the probes, adopts open connections and starts
   // serving. Returns nullptr with a one-line reason on failure.
   static std::unique_ptr<Agent> Start(const Config& config, std::string* error);
+  explicit Agent(Key) {}
   ~Agent();
 
   // One turn of the event loop: waits up to timeout_ms for kernel records,
@@ -45,7 +52,6 @@ class Agent {
   }
 
  private:
-  Agent() = default;
   void Sweep(bool full);
 
   Config config_;

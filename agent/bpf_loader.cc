@@ -195,7 +195,7 @@ struct BpfProbes::State {
   int possible_cpus = 1;
 };
 
-BpfProbes::BpfProbes(std::unique_ptr<State> state) : state_(std::move(state)) {}
+BpfProbes::BpfProbes(Key, std::unique_ptr<State> state) : state_(std::move(state)) {}
 BpfProbes::~BpfProbes() = default;
 
 namespace {
@@ -494,7 +494,7 @@ std::unique_ptr<BpfProbes> BpfProbes::Load(const LoaderSettings& settings, std::
     LogInfo("probe " + p.hook + ": " + p.mode + (p.target.empty() ? "" : " " + p.target));
   }
   LogInfo("hot slots: " + state->hot_slots_summary);
-  return std::unique_ptr<BpfProbes>(new BpfProbes(std::move(state)));
+  return std::make_unique<BpfProbes>(Key{}, std::move(state));
 }
 
 std::unique_ptr<BpfProbes::State> BpfProbes::LoadWith(const LoaderSettings& settings,

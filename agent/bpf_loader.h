@@ -61,9 +61,16 @@ struct SweepStats {
 using EventHandler = std::function<void(const sockeye_event&)>;
 
 class BpfProbes {
+  struct State;
+  // Only Load() makes one (see Agent::Key).
+  struct Key {
+    explicit Key() = default;
+  };
+
  public:
   // Returns nullptr and a message naming the missing feature or capability.
   static std::unique_ptr<BpfProbes> Load(const LoaderSettings& settings, std::string* error);
+  BpfProbes(Key, std::unique_ptr<State> state);
   ~BpfProbes();
   BpfProbes(const BpfProbes&) = delete;
   BpfProbes& operator=(const BpfProbes&) = delete;
@@ -112,8 +119,6 @@ class BpfProbes {
   const std::string& hot_slots_summary() const;
 
  private:
-  struct State;
-  explicit BpfProbes(std::unique_ptr<State> state);
   static bool WriteFilters(struct sockeye_bpf* skel, const LoaderSettings& settings,
                            std::string* error);
   // Loads and attaches with the send hook as `send_mode` (a SendMode) and
