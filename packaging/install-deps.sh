@@ -16,6 +16,7 @@ build_deps=(
 )
 test_deps=(
   prometheus curl iproute2 python3 nginx haproxy wrk tcpdump strace
+  libcap2-bin  # capsh: tests/e2e/container_restart.sh starts the agent without CAP_SYS_ADMIN
 )
 packaging_deps=(
   dpkg-dev     # dpkg-shlibdeps, dpkg-buildflags, dpkg-architecture
