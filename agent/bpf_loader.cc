@@ -819,11 +819,10 @@ bool BpfProbes::AdoptOpenConnections(const EventHandler& handler, std::string* e
     }
   }
   const int listen_ports_fd = bpf_map__fd(state_->skel->maps.listen_ports);
-  bool drained = DrainIterator(state_->adopt_link.get(), handler, error);
-  if (drained) ++state_->adoption_namespaces_walked;
+  if (!DrainIterator(state_->adopt_link.get(), handler, error)) return false;
+  ++state_->adoption_namespaces_walked;
   std::string refusal;
   for (const auto& ns : scan.other_namespaces) {
-    if (!drained) break;
     // Listening ports tell accepted connections from outgoing ones, and
     // each namespace has its own.
     ClearHashMap(listen_ports_fd, sizeof(__u16));
@@ -832,7 +831,7 @@ bool BpfProbes::AdoptOpenConnections(const EventHandler& handler, std::string* e
     std::string failure = InNetworkNamespace(ns, own, &entered, [&] {
       iterator = UniqueFd(bpf_iter_create(bpf_link__fd(state_->adopt_link.get())));
     });
-    if (!failure.empty() && entered) {
+    if (!failure.empty() && entered) {  // in, but not back out
       *error = failure;
       return false;
     }
@@ -841,8 +840,8 @@ bool BpfProbes::AdoptOpenConnections(const EventHandler& handler, std::string* e
       refusal = failure;
       continue;
     }
-    drained = DrainIterator(iterator, handler, error);
-    if (drained) ++state_->adoption_namespaces_walked;
+    if (!DrainIterator(iterator, handler, error)) return false;
+    ++state_->adoption_namespaces_walked;
   }
   if (state_->adoption_namespaces_not_walked > 0) {
     LogWarn(std::to_string(state_->adoption_namespaces_not_walked) + " network namespaces of " +
@@ -858,7 +857,7 @@ bool BpfProbes::AdoptOpenConnections(const EventHandler& handler, std::string* e
   // Needed only for this walk; emptied, they hold no kernel memory.
   ClearHashMap(listen_ports_fd, sizeof(__u16));
   ClearHashMap(bpf_map__fd(state_->skel->maps.adopt_inodes), sizeof(__u64));
-  return drained;
+  return true;
 }
 
 bool BpfProbes::Sweep(bool all, const EventHandler& handler, std::string* error) {
