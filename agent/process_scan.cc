@@ -91,7 +91,12 @@ std::string SwitchNetworkNamespace(int ns_fd, const char* which) {
   if (setns(ns_fd, CLONE_NEWNET) == 0) return "";
   const int err = errno;
   std::string reason = std::string(which) + " network namespace failed: " + std::strerror(err);
-  if (err == EPERM) reason += " (setns needs CAP_SYS_ADMIN, and no seccomp rule against it)";
+  if (err == EPERM) {
+    reason +=
+        " (setns needs CAP_SYS_ADMIN and no seccomp rule against it; for the packaged "
+        "service see \"Proxies in containers\" in "
+        "/usr/share/doc/sockeye/examples/override.conf.example)";
+  }
   return reason;
 }
 
