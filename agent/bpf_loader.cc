@@ -851,8 +851,10 @@ bool BpfProbes::AdoptOpenConnections(const EventHandler& handler, std::string* e
   }
   if (scan.namespaces_unreadable > 0) {
     LogWarn("the network namespace of " + std::to_string(scan.namespaces_unreadable) +
-            " processes could not be read (/proc/PID/ns/net needs CAP_SYS_PTRACE for other "
-            "users' processes): connections they had open before start-up may not be followed");
+            " processes could not be read (" + scan.first_unreadable +
+            (scan.namespaces_unreadable > 1 ? ", and others" : "") +
+            "; other users' processes need CAP_SYS_PTRACE): connections open in other "
+            "namespaces before start-up may not be followed");
   }
   // Needed only for this walk; emptied, they hold no kernel memory.
   ClearHashMap(listen_ports_fd, sizeof(__u16));

@@ -64,7 +64,8 @@ ProcessScan ScanProcesses(const std::vector<std::string>& comms, const std::stri
     struct stat st {};
     if (!fd.valid() || fstat(fd.get(), &st) != 0) {
       // ENOENT: the process exited during the scan.
-      if (errno != ENOENT) ++scan.namespaces_unreadable;
+      if (errno != ENOENT && scan.namespaces_unreadable++ == 0)
+        scan.first_unreadable = base + "/ns/net: " + std::strerror(errno);
       continue;
     }
     const auto device = static_cast<uint64_t>(st.st_dev);

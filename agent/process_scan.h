@@ -30,9 +30,12 @@ struct ProcessScan {
   // Distinct network namespaces of those processes (of every process when
   // `comms` is empty), not counting the one identified by own_device/own_inode.
   std::vector<NetworkNamespace> other_namespaces;
-  // Processes whose namespace could not be read (they exited during the
-  // scan, or /proc/PID/ns/net is not readable without CAP_SYS_PTRACE).
+  // Processes whose namespace could not be read: /proc/PID/ns/net needs
+  // ptrace access (CAP_SYS_PTRACE for other users' processes, and some are
+  // protected even from root, such as a sandbox's init). Processes that exit
+  // during the scan are not counted.
   uint64_t namespaces_unreadable = 0;
+  std::string first_unreadable;  // "/proc/1/ns/net: Permission denied"
 };
 
 // Scans `proc_root` (normally "/proc").

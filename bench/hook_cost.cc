@@ -27,8 +27,8 @@
 // between rounds, so a ring smaller than a round's records (~1 MiB at the
 // defaults) measures the forced wakeups past its quarter mark instead.
 //
-// A third phase per round repeats the exchanges over a unix stream pair and a
-// UDP pair on loopback: sk_data_ready fires for those sockets too.
+// A third phase per round repeats the exchanges over a unix stream pair, then
+// a UDP pair on loopback (a row each): sk_data_ready fires for those sockets too.
 //
 // --batch N adds two phases per round (BatchedListener below): the same
 // exchanges over N connections at a time, unfollowed then followed, with
@@ -139,12 +139,14 @@ bool ExchangeOver(int a, int b, int exchanges, bool datagram) {
   return ok;
 }
 
-bool DriveOtherSockets(int exchanges) {
+bool DriveUnixPair(int exchanges) {
   int unix_pair[2];
   if (socketpair(AF_UNIX, SOCK_STREAM, 0, unix_pair) != 0) return false;
   sockeye::UniqueFd ua(unix_pair[0]), ub(unix_pair[1]);
-  if (!ExchangeOver(ua.get(), ub.get(), exchanges, false)) return false;
+  return ExchangeOver(ua.get(), ub.get(), exchanges, false);
+}
 
+bool DriveUdpPair(int exchanges) {
   sockeye::UniqueFd udp_a(socket(AF_INET, SOCK_DGRAM, 0)), udp_b(socket(AF_INET, SOCK_DGRAM, 0));
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
@@ -377,7 +379,13 @@ int main(int argc, char** argv) {
   };
   std::map<std::string, Stat> unfollowed_sum, followed_sum, empty_sum;
   std::map<std::string, uint64_t> followed_client_calls;
-  Stat other_sockets, other_empty;  // sk_data_ready on unix and UDP sockets
+  // sk_data_ready on unix and UDP sockets, by kind.
+  struct OtherSums {
+    Stat sockeye, empty;
+  };
+  std::map<std::string, OtherSums> other_sockets;
+  const std::vector<std::pair<const char*, bool (*)(int)>> other_phases = {{"unix", DriveUnixPair},
+                                                                           {"udp", DriveUdpPair}};
   // Per hook in the batched phases: D not followed, E followed.
   struct BatchedSums {
     Stat unfollowed, followed, empty;
@@ -409,18 +417,21 @@ int main(int argc, char** argv) {
       followed_client_calls[h.name] += bench->bss->invocations[h.index][0] - client_before[h.index];
     }
     agent->Tick(0);
-    // Phase C: unix and UDP sockets (sk_data_ready only).
-    Stats c0 = Snapshot(*agent, bench);
-    if (!DriveOtherSockets(connections * requests)) {
-      std::perror("hook_cost: unix/UDP exchanges");
-      return 1;
+    // Phase C: unix, then UDP sockets (sk_data_ready only).
+    for (auto& [kind, drive] : other_phases) {
+      Stats c0 = Snapshot(*agent, bench);
+      if (!drive(connections * requests)) {
+        std::fprintf(stderr, "hook_cost: %s exchanges: %s\n", kind, std::strerror(errno));
+        return 1;
+      }
+      Stats c1 = Snapshot(*agent, bench);
+      Stat uc = Delta(c0, c1, "on_sk_data_ready"), ec = Delta(c0, c1, "empty_sk_data_ready");
+      OtherSums& sums = other_sockets[kind];
+      sums.sockeye.ns += uc.ns;
+      sums.sockeye.calls += uc.calls;
+      sums.empty.ns += ec.ns;
+      sums.empty.calls += ec.calls;
     }
-    Stats c1 = Snapshot(*agent, bench);
-    Stat uc = Delta(c0, c1, "on_sk_data_ready"), ec = Delta(c0, c1, "empty_sk_data_ready");
-    other_sockets.ns += uc.ns;
-    other_sockets.calls += uc.calls;
-    other_empty.ns += ec.ns;
-    other_empty.calls += ec.calls;
     if (batch == 0) continue;
     // Phases D and E: batched exchanges, not followed then followed. The
     // connections open and close outside the measured interval.
@@ -482,12 +493,12 @@ int main(int argc, char** argv) {
                 static_cast<unsigned long long>(u.calls + f.calls), empty_ns, unfollowed_ns,
                 followed_ns, unfollowed_ns - empty_ns, followed_ns - empty_ns);
   }
-  if (other_sockets.calls) {
-    const double sockeye_ns = double(other_sockets.ns) / double(other_sockets.calls);
-    const double empty_ns =
-        other_empty.calls ? double(other_empty.ns) / double(other_empty.calls) : 0;
-    std::printf("%-20s %12llu %10.1f %14.1f %14s %12.1f %12s\n", "sk_data_ready unix+udp",
-                static_cast<unsigned long long>(other_sockets.calls), empty_ns, sockeye_ns, "-",
+  for (const auto& [kind, sums] : other_sockets) {
+    if (!sums.sockeye.calls) continue;
+    const double sockeye_ns = double(sums.sockeye.ns) / double(sums.sockeye.calls);
+    const double empty_ns = sums.empty.calls ? double(sums.empty.ns) / double(sums.empty.calls) : 0;
+    std::printf("%-20s %12llu %10.1f %14.1f %14s %12.1f %12s\n", ("sk_data_ready " + kind).c_str(),
+                static_cast<unsigned long long>(sums.sockeye.calls), empty_ns, sockeye_ns, "-",
                 sockeye_ns - empty_ns, "-");
   }
   for (const auto& h : hooks) {

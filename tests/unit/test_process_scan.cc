@@ -115,6 +115,20 @@ TEST_F(ProcessScanTest, OwnNamespaceIsRecognisedByDeviceAndInode) {
   EXPECT_EQ(Inodes(scan), Sorted({InodeOf("container-a"), InodeOf("host")}));
 }
 
+// As root only a loop fails to open here (root passes permission checks);
+// /proc/1/ns/net of a sandbox's init answers EACCES even to root.
+TEST_F(ProcessScanTest, NamespacesThatCannotBeOpenedAreCountedWithTheFirstReason) {
+  const fs::path ns_dir = fs::path(proc_.root()) / "700" / "ns";
+  fs::create_directories(ns_dir);
+  std::ofstream(fs::path(proc_.root()) / "700" / "comm") << "nginx\n";
+  fs::create_symlink("net", ns_dir / "net");
+  const ProcessScan scan =
+      ScanProcesses({"nginx"}, proc_.root(), static_cast<uint64_t>(host_.st_dev),
+                    static_cast<uint64_t>(host_.st_ino));
+  EXPECT_EQ(scan.namespaces_unreadable, 1u);
+  EXPECT_EQ(scan.first_unreadable, proc_.root() + "/700/ns/net: Too many levels of symbolic links");
+}
+
 TEST_F(ProcessScanTest, MissingProcDirectoryGivesNothing) {
   const ProcessScan scan = ScanProcesses({}, proc_.root() + "/absent", 0, 0);
   EXPECT_TRUE(scan.socket_inodes.empty());
