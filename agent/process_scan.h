@@ -6,7 +6,7 @@
 // current->nsproxy->net_ns when the iterator is created), while the
 // tracepoints follow connects in every namespace. A proxy in a container has
 // a namespace of its own, so the agent creates one iterator inside each
-// namespace a wanted process lives in (EnterNetworkNamespace()).
+// namespace a wanted process lives in (InNetworkNamespace()).
 #pragma once
 
 #include <cstdint>
