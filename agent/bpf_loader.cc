@@ -120,18 +120,28 @@ std::string LoadFailureHint(int err) {
   return " (--log.level=debug shows libbpf's and the verifier's log)";
 }
 
+// The program that times responses in a plan (LoadPlan).
+bpf_program* ReceiveProgram(const sockeye_bpf* skel, ReceiveHook hook) {
+  switch (hook) {
+    case ReceiveHook::kDataReadyTracepoint:
+      return skel->progs.on_sk_data_ready;
+    case ReceiveHook::kDataReadyFentry:
+      return skel->progs.on_sock_def_readable_fentry;
+    case ReceiveHook::kTcpProbe:
+      break;
+  }
+  return skel->progs.on_tcp_probe;
+}
+
 // Which step a failed load was, from what libbpf said it refused.
 LoadStep LoadStepOf(const std::optional<LoadRefusal>& refusal, const sockeye_bpf* skel,
                     const LoadPlan& plan) {
   if (!refusal) return LoadStep::kLoad;
   if (refusal->is_map) return LoadStep::kOtherLoad;
-  const bpf_program* receive =
-      plan.receive == ReceiveHook::kDataReadyTracepoint ? skel->progs.on_sk_data_ready
-      : plan.receive == ReceiveHook::kDataReadyFentry   ? skel->progs.on_sock_def_readable_fentry
-                                                        : skel->progs.on_tcp_probe;
+  if (refusal->name == bpf_program__name(ReceiveProgram(skel, plan.receive)))
+    return LoadStep::kReceiveLoad;
   const bpf_program* sweep =
       plan.storage_sweep ? skel->progs.sweep_connections : skel->progs.sweep_tcp_connections;
-  if (refusal->name == bpf_program__name(receive)) return LoadStep::kReceiveLoad;
   if (refusal->name == bpf_program__name(sweep)) return LoadStep::kSweepLoad;
   return LoadStep::kOtherLoad;
 }
@@ -643,8 +653,7 @@ std::unique_ptr<BpfProbes::State> BpfProbes::LoadWith(const LoaderSettings& sett
       int err = errno;
       *error = std::string("attaching ") + bpf_program__name(prog) + " failed: " + ErrnoText(err) +
                LoadFailureHint(-err);
-      if (prog == skel->progs.on_sock_def_readable_fentry || prog == skel->progs.on_sk_data_ready)
-        *failed_step = LoadStep::kReceiveAttach;
+      if (prog == ReceiveProgram(skel, plan.receive)) *failed_step = LoadStep::kReceiveAttach;
       return false;
     }
     state->links.push_back(std::move(link));
@@ -757,12 +766,15 @@ void ClearHashMap(int map_fd, size_t key_size) {
   for (size_t at = 0; at < keys.size(); at += key_size) bpf_map_delete_elem(map_fd, &keys[at]);
 }
 
+// Makes an iterator from `link`; invalid with the reason in *error.
+UniqueFd CreateIterator(bpf_link* link, std::string* error) {
+  UniqueFd fd(bpf_iter_create(bpf_link__fd(link)));
+  if (!fd.valid()) *error = "creating an iterator failed: " + ErrnoText(errno);
+  return fd;
+}
+
 // Reads an iterator to the end; records may straddle read() boundaries.
 bool DrainIterator(const UniqueFd& fd, const EventHandler& handler, std::string* error) {
-  if (!fd.valid()) {
-    *error = "creating an iterator failed: " + ErrnoText(errno);
-    return false;
-  }
   std::vector<char> buffer(64 * sizeof(sockeye_event));
   size_t filled = 0;
   for (;;) {
@@ -792,7 +804,8 @@ bool DrainIterator(const UniqueFd& fd, const EventHandler& handler, std::string*
 }
 
 bool DrainIterator(bpf_link* link, const EventHandler& handler, std::string* error) {
-  return DrainIterator(UniqueFd(bpf_iter_create(bpf_link__fd(link))), handler, error);
+  const UniqueFd fd = CreateIterator(link, error);
+  return fd.valid() && DrainIterator(fd, handler, error);
 }
 
 }  // namespace
@@ -828,9 +841,8 @@ bool BpfProbes::AdoptOpenConnections(const EventHandler& handler, std::string* e
     ClearHashMap(listen_ports_fd, sizeof(__u16));
     UniqueFd iterator;
     bool entered = false;
-    std::string failure = InNetworkNamespace(ns, own, &entered, [&] {
-      iterator = UniqueFd(bpf_iter_create(bpf_link__fd(state_->adopt_link.get())));
-    });
+    std::string failure = InNetworkNamespace(
+        ns, own, &entered, [&] { iterator = CreateIterator(state_->adopt_link.get(), error); });
     if (!failure.empty() && entered) {  // in, but not back out
       *error = failure;
       return false;
@@ -840,7 +852,7 @@ bool BpfProbes::AdoptOpenConnections(const EventHandler& handler, std::string* e
       refusal = failure;
       continue;
     }
-    if (!DrainIterator(iterator, handler, error)) return false;
+    if (!iterator.valid() || !DrainIterator(iterator, handler, error)) return false;
     ++state_->adoption_namespaces_walked;
   }
   if (state_->adoption_namespaces_not_walked > 0) {

@@ -28,8 +28,8 @@ bool Effective(cap_t caps, cap_value_t cap) {
 
 std::vector<CapabilityStatus> AgentCapabilities(bool bpf_stats, bool process_filter) {
   std::unique_ptr<_cap_struct, CapDeleter> caps(cap_get_proc());
-  auto status = [&](const char* name, cap_value_t cap, const char* why) {
-    return CapabilityStatus{name, caps && Effective(caps.get(), cap), why};
+  auto status = [&](const char* name, cap_value_t cap, const char* why, bool required = true) {
+    return CapabilityStatus{name, caps && Effective(caps.get(), cap), why, required};
   };
   std::vector<CapabilityStatus> out = {
       status("CAP_BPF", kCapBpf, "loading BPF programs and maps"),
@@ -37,16 +37,19 @@ std::vector<CapabilityStatus> AgentCapabilities(bool bpf_stats, bool process_fil
   };
   out.push_back(status("CAP_SYS_ADMIN", CAP_SYS_ADMIN,
                        bpf_stats ? "--bpf-stats; entering other network namespaces at start-up"
-                                 : "optional: entering other network namespaces (containers) at "
-                                   "start-up to adopt the connections open there"));
+                                 : "entering other network namespaces (containers) at start-up "
+                                   "to adopt the connections open there",
+                       /*required=*/bpf_stats));
   out.push_back(status("CAP_SYS_PTRACE", CAP_SYS_PTRACE,
                        process_filter ? "reading /proc/PID/fd and /proc/PID/ns/net of --process "
                                         "processes to adopt their connections"
                                       : "reading /proc/PID/ns/net of other users' processes to "
-                                        "adopt connections open in their network namespaces"));
+                                        "adopt connections open in their network namespaces",
+                       /*required=*/false));
   if (process_filter) {
     out.push_back(status("CAP_DAC_READ_SEARCH", CAP_DAC_READ_SEARCH,
-                         "reading /proc/PID/fd of processes owned by other users"));
+                         "reading /proc/PID/fd of processes owned by other users",
+                         /*required=*/false));
   }
   return out;
 }
@@ -57,11 +60,7 @@ std::vector<std::string> MissingCapabilities(bool bpf_stats, bool process_filter
   // CAP_SYS_ADMIN still grants everything CAP_BPF and CAP_PERFMON do.
   if (caps && Effective(caps.get(), CAP_SYS_ADMIN)) return missing;
   for (const auto& c : AgentCapabilities(bpf_stats, process_filter)) {
-    // The /proc ones, and CAP_SYS_ADMIN without --bpf-stats, only narrow
-    // adoption; they are reported, not required.
-    const bool optional = c.name == "CAP_SYS_PTRACE" || c.name == "CAP_DAC_READ_SEARCH" ||
-                          (c.name == "CAP_SYS_ADMIN" && !bpf_stats);
-    if (!c.effective && !optional) missing.push_back(c.name);
+    if (!c.effective && c.required) missing.push_back(c.name);
   }
   return missing;
 }

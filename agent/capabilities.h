@@ -11,6 +11,8 @@ struct CapabilityStatus {
   std::string name;  // e.g. "CAP_BPF"
   bool effective = false;
   std::string needed_for;
+  // Optional ones only narrow what adoption finds at start-up.
+  bool required = true;
 };
 
 // CAP_BPF and CAP_PERFMON (load and attach tracing programs, read kernel

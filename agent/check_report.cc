@@ -34,8 +34,9 @@ int RunCheck(const Config& config, std::FILE* out) {
   std::fprintf(out, "probe mode:    %s\n", ProbeModeName(config.probe_mode));
   std::fprintf(out, "capabilities:\n");
   for (const auto& cap : AgentCapabilities(config.bpf_stats, !config.processes.empty())) {
-    std::fprintf(out, "  %-20s %-4s %s\n", cap.name.c_str(), cap.effective ? "yes" : "NO",
-                 cap.needed_for.c_str());
+    std::fprintf(out, "  %-20s %-4s %s%s\n", cap.name.c_str(),
+                 cap.effective ? "yes" : (cap.required ? "NO" : "no"),
+                 cap.required ? "" : "optional: ", cap.needed_for.c_str());
   }
 
   LoaderSettings settings = LoaderSettingsFrom(config);

@@ -43,27 +43,26 @@ std::optional<LoadPlan> LoadFallbacks::After(LoadStep step) {
 }
 
 std::optional<LoadRefusal> ParseLoadRefusal(std::string_view message) {
-  constexpr std::string_view kPrefix = "libbpf: ";
-  if (message.substr(0, kPrefix.size()) == kPrefix) message.remove_prefix(kPrefix.size());
+  auto take_prefix = [&message](std::string_view prefix) {
+    if (message.substr(0, prefix.size()) != prefix) return false;
+    message.remove_prefix(prefix.size());
+    return true;
+  };
+  take_prefix("libbpf: ");
   LoadRefusal refusal;
-  std::string_view rest;
-  if (message.substr(0, 6) == "prog '") {
-    rest = message.substr(6);
-  } else if (message.substr(0, 5) == "map '") {
+  if (take_prefix("map '")) {
     refusal.is_map = true;
-    rest = message.substr(5);
-  } else {
+  } else if (!take_prefix("prog '")) {
     return std::nullopt;
   }
-  const size_t quote = rest.find("': ");
+  const size_t quote = message.find("': ");
   if (quote == std::string_view::npos || quote == 0) return std::nullopt;
-  const std::string_view what = rest.substr(quote + 3);
-  auto starts = [&](std::string_view s) { return what.substr(0, s.size()) == s; };
-  const bool refused = refusal.is_map
-                           ? starts("failed to create:")
-                           : starts("failed to load") || starts("BPF program load failed");
+  refusal.name = std::string(message.substr(0, quote));
+  message.remove_prefix(quote + 3);
+  const bool refused =
+      refusal.is_map ? take_prefix("failed to create:")
+                     : take_prefix("failed to load") || take_prefix("BPF program load failed");
   if (!refused) return std::nullopt;
-  refusal.name = std::string(rest.substr(0, quote));
   return refusal;
 }
 
