@@ -399,7 +399,11 @@ void Aggregator::Handle(const sockeye_event& event, Clock::time_point now) {
   switch (event.kind) {
     case SOCKEYE_EV_CONNECTED:
       backend->established += 1;
-      backend->connect_duration.Observe(static_cast<double>(event.duration_ns) / kNanosPerSecond);
+      if (event.reason == SOCKEYE_SEEN_LATE)
+        ++transitions_seen_late_[0];
+      else
+        backend->connect_duration.Observe(static_cast<double>(event.duration_ns) /
+                                          kNanosPerSecond);
       break;
     case SOCKEYE_EV_PROGRESS:
       conn->seen_generation = sweep_generation_;
@@ -413,7 +417,8 @@ void Aggregator::Handle(const sockeye_event& event, Clock::time_point now) {
       if (!conn->close_recorded) {
         conn->close_recorded = true;
         backend->closed[event.closed_by == SOCKEYE_CLOSED_BY_REMOTE ? 1 : 0] += 1;
-        if (!conn->adopted) {
+        if (event.reason == SOCKEYE_SEEN_LATE) ++transitions_seen_late_[1];
+        if (!conn->adopted && event.reason != SOCKEYE_SEEN_LATE) {
           backend->connection_duration.Observe(static_cast<double>(event.duration_ns) /
                                                kNanosPerSecond);
           backend->requests_per_connection.Observe(static_cast<double>(event.totals.requests));
@@ -616,6 +621,17 @@ void Aggregator::Collect(std::vector<MetricFamily>& out) {
          "know (their opening record found the ring buffer full); not observed.",
          MetricType::kCounter)
       .samples.push_back({{}, static_cast<double>(unmatched_turns_)});
+  auto& late = family(
+      "sockeye_transitions_seen_late_total",
+      "Connections whose ESTABLISHED or CLOSE transition the kernel skipped in both of the "
+      "state hook's programs (see sockeye_bpf_program_missed_runs_total), counted when a "
+      "later transition or the socket's destruction showed it: no connect time or lifetime "
+      "sample, and requests before an established one was seen are not counted.",
+      MetricType::kCounter);
+  late.samples.push_back(
+      {{{"transition", "established"}}, static_cast<double>(transitions_seen_late_[0])});
+  late.samples.push_back(
+      {{{"transition", "close"}}, static_cast<double>(transitions_seen_late_[1])});
   family("sockeye_backends", "Backends with their own series.", MetricType::kGauge)
       .samples.push_back({{}, static_cast<double>(backends_.size())});
   family("sockeye_backends_max", "Backends that may have their own series (--max-backends).",

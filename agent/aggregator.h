@@ -135,6 +135,8 @@ class Aggregator : public metrics::Collector {
   std::array<uint64_t, SOCKEYE_EV_KIND_COUNT> events_by_kind_{};
   uint64_t malformed_events_ = 0;
   uint64_t unmatched_turns_ = 0;
+  // Transitions reported late (SOCKEYE_SEEN_LATE): established, close.
+  std::array<uint64_t, 2> transitions_seen_late_{};
   uint64_t overflow_connections_ = 0;
   uint64_t retired_connections_ = 0;
   uint64_t expired_backends_ = 0;

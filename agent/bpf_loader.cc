@@ -133,6 +133,22 @@ bpf_program* ReceiveProgram(const sockeye_bpf* skel, ReceiveHook hook) {
   return skel->progs.on_tcp_probe;
 }
 
+// Main program and standby of each guarded hook (hook_guards in
+// bpf/sockeye.bpf.h), in sockeye_guarded_hook order.
+std::array<std::pair<bpf_program*, bpf_program*>, SOCKEYE_GUARD_COUNT> GuardedPrograms(
+    const sockeye_bpf* skel) {
+  std::array<std::pair<bpf_program*, bpf_program*>, SOCKEYE_GUARD_COUNT> programs;
+  programs[SOCKEYE_GUARD_STATE] = {skel->progs.on_inet_sock_set_state,
+                                   skel->progs.on_inet_sock_set_state_standby};
+  programs[SOCKEYE_GUARD_DESTROY] = {skel->progs.on_tcp_destroy_sock,
+                                     skel->progs.on_tcp_destroy_sock_standby};
+  programs[SOCKEYE_GUARD_RESET_SENT] = {skel->progs.on_tcp_send_reset,
+                                        skel->progs.on_tcp_send_reset_standby};
+  programs[SOCKEYE_GUARD_RESET_RECEIVED] = {skel->progs.on_tcp_receive_reset,
+                                            skel->progs.on_tcp_receive_reset_standby};
+  return programs;
+}
+
 // Which step a failed load was, from what libbpf said it refused.
 LoadStep LoadStepOf(const std::optional<LoadRefusal>& refusal, const sockeye_bpf* skel,
                     const LoadPlan& plan) {
@@ -576,6 +592,11 @@ std::unique_ptr<BpfProbes::State> BpfProbes::LoadWith(const LoaderSettings& sett
   choose(skel->progs.on_tcp_receive_reset, "reset_received", "tcp_receive_reset", false,
          "sockeye_backend_resets_received_total stays 0");
 
+  // Each guarded hook's standby (hook_guards in bpf/sockeye.bpf.h) goes
+  // wherever its main program goes.
+  for (const auto& [main, standby] : GuardedPrograms(skel))
+    bpf_program__set_autoload(standby, bpf_program__autoload(main));
+
   bpf_program__set_autoload(skel->progs.on_sock_send_length, send_mode == SendMode::kTracepoint);
   bpf_program__set_autoload(skel->progs.on_tcp_sendmsg_fentry, send_mode == SendMode::kFentry);
   bpf_program__set_autoload(skel->progs.on_tcp_sendmsg_kprobe, send_mode == SendMode::kKprobe);
@@ -660,11 +681,13 @@ std::unique_ptr<BpfProbes::State> BpfProbes::LoadWith(const LoaderSettings& sett
     return true;
   };
   for (bpf_program* prog :
-       {skel->progs.on_inet_sock_set_state, skel->progs.on_sock_send_length,
-        skel->progs.on_tcp_sendmsg_fentry, skel->progs.on_tcp_sendmsg_kprobe,
-        skel->progs.on_tcp_probe, skel->progs.on_sk_data_ready,
-        skel->progs.on_sock_def_readable_fentry, skel->progs.on_tcp_destroy_sock,
-        skel->progs.on_tcp_send_reset, skel->progs.on_tcp_receive_reset}) {
+       {skel->progs.on_inet_sock_set_state, skel->progs.on_inet_sock_set_state_standby,
+        skel->progs.on_sock_send_length, skel->progs.on_tcp_sendmsg_fentry,
+        skel->progs.on_tcp_sendmsg_kprobe, skel->progs.on_tcp_probe,
+        skel->progs.on_sk_data_ready, skel->progs.on_sock_def_readable_fentry,
+        skel->progs.on_tcp_destroy_sock, skel->progs.on_tcp_destroy_sock_standby,
+        skel->progs.on_tcp_send_reset, skel->progs.on_tcp_send_reset_standby,
+        skel->progs.on_tcp_receive_reset, skel->progs.on_tcp_receive_reset_standby}) {
     if (!attach(prog)) return nullptr;
   }
 
@@ -903,13 +926,24 @@ std::array<uint64_t, SOCKEYE_KC_COUNT> BpfProbes::KernelCounters() const {
 
 std::vector<ProgramStats> BpfProbes::ProgramStatistics() const {
   std::vector<ProgramStats> stats;
+  const auto guarded = GuardedPrograms(state_->skel.get());
   bpf_program* prog = nullptr;
   bpf_object__for_each_program(prog, state_->skel->obj) {
     if (!bpf_program__autoload(prog)) continue;
     bpf_prog_info info = {};
     __u32 len = sizeof(info);
     if (bpf_obj_get_info_by_fd(bpf_program__fd(prog), &info, &len) != 0) continue;
-    stats.push_back({bpf_program__name(prog), info.run_time_ns, info.run_cnt, info.verified_insns});
+    ProgramStats s;
+    s.name = bpf_program__name(prog);
+    s.run_time_ns = info.run_time_ns;
+    s.run_count = info.run_cnt;
+    s.verified_insns = info.verified_insns;
+    s.recursion_misses = info.recursion_misses;
+    for (size_t hook = 0; hook < guarded.size(); ++hook) {
+      if (guarded[hook].first == prog) s.guarded_hook = static_cast<int>(hook);
+      if (guarded[hook].second == prog) s.standby = true;
+    }
+    stats.push_back(std::move(s));
   }
   return stats;
 }

@@ -11,6 +11,7 @@ struct btf;
 struct sockeye_bpf;
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -35,6 +36,13 @@ struct ProgramStats {
   uint64_t run_time_ns = 0;
   uint64_t run_count = 0;
   uint32_t verified_insns = 0;  // instructions the verifier processed (Linux 5.16+)
+  // Runs the kernel skipped because the program was already running on that
+  // CPU (Linux 5.12+; see agent/missed_runs.h).
+  uint64_t recursion_misses = 0;
+  // The main program of a guarded hook (sockeye_guarded_hook), or its
+  // standby, which only ever does the main program's skipped runs.
+  std::optional<int> guarded_hook;
+  bool standby = false;
 };
 
 struct LoaderSettings {

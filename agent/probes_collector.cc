@@ -23,7 +23,37 @@ void ProbesCollector::Collect(std::vector<MetricFamily>& out) {
   }
   out.push_back(std::move(info));
 
+  // Skipped runs are read before the kernel counters that hold how many
+  // were recovered (MissedRunsCounter::Update).
+  const std::vector<ProgramStats> programs = probes_.ProgramStatistics();
   auto counters = probes_.KernelCounters();
+  std::vector<SkippedRuns> skipped;
+  for (const auto& p : programs) {
+    if (p.standby) continue;  // its own skipped runs lose nothing (bpf/sockeye.bpf.h)
+    SkippedRuns s{p.name, p.recursion_misses, std::nullopt};
+    if (p.guarded_hook)
+      s.recovered = counters[SOCKEYE_KC_NESTED_RECOVERED + static_cast<size_t>(*p.guarded_hook)];
+    skipped.push_back(std::move(s));
+  }
+  MetricFamily missed{
+      "sockeye_bpf_program_missed_runs_total",
+      "Runs of each sockeye BPF program that the kernel skipped because the program was "
+      "already running on that CPU (an interrupt arriving while it ran in process context; "
+      "the kernel's recursion_misses, counted where the kernel counts them). "
+      "recovered=\"true\": runs a standby program on the same hook did instead, nothing lost; "
+      "recovered=\"false\": events sockeye did not see (a connection, reset or response).",
+      MetricType::kCounter,
+      {},
+      {}};
+  for (const auto& m : missed_runs_.Update(skipped)) {
+    missed.samples.push_back(
+        {{{"program", m.program}, {"recovered", "false"}}, static_cast<double>(m.lost)});
+    if (m.recovered)
+      missed.samples.push_back(
+          {{{"program", m.program}, {"recovered", "true"}}, static_cast<double>(*m.recovered)});
+  }
+  out.push_back(std::move(missed));
+
   MetricFamily lost{"sockeye_events_lost_total",
                     "Kernel records dropped because the ring buffer was full, by kind "
                     "(raise --ringbuf-size).",
@@ -109,7 +139,7 @@ void ProbesCollector::Collect(std::vector<MetricFamily>& out) {
                          MetricType::kCounter,
                          {},
                          {}};
-  for (const auto& s : probes_.ProgramStatistics()) {
+  for (const auto& s : programs) {
     run_time.samples.push_back({{{"program", s.name}}, static_cast<double>(s.run_time_ns) / 1e9});
     run_count.samples.push_back({{{"program", s.name}}, static_cast<double>(s.run_count)});
   }

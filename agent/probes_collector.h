@@ -3,6 +3,7 @@
 #pragma once
 
 #include "agent/bpf_loader.h"
+#include "agent/missed_runs.h"
 #include "exporters/metric_model.h"
 
 namespace sockeye {
@@ -14,6 +15,7 @@ class ProbesCollector : public metrics::Collector {
 
  private:
   const BpfProbes& probes_;
+  MissedRunsCounter missed_runs_;
 };
 
 // sockeye_build_info{version,revision} 1

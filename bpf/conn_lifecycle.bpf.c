@@ -75,8 +75,25 @@ static __always_inline int follow_connect(const struct sock *sk)
 	return 0;
 }
 
-SEC("tp_btf/inet_sock_set_state")
-int BPF_PROG(on_inet_sock_set_state, const struct sock *sk, int oldstate, int newstate)
+/* States only an established connection passes through. */
+static __always_inline bool was_established(int state)
+{
+	return state != TCP_SYN_SENT && state != TCP_SYN_RECV && state != TCP_CLOSE &&
+	       state != TCP_NEW_SYN_RECV && state != TCP_LISTEN;
+}
+
+static __always_inline void report_close(const struct sock *sk, struct tcp_sock *tp,
+					 struct conn *c, struct conn_hot *h, __u8 seen_late)
+{
+	__u64 now = bpf_ktime_get_ns();
+
+	c->lifecycle = CONN_CLOSED;
+	send_marks_remove(sk);
+	emit(sk, tp, c, h, SOCKEYE_EV_CLOSED, now - c->connect_start_ns, seen_late);
+	c->close_reported = 1;
+}
+
+static __always_inline int state_changed(const struct sock *sk, int oldstate, int newstate)
 {
 	struct conn_hot *h;
 	struct tcp_sock *tp;
@@ -97,6 +114,11 @@ int BPF_PROG(on_inet_sock_set_state, const struct sock *sk, int oldstate, int ne
 
 	/* The clock is read only where a duration is reported: a read costs
 	 * 90-160 ns on some VMs (bench/README.md). */
+	if (c->lifecycle == CONN_CONNECTING && was_established(oldstate)) {
+		/* Its ESTABLISHED transition was missed (hook_guards). */
+		h = conn_mark_open_late((struct sock *)sk, tp, c);
+		emit(sk, tp, c, h, SOCKEYE_EV_CONNECTED, 0, SOCKEYE_SEEN_LATE);
+	}
 	if (c->lifecycle == CONN_CONNECTING) {
 		if (newstate == TCP_ESTABLISHED) {
 			now = bpf_ktime_get_ns();
@@ -135,13 +157,28 @@ int BPF_PROG(on_inet_sock_set_state, const struct sock *sk, int oldstate, int ne
 			c->closed_by = c->resets_received ? SOCKEYE_CLOSED_BY_REMOTE
 							  : SOCKEYE_CLOSED_BY_LOCAL;
 	}
-	if (newstate == TCP_CLOSE) {
-		now = bpf_ktime_get_ns();
-		c->lifecycle = CONN_CLOSED;
-		send_marks_remove(sk);
-		emit(sk, tp, c, h, SOCKEYE_EV_CLOSED, now - c->connect_start_ns, 0);
-		c->close_reported = 1;
-	}
+	if (newstate == TCP_CLOSE)
+		report_close(sk, tp, c, h, 0);
+	return 0;
+}
+
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(on_inet_sock_set_state, const struct sock *sk, int oldstate, int newstate)
+{
+	struct hook_guard *g = guard_enter(SOCKEYE_GUARD_STATE);
+
+	state_changed(sk, oldstate, newstate);
+	guard_leave(g);
+	return 0;
+}
+
+/* The state changes the kernel skipped in on_inet_sock_set_state (see
+ * hook_guards in sockeye.bpf.h). */
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(on_inet_sock_set_state_standby, const struct sock *sk, int oldstate, int newstate)
+{
+	if (standby_needed(SOCKEYE_GUARD_STATE))
+		state_changed(sk, oldstate, newstate);
 	return 0;
 }
 
@@ -168,14 +205,46 @@ static __always_inline void report_last_moves(struct sock *sk, struct conn *c)
 		emit(sk, tp, c, h, SOCKEYE_EV_PROGRESS, 0, 0);
 }
 
-SEC("tp_btf/tcp_destroy_sock")
-int BPF_PROG(on_tcp_destroy_sock, struct sock *sk)
+/*
+ * A socket is destroyed only in CLOSE (inet_csk_destroy_sock()): a followed
+ * one not closed here had its CLOSE transition missed (hook_guards). Report
+ * the close now. After tcp_disconnect() (sk_shutdown 0, see read_totals())
+ * its sequence numbers mean nothing: it keeps the totals last reported.
+ */
+static __always_inline void report_missed_close(struct sock *sk, struct conn *c)
+{
+	struct tcp_sock *tp;
+	__u64 now;
+
+	if (c->lifecycle == CONN_CLOSED)
+		return;
+	tp = bpf_skc_to_tcp_sock(sk);
+	if (!tp)
+		return;
+	if (c->lifecycle == CONN_CONNECTING) {
+		now = bpf_ktime_get_ns();
+		c->lifecycle = CONN_CLOSED;
+		send_marks_remove(sk);
+		emit(sk, tp, c, &c->hot, SOCKEYE_EV_CONNECT_FAILED, now - c->connect_start_ns,
+		     failure_reason(sk));
+		return;
+	}
+	if (c->lifecycle != CONN_OPEN)
+		return;
+	if (c->closed_by == CLOSED_BY_UNKNOWN)
+		c->closed_by = c->resets_received ? SOCKEYE_CLOSED_BY_REMOTE : SOCKEYE_CLOSED_BY_LOCAL;
+	c->close_reported = 1;
+	report_close(sk, tp, c, conn_hot(c), SOCKEYE_SEEN_LATE);
+}
+
+static __always_inline void socket_destroyed(struct sock *sk)
 {
 	struct conn *c = conn_lookup(sk);
 	__u64 lost;
 
 	if (!c)
-		return 0;
+		return;
+	report_missed_close(sk, c);
 	report_last_moves(sk, c);
 	/* Counts what a slot still held; its state is in the storage after. */
 	release_hot_slot(c);
@@ -183,5 +252,22 @@ int BPF_PROG(on_tcp_destroy_sock, struct sock *sk)
 	lost = turns_pending(&c->hot);
 	if (lost)
 		count_kernel_by(SOCKEYE_KC_TURNS_LOST, lost);
+}
+
+SEC("tp_btf/tcp_destroy_sock")
+int BPF_PROG(on_tcp_destroy_sock, struct sock *sk)
+{
+	struct hook_guard *g = guard_enter(SOCKEYE_GUARD_DESTROY);
+
+	socket_destroyed(sk);
+	guard_leave(g);
+	return 0;
+}
+
+SEC("tp_btf/tcp_destroy_sock")
+int BPF_PROG(on_tcp_destroy_sock_standby, struct sock *sk)
+{
+	if (standby_needed(SOCKEYE_GUARD_DESTROY))
+		socket_destroyed(sk);
 	return 0;
 }

@@ -35,6 +35,27 @@ enum sockeye_event_kind {
  * agent's own): a full sweep not reporting it does not mean it closed. */
 #define SOCKEYE_EVF_NOT_SWEPT 0x4
 
+/* A CONNECTED or CLOSED record for a transition the kernel skipped in both of
+ * the state hook's programs (hook_guards in bpf/sockeye.bpf.h), reported
+ * when a later one showed it: its duration_ns is not a measurement. */
+#define SOCKEYE_SEEN_LATE 1
+
+/*
+ * Hooks that fire once per connection event (not per segment) and whose every
+ * run matters. The kernel skips a tracing program that is already running on
+ * the same CPU -- a softirq state change arriving while a process-context one
+ * is being handled -- so each of these has a standby program on the same
+ * tracepoint that handles exactly the skipped runs (guard_enter() in
+ * bpf/sockeye.bpf.h).
+ */
+enum sockeye_guarded_hook {
+	SOCKEYE_GUARD_STATE = 0,     /* inet_sock_set_state */
+	SOCKEYE_GUARD_DESTROY,       /* tcp_destroy_sock */
+	SOCKEYE_GUARD_RESET_SENT,    /* tcp_send_reset */
+	SOCKEYE_GUARD_RESET_RECEIVED, /* tcp_receive_reset */
+	SOCKEYE_GUARD_COUNT,
+};
+
 /* Per-CPU counters the kernel side keeps so that nothing is dropped
  * silently; the agent sums them over CPUs and exports them. */
 enum sockeye_kernel_counter {
@@ -55,7 +76,11 @@ enum sockeye_kernel_counter {
 	/* Not a loss: connections that opened while their hot slot was taken
 	 * and keep their per-segment state in socket storage (slower path). */
 	SOCKEYE_KC_HOT_SLOT_TAKEN,
-	SOCKEYE_KC_COUNT,
+	/* SOCKEYE_KC_NESTED_RECOVERED + guarded hook: events whose main program
+	 * the kernel skipped (it was already running on that CPU) and which the
+	 * hook's standby program handled instead. Not a loss. */
+	SOCKEYE_KC_NESTED_RECOVERED,
+	SOCKEYE_KC_COUNT = (int)SOCKEYE_KC_NESTED_RECOVERED + (int)SOCKEYE_GUARD_COUNT,
 };
 
 enum sockeye_connect_failure {
@@ -116,7 +141,9 @@ struct sockeye_turn {
 
 struct sockeye_event {
 	__u8 kind;      /* enum sockeye_event_kind */
-	__u8 reason;    /* enum sockeye_connect_failure, CONNECT_FAILED only */
+	/* CONNECT_FAILED: enum sockeye_connect_failure; CONNECTED and CLOSED:
+	 * SOCKEYE_SEEN_LATE if the transition itself was missed (no duration). */
+	__u8 reason;
 	__u8 closed_by; /* enum sockeye_closed_by, CLOSED only */
 	__u8 flags;     /* SOCKEYE_EVF_* */
 	__u32 srtt_us;  /* smoothed RTT at the time of the record, 0 if none */

@@ -6,17 +6,16 @@
  */
 #include "sockeye.bpf.h"
 
-SEC("tp_btf/tcp_send_reset")
-int BPF_PROG(on_tcp_send_reset, const struct sock *sk)
+static __always_inline void reset_sent(const struct sock *sk)
 {
 	struct tcp_sock *tp;
 	struct conn *c;
 
 	if (!sk) /* Linux 6.10+: a reset answering a packet with no socket */
-		return 0;
+		return;
 	c = conn_lookup(sk);
 	if (!c)
-		return 0;
+		return;
 	__sync_fetch_and_add(&c->resets_sent, 1);
 	/* tcp_close() with unread data moves the socket to CLOSE before
 	 * tcp_send_active_reset(), so the CLOSED record has gone out without
@@ -26,15 +25,51 @@ int BPF_PROG(on_tcp_send_reset, const struct sock *sk)
 		if (tp)
 			emit(sk, tp, c, conn_hot(c), SOCKEYE_EV_PROGRESS, 0, 0);
 	}
+}
+
+static __always_inline void reset_received(struct sock *sk)
+{
+	struct conn *c = conn_lookup(sk);
+
+	if (c)
+		__sync_fetch_and_add(&c->resets_received, 1);
+}
+
+/* Each with a standby for the runs the kernel skips (hook_guards in
+ * sockeye.bpf.h): a reset sent by close() in process context can be
+ * interrupted by a softirq that sends or receives another. */
+SEC("tp_btf/tcp_send_reset")
+int BPF_PROG(on_tcp_send_reset, const struct sock *sk)
+{
+	struct hook_guard *g = guard_enter(SOCKEYE_GUARD_RESET_SENT);
+
+	reset_sent(sk);
+	guard_leave(g);
+	return 0;
+}
+
+SEC("tp_btf/tcp_send_reset")
+int BPF_PROG(on_tcp_send_reset_standby, const struct sock *sk)
+{
+	if (standby_needed(SOCKEYE_GUARD_RESET_SENT))
+		reset_sent(sk);
 	return 0;
 }
 
 SEC("tp_btf/tcp_receive_reset")
 int BPF_PROG(on_tcp_receive_reset, struct sock *sk)
 {
-	struct conn *c = conn_lookup(sk);
+	struct hook_guard *g = guard_enter(SOCKEYE_GUARD_RESET_RECEIVED);
 
-	if (c)
-		__sync_fetch_and_add(&c->resets_received, 1);
+	reset_received(sk);
+	guard_leave(g);
+	return 0;
+}
+
+SEC("tp_btf/tcp_receive_reset")
+int BPF_PROG(on_tcp_receive_reset_standby, struct sock *sk)
+{
+	if (standby_needed(SOCKEYE_GUARD_RESET_RECEIVED))
+		reset_received(sk);
 	return 0;
 }
