@@ -373,6 +373,9 @@ int main(int argc, char** argv) {
   };
   const Hook hooks[] = {
       {"inet_sock_set_state", "on_inet_sock_set_state", "empty_inet_sock_set_state", 0},
+      // Runs for every state change too, doing the work only for the ones
+      // the kernel skipped in the main program (hook_guards).
+      {"inet_sock_set_state sb", "on_inet_sock_set_state_standby", "empty_inet_sock_set_state", 0},
       {"sock_send_length", "on_sock_send_length", "empty_sock_send_length", 1},
       {"tcp_probe", "on_tcp_probe", "empty_tcp_probe", 2},
       {"sk_data_ready", "on_sk_data_ready", "empty_sk_data_ready", 3},
@@ -399,8 +402,10 @@ int main(int argc, char** argv) {
     Drive(unfollowed.address(), port, connections, requests);
     Stats a1 = Snapshot(*agent, bench);
     // Phase B: the client side followed.
-    uint64_t client_before[std::size(hooks)];
-    for (size_t h = 0; h < std::size(hooks); ++h) client_before[h] = bench->bss->invocations[h][0];
+    // Indexed by Hook::index, the bench program's counter.
+    uint64_t client_before[std::size(bench->bss->invocations)];
+    for (size_t i = 0; i < std::size(client_before); ++i)
+      client_before[i] = bench->bss->invocations[i][0];
     Stats b0 = Snapshot(*agent, bench);
     Drive(followed.address(), port, connections, requests);
     agent->Tick(0);
@@ -442,9 +447,9 @@ int main(int argc, char** argv) {
         std::perror("hook_cost: batched connections");
         return 1;
       }
-      uint64_t batch_client_before[std::size(hooks)];
-      for (size_t h = 0; h < std::size(hooks); ++h)
-        batch_client_before[h] = bench->bss->invocations[h][0];
+      uint64_t batch_client_before[std::size(bench->bss->invocations)];
+      for (size_t i = 0; i < std::size(batch_client_before); ++i)
+        batch_client_before[i] = bench->bss->invocations[i][0];
       Stats d0 = Snapshot(*agent, bench);
       if (!DriveBatched(&ring, *conns, exchanges)) {
         std::fprintf(stderr, "hook_cost: a batched exchange failed\n");

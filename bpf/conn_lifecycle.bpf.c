@@ -87,6 +87,14 @@ static __always_inline void report_close(const struct sock *sk, struct tcp_sock 
 {
 	__u64 now = bpf_ktime_get_ns();
 
+	/* Nothing is sent in CLOSE, and tcp_disconnect() advances write_seq by
+	 * a window right after this transition. read_totals() also tells a
+	 * disconnect by sk_shutdown 0, but a reset processed from the backlog
+	 * at release_sock() sets it again (seen with receive packet steering). */
+	if (!h->tx_final) {
+		c->final_write_seq = tp->write_seq;
+		h->tx_final = 1;
+	}
 	c->lifecycle = CONN_CLOSED;
 	send_marks_remove(sk);
 	emit(sk, tp, c, h, SOCKEYE_EV_CLOSED, now - c->connect_start_ns, seen_late);
@@ -162,11 +170,20 @@ static __always_inline int state_changed(const struct sock *sk, int oldstate, in
 	return 0;
 }
 
+/* A connect, or a socket that may be followed: the runs worth guarding. */
+static __always_inline bool state_change_matters(const struct sock *sk, int newstate)
+{
+	return newstate == TCP_SYN_SENT || may_be_followed(sk);
+}
+
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(on_inet_sock_set_state, const struct sock *sk, int oldstate, int newstate)
 {
-	struct hook_guard *g = guard_enter(SOCKEYE_GUARD_STATE);
+	struct hook_guard *g;
 
+	if (!state_change_matters(sk, newstate))
+		return 0;
+	g = guard_enter(SOCKEYE_GUARD_STATE);
 	state_changed(sk, oldstate, newstate);
 	guard_leave(g);
 	return 0;
@@ -177,7 +194,7 @@ int BPF_PROG(on_inet_sock_set_state, const struct sock *sk, int oldstate, int ne
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(on_inet_sock_set_state_standby, const struct sock *sk, int oldstate, int newstate)
 {
-	if (standby_needed(SOCKEYE_GUARD_STATE))
+	if (state_change_matters(sk, newstate) && standby_needed(SOCKEYE_GUARD_STATE))
 		state_changed(sk, oldstate, newstate);
 	return 0;
 }
@@ -221,6 +238,11 @@ static __always_inline void report_missed_close(struct sock *sk, struct conn *c)
 	tp = bpf_skc_to_tcp_sock(sk);
 	if (!tp)
 		return;
+	/* bytes_acked counts the SYN once the SYN-ACK came: it was open. */
+	if (c->lifecycle == CONN_CONNECTING && tp->bytes_acked) {
+		conn_mark_open_late(sk, tp, c);
+		emit(sk, tp, c, conn_hot(c), SOCKEYE_EV_CONNECTED, 0, SOCKEYE_SEEN_LATE);
+	}
 	if (c->lifecycle == CONN_CONNECTING) {
 		now = bpf_ktime_get_ns();
 		c->lifecycle = CONN_CLOSED;
@@ -257,8 +279,11 @@ static __always_inline void socket_destroyed(struct sock *sk)
 SEC("tp_btf/tcp_destroy_sock")
 int BPF_PROG(on_tcp_destroy_sock, struct sock *sk)
 {
-	struct hook_guard *g = guard_enter(SOCKEYE_GUARD_DESTROY);
+	struct hook_guard *g;
 
+	if (!may_be_followed(sk))
+		return 0;
+	g = guard_enter(SOCKEYE_GUARD_DESTROY);
 	socket_destroyed(sk);
 	guard_leave(g);
 	return 0;
@@ -267,7 +292,7 @@ int BPF_PROG(on_tcp_destroy_sock, struct sock *sk)
 SEC("tp_btf/tcp_destroy_sock")
 int BPF_PROG(on_tcp_destroy_sock_standby, struct sock *sk)
 {
-	if (standby_needed(SOCKEYE_GUARD_DESTROY))
+	if (may_be_followed(sk) && standby_needed(SOCKEYE_GUARD_DESTROY))
 		socket_destroyed(sk);
 	return 0;
 }

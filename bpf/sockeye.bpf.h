@@ -286,10 +286,14 @@ static __always_inline void count_kernel(__u32 counter)
  * it runs, and a standby, which does the same work only when it finds that
  * mark, i.e. only for the runs the kernel skipped. Kernels without the
  * check for raw tracepoints run the main program nested instead; it then
- * leaves ran_nested for the standby, which stands down. A run skipped in
- * the few instructions before guard_enter() is not recovered; the kernel
- * counts it in recursion_misses (where it counts them), which the agent
- * exports.
+ * leaves ran_nested for the standby, which stands down. Only runs for
+ * sockets that may be followed (and connects) mark the CPU: the runs that
+ * leave after one load would cost every socket's state change a per-CPU
+ * write, and nesting in their few nanoseconds is rare. A run skipped
+ * while the CPU is not marked is not recovered; the kernel counts it in
+ * recursion_misses (where it counts them), which the agent exports, and a
+ * missed ESTABLISHED or CLOSE is reported when a later transition or the
+ * socket's destruction shows it (SOCKEYE_SEEN_LATE).
  */
 struct hook_guard {
 	__u32 depth;
@@ -337,11 +341,16 @@ static __always_inline bool standby_needed(__u32 hook)
 	return true;
 }
 
+/* Most sockets carry no BPF socket storage at all: for them one load
+ * instead of a helper call, on every segment and send. */
+static __always_inline bool may_be_followed(const struct sock *sk)
+{
+	return !(bpf_core_field_exists(sk->sk_bpf_storage) && !sk->sk_bpf_storage);
+}
+
 static __always_inline struct conn *conn_lookup(const struct sock *sk)
 {
-	/* Most sockets carry no BPF socket storage at all: for them one load
-	 * instead of a helper call, on every segment and send. */
-	if (bpf_core_field_exists(sk->sk_bpf_storage) && !sk->sk_bpf_storage)
+	if (!may_be_followed(sk))
 		return NULL;
 	return bpf_sk_storage_get(&conns, (struct sock *)sk, 0, 0);
 }

@@ -41,8 +41,11 @@ static __always_inline void reset_received(struct sock *sk)
 SEC("tp_btf/tcp_send_reset")
 int BPF_PROG(on_tcp_send_reset, const struct sock *sk)
 {
-	struct hook_guard *g = guard_enter(SOCKEYE_GUARD_RESET_SENT);
+	struct hook_guard *g;
 
+	if (!sk || !may_be_followed(sk))
+		return 0;
+	g = guard_enter(SOCKEYE_GUARD_RESET_SENT);
 	reset_sent(sk);
 	guard_leave(g);
 	return 0;
@@ -51,7 +54,7 @@ int BPF_PROG(on_tcp_send_reset, const struct sock *sk)
 SEC("tp_btf/tcp_send_reset")
 int BPF_PROG(on_tcp_send_reset_standby, const struct sock *sk)
 {
-	if (standby_needed(SOCKEYE_GUARD_RESET_SENT))
+	if (sk && may_be_followed(sk) && standby_needed(SOCKEYE_GUARD_RESET_SENT))
 		reset_sent(sk);
 	return 0;
 }
@@ -59,8 +62,11 @@ int BPF_PROG(on_tcp_send_reset_standby, const struct sock *sk)
 SEC("tp_btf/tcp_receive_reset")
 int BPF_PROG(on_tcp_receive_reset, struct sock *sk)
 {
-	struct hook_guard *g = guard_enter(SOCKEYE_GUARD_RESET_RECEIVED);
+	struct hook_guard *g;
 
+	if (!may_be_followed(sk))
+		return 0;
+	g = guard_enter(SOCKEYE_GUARD_RESET_RECEIVED);
 	reset_received(sk);
 	guard_leave(g);
 	return 0;
@@ -69,7 +75,7 @@ int BPF_PROG(on_tcp_receive_reset, struct sock *sk)
 SEC("tp_btf/tcp_receive_reset")
 int BPF_PROG(on_tcp_receive_reset_standby, struct sock *sk)
 {
-	if (standby_needed(SOCKEYE_GUARD_RESET_RECEIVED))
+	if (may_be_followed(sk) && standby_needed(SOCKEYE_GUARD_RESET_RECEIVED))
 		reset_received(sk);
 	return 0;
 }
