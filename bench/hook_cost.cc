@@ -365,6 +365,8 @@ int main(int argc, char** argv) {
   }
 
   // hook, sockeye program, empty program, counter index
+  constexpr size_t kBenchCounters =
+      sizeof(bench->bss->invocations) / sizeof(bench->bss->invocations[0]);
   struct Hook {
     const char* name;
     const char* sockeye;
@@ -403,8 +405,8 @@ int main(int argc, char** argv) {
     Stats a1 = Snapshot(*agent, bench);
     // Phase B: the client side followed.
     // Indexed by Hook::index, the bench program's counter.
-    uint64_t client_before[std::size(bench->bss->invocations)];
-    for (size_t i = 0; i < std::size(client_before); ++i)
+    uint64_t client_before[kBenchCounters];
+    for (size_t i = 0; i < kBenchCounters; ++i)
       client_before[i] = bench->bss->invocations[i][0];
     Stats b0 = Snapshot(*agent, bench);
     Drive(followed.address(), port, connections, requests);
@@ -447,8 +449,8 @@ int main(int argc, char** argv) {
         std::perror("hook_cost: batched connections");
         return 1;
       }
-      uint64_t batch_client_before[std::size(bench->bss->invocations)];
-      for (size_t i = 0; i < std::size(batch_client_before); ++i)
+      uint64_t batch_client_before[kBenchCounters];
+      for (size_t i = 0; i < kBenchCounters; ++i)
         batch_client_before[i] = bench->bss->invocations[i][0];
       Stats d0 = Snapshot(*agent, bench);
       if (!DriveBatched(&ring, *conns, exchanges)) {
