@@ -199,6 +199,43 @@ TEST(Aggregator, ConnectionLifecycleCountsOnce) {
   EXPECT_EQ(m["sockeye_events_total{kind=progress}"], 1);
 }
 
+// A transition the kernel skipped in both state-hook programs is reported
+// when a later one shows it (SOCKEYE_SEEN_LATE): the connection counts, its
+// duration is not a measurement and must stay out of the histograms.
+TEST(Aggregator, TransitionsSeenLateCountButAreNotTimed) {
+  Aggregator agg(SmallOptions());
+  auto now = Clock::now();
+  auto backend = V4(10, 0, 0, 9, 80);
+
+  auto late_open = Event(SOCKEYE_EV_CONNECTED, 1, backend);
+  late_open.reason = SOCKEYE_SEEN_LATE;
+  agg.Handle(late_open, now);
+  auto timed = Event(SOCKEYE_EV_CONNECTED, 2, backend);
+  timed.duration_ns = 1'000'000;
+  agg.Handle(timed, now);
+
+  auto late_close = Event(SOCKEYE_EV_CLOSED, 1, backend);
+  late_close.reason = SOCKEYE_SEEN_LATE;
+  late_close.duration_ns = 7'000'000'000;
+  late_close.totals.bytes_sent = 10;
+  agg.Handle(late_close, now);
+  auto closed = Event(SOCKEYE_EV_CLOSED, 2, backend);
+  closed.duration_ns = 2'000'000'000;
+  agg.Handle(closed, now);
+
+  auto m = Scrape(agg);
+  EXPECT_EQ(m["sockeye_backend_connections_established_total{backend=10.0.0.9:80}"], 2);
+  EXPECT_EQ(m["sockeye_backend_connections_active{backend=10.0.0.9:80}"], 0);
+  EXPECT_EQ(m["sockeye_backend_connections_closed_total{backend=10.0.0.9:80,closed_by=local}"], 2);
+  EXPECT_EQ(m["sockeye_backend_sent_bytes_total{backend=10.0.0.9:80}"], 10);
+  EXPECT_EQ(m["sockeye_backend_connect_duration_seconds_count{backend=10.0.0.9:80}"], 1);
+  EXPECT_DOUBLE_EQ(m["sockeye_backend_connect_duration_seconds_sum{backend=10.0.0.9:80}"], 0.001);
+  EXPECT_EQ(m["sockeye_backend_connection_duration_seconds_count{backend=10.0.0.9:80}"], 1);
+  EXPECT_DOUBLE_EQ(m["sockeye_backend_connection_duration_seconds_sum{backend=10.0.0.9:80}"], 2);
+  EXPECT_EQ(m["sockeye_transitions_seen_late_total{transition=established}"], 1);
+  EXPECT_EQ(m["sockeye_transitions_seen_late_total{transition=close}"], 1);
+}
+
 TEST(Aggregator, TotalsAreDifferencedAndReorderingIsHarmless) {
   Aggregator agg(SmallOptions());
   auto now = Clock::now();
