@@ -225,11 +225,13 @@ static __always_inline void report_last_moves(struct sock *sk, struct conn *c)
 /*
  * A socket is destroyed only in CLOSE (inet_csk_destroy_sock()): a followed
  * one not closed here had its CLOSE transition missed (hook_guards). Report
- * the close now. After tcp_disconnect() (sk_shutdown 0, see read_totals())
- * its sequence numbers mean nothing: it keeps the totals last reported.
+ * the close now. tcp_disconnect() may have advanced write_seq by a window
+ * since, but not snd_nxt, which is where sending stopped; its other
+ * sequence numbers mean nothing when sk_shutdown is 0 (read_totals()).
  */
 static __always_inline void report_missed_close(struct sock *sk, struct conn *c)
 {
+	struct conn_hot *h;
 	struct tcp_sock *tp;
 	__u64 now;
 
@@ -253,10 +255,15 @@ static __always_inline void report_missed_close(struct sock *sk, struct conn *c)
 	}
 	if (c->lifecycle != CONN_OPEN)
 		return;
+	h = conn_hot(c);
+	if (!h->tx_final) {
+		c->final_write_seq = tp->snd_nxt;
+		h->tx_final = 1;
+	}
 	if (c->closed_by == CLOSED_BY_UNKNOWN)
 		c->closed_by = c->resets_received ? SOCKEYE_CLOSED_BY_REMOTE : SOCKEYE_CLOSED_BY_LOCAL;
 	c->close_reported = 1;
-	report_close(sk, tp, c, conn_hot(c), SOCKEYE_SEEN_LATE);
+	report_close(sk, tp, c, h, SOCKEYE_SEEN_LATE);
 }
 
 static __always_inline void socket_destroyed(struct sock *sk)

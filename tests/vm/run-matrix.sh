@@ -86,14 +86,16 @@ add_with_libs "$suite" /usr/bin/sockeye_bpf_tests
 files+=(--file "$(readlink -f /lib64/ld-linux-x86-64.so.2):/lib64/ld-linux-x86-64.so.2")
 
 # The network-namespace tests run separately (namespace_cmd): they need
-# iproute2's `ip netns` and the veth module. Without sock:sk_data_ready, auto mode times responses at fentry on
+# iproute2's `ip netns` and the veth module. NestedStateChangesAreAllCounted
+# (a namespace too) runs on the host only: under TCG its 20,000 connects per
+# round are slow, and whether the guests' two CPUs nest at all is untried. Without sock:sk_data_ready, auto mode times responses at fentry on
 # sock_def_readable where fentry is allowed (every 6.1 run here); segment
 # mode (also the fallback where fentry is refused) and every mode with a send
 # hook at tcp_probe.
 suite_cmd() {  # suite_cmd MODE EXPECTED_SEND_MODE EXPECTED_RECEIVE
   echo "SOCKEYE_REQUIRE_BPF=1 SOCKEYE_TEST_PROBE_MODE=$1 SOCKEYE_TEST_EXPECT_SEND_MODE=$2" \
        "SOCKEYE_TEST_EXPECT_RECEIVE='$3' SOCKEYE_TEST_EXPECT_SWEEP=bpf_sk_storage_map" \
-       "sockeye_bpf_tests --gtest_filter=-*UnansweredSyn*:*StopsAnswering*:*InOtherNamespaces* --gtest_brief=1"
+       "sockeye_bpf_tests --gtest_filter=-*UnansweredSyn*:*StopsAnswering*:*InOtherNamespaces*:*NestedStateChanges* --gtest_brief=1"
 }
 # The namespace tests (a veth pair into a namespace of their own): iproute2's
 # `ip`, and dash as /bin/sh, because Debian's busybox-static shell runs its own
