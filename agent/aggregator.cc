@@ -399,9 +399,10 @@ void Aggregator::Handle(const sockeye_event& event, Clock::time_point now) {
   switch (event.kind) {
     case SOCKEYE_EV_CONNECTED:
       backend->established += 1;
-      if (event.reason == SOCKEYE_SEEN_LATE)
+      if (event.reason == SOCKEYE_SEEN_LATE) {
         ++transitions_seen_late_[0];
-      else
+        conn->opened_late = true;
+      } else
         backend->connect_duration.Observe(static_cast<double>(event.duration_ns) /
                                           kNanosPerSecond);
       break;
@@ -418,11 +419,11 @@ void Aggregator::Handle(const sockeye_event& event, Clock::time_point now) {
         conn->close_recorded = true;
         backend->closed[event.closed_by == SOCKEYE_CLOSED_BY_REMOTE ? 1 : 0] += 1;
         if (event.reason == SOCKEYE_SEEN_LATE) ++transitions_seen_late_[1];
-        if (!conn->adopted && event.reason != SOCKEYE_SEEN_LATE) {
+        if (!conn->adopted && event.reason != SOCKEYE_SEEN_LATE)
           backend->connection_duration.Observe(static_cast<double>(event.duration_ns) /
                                                kNanosPerSecond);
+        if (!conn->adopted && !conn->opened_late)
           backend->requests_per_connection.Observe(static_cast<double>(event.totals.requests));
-        }
         if (event.srtt_us) backend->rtt.Observe(event.srtt_us / 1e6);
       }
       break;

@@ -102,6 +102,7 @@ class Aggregator : public metrics::Collector {
     bool open = true;
     bool close_recorded = false;
     bool adopted = false;
+    bool opened_late = false;  // its CONNECTED record was SOCKEYE_SEEN_LATE
     bool not_swept = false;  // the sweep cannot see it (SOCKEYE_EVF_NOT_SWEPT)
     sockeye_conn_totals last{};
     Clock::time_point closed_at;

@@ -226,8 +226,10 @@ static __always_inline void report_last_moves(struct sock *sk, struct conn *c)
  * A socket is destroyed only in CLOSE (inet_csk_destroy_sock()): a followed
  * one not closed here had its CLOSE transition missed (hook_guards). Report
  * the close now. tcp_disconnect() may have advanced write_seq by a window
- * since, but not snd_nxt, which is where sending stopped; its other
- * sequence numbers mean nothing when sk_shutdown is 0 (read_totals()).
+ * since, but not snd_nxt, which is where sending stopped; it also set
+ * copied_seq to rcv_nxt, so data left unread then counts as received. It
+ * zeroes bytes_acked too: a connection whose ESTABLISHED was missed as well
+ * is then reported as a failed connect.
  */
 static __always_inline void report_missed_close(struct sock *sk, struct conn *c)
 {
@@ -256,13 +258,16 @@ static __always_inline void report_missed_close(struct sock *sk, struct conn *c)
 	if (c->lifecycle != CONN_OPEN)
 		return;
 	h = conn_hot(c);
+	/* A request a state change would have counted (state_changed()); not
+	 * after tcp_disconnect(), whose jump of write_seq would look like one. */
+	if (tp->write_seq - tp->snd_nxt <= tp->max_window)
+		note_send_progress(tp, h);
 	if (!h->tx_final) {
 		c->final_write_seq = tp->snd_nxt;
 		h->tx_final = 1;
 	}
 	if (c->closed_by == CLOSED_BY_UNKNOWN)
 		c->closed_by = c->resets_received ? SOCKEYE_CLOSED_BY_REMOTE : SOCKEYE_CLOSED_BY_LOCAL;
-	c->close_reported = 1;
 	report_close(sk, tp, c, h, SOCKEYE_SEEN_LATE);
 }
 

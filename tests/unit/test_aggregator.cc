@@ -232,6 +232,9 @@ TEST(Aggregator, TransitionsSeenLateCountButAreNotTimed) {
   EXPECT_DOUBLE_EQ(m["sockeye_backend_connect_duration_seconds_sum{backend=10.0.0.9:80}"], 0.001);
   EXPECT_EQ(m["sockeye_backend_connection_duration_seconds_count{backend=10.0.0.9:80}"], 1);
   EXPECT_DOUBLE_EQ(m["sockeye_backend_connection_duration_seconds_sum{backend=10.0.0.9:80}"], 2);
+  // Requests before a late open are not counted: no requests-per-connection
+  // sample for that connection.
+  EXPECT_EQ(m["sockeye_backend_requests_per_connection_count{backend=10.0.0.9:80}"], 1);
   EXPECT_EQ(m["sockeye_transitions_seen_late_total{transition=established}"], 1);
   EXPECT_EQ(m["sockeye_transitions_seen_late_total{transition=close}"], 1);
 }
