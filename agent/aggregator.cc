@@ -403,8 +403,7 @@ void Aggregator::Handle(const sockeye_event& event, Clock::time_point now) {
         ++transitions_seen_late_[0];
         conn->opened_late = true;
       } else
-        backend->connect_duration.Observe(static_cast<double>(event.duration_ns) /
-                                          kNanosPerSecond);
+        backend->connect_duration.Observe(static_cast<double>(event.duration_ns) / kNanosPerSecond);
       break;
     case SOCKEYE_EV_PROGRESS:
       conn->seen_generation = sweep_generation_;
@@ -622,13 +621,13 @@ void Aggregator::Collect(std::vector<MetricFamily>& out) {
          "know (their opening record found the ring buffer full); not observed.",
          MetricType::kCounter)
       .samples.push_back({{}, static_cast<double>(unmatched_turns_)});
-  auto& late = family(
-      "sockeye_transitions_seen_late_total",
-      "Connections whose ESTABLISHED or CLOSE transition the kernel skipped in both of the "
-      "state hook's programs (see sockeye_bpf_program_missed_runs_total), counted when a "
-      "later transition or the socket's destruction showed it: no connect time or lifetime "
-      "sample, and requests before an established one was seen are not counted.",
-      MetricType::kCounter);
+  auto& late =
+      family("sockeye_transitions_seen_late_total",
+             "Connections whose ESTABLISHED or CLOSE transition the kernel skipped in both of the "
+             "state hook's programs (see sockeye_bpf_program_missed_runs_total), counted when a "
+             "later transition or the socket's destruction showed it: no connect time or lifetime "
+             "sample, and requests before an established one was seen are not counted.",
+             MetricType::kCounter);
   late.samples.push_back(
       {{{"transition", "established"}}, static_cast<double>(transitions_seen_late_[0])});
   late.samples.push_back(

@@ -103,7 +103,7 @@ class Aggregator : public metrics::Collector {
     bool close_recorded = false;
     bool adopted = false;
     bool opened_late = false;  // its CONNECTED record was SOCKEYE_SEEN_LATE
-    bool not_swept = false;  // the sweep cannot see it (SOCKEYE_EVF_NOT_SWEPT)
+    bool not_swept = false;    // the sweep cannot see it (SOCKEYE_EVF_NOT_SWEPT)
     sockeye_conn_totals last{};
     Clock::time_point closed_at;
     uint64_t born_generation = 0;

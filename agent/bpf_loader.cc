@@ -683,11 +683,11 @@ std::unique_ptr<BpfProbes::State> BpfProbes::LoadWith(const LoaderSettings& sett
   for (bpf_program* prog :
        {skel->progs.on_inet_sock_set_state, skel->progs.on_inet_sock_set_state_standby,
         skel->progs.on_sock_send_length, skel->progs.on_tcp_sendmsg_fentry,
-        skel->progs.on_tcp_sendmsg_kprobe, skel->progs.on_tcp_probe,
-        skel->progs.on_sk_data_ready, skel->progs.on_sock_def_readable_fentry,
-        skel->progs.on_tcp_destroy_sock, skel->progs.on_tcp_destroy_sock_standby,
-        skel->progs.on_tcp_send_reset, skel->progs.on_tcp_send_reset_standby,
-        skel->progs.on_tcp_receive_reset, skel->progs.on_tcp_receive_reset_standby}) {
+        skel->progs.on_tcp_sendmsg_kprobe, skel->progs.on_tcp_probe, skel->progs.on_sk_data_ready,
+        skel->progs.on_sock_def_readable_fentry, skel->progs.on_tcp_destroy_sock,
+        skel->progs.on_tcp_destroy_sock_standby, skel->progs.on_tcp_send_reset,
+        skel->progs.on_tcp_send_reset_standby, skel->progs.on_tcp_receive_reset,
+        skel->progs.on_tcp_receive_reset_standby}) {
     if (!attach(prog)) return nullptr;
   }
 

@@ -17,8 +17,8 @@ namespace sockeye {
 
 struct SkippedRuns {
   std::string program;
-  uint64_t skipped = 0;                // the kernel's recursion_misses
-  std::optional<uint64_t> recovered;   // guarded hooks: runs the standby did
+  uint64_t skipped = 0;               // the kernel's recursion_misses
+  std::optional<uint64_t> recovered;  // guarded hooks: runs the standby did
 };
 
 struct MissedRuns {

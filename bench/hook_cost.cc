@@ -406,8 +406,7 @@ int main(int argc, char** argv) {
     // Phase B: the client side followed.
     // Indexed by Hook::index, the bench program's counter.
     uint64_t client_before[kBenchCounters];
-    for (size_t i = 0; i < kBenchCounters; ++i)
-      client_before[i] = bench->bss->invocations[i][0];
+    for (size_t i = 0; i < kBenchCounters; ++i) client_before[i] = bench->bss->invocations[i][0];
     Stats b0 = Snapshot(*agent, bench);
     Drive(followed.address(), port, connections, requests);
     agent->Tick(0);

@@ -1274,9 +1274,8 @@ TEST_F(LoopbackTraffic, NestedStateChangesAreAllCounted) {
             static_cast<double>(established));
   double failures = 0;
   for (const char* reason : {"refused", "timeout", "unreachable", "reset", "other"})
-    failures +=
-        Metric("sockeye_backend_connect_failures_total", {{"backend", backend.at("backend")},
-                                                          {"reason", reason}});
+    failures += Metric("sockeye_backend_connect_failures_total",
+                       {{"backend", backend.at("backend")}, {"reason", reason}});
   EXPECT_EQ(failures, static_cast<double>(failed));
   EXPECT_EQ(Metric("sockeye_backend_connections_closed_total",
                    {{"backend", backend.at("backend")}, {"closed_by", "local"}}) +

@@ -1,6 +1,6 @@
-#include "agent/missed_runs.h"
-
 #include <gtest/gtest.h>
+
+#include "agent/missed_runs.h"
 
 namespace sockeye {
 namespace {
