@@ -939,6 +939,7 @@ std::vector<ProgramStats> BpfProbes::ProgramStatistics() const {
     s.run_count = info.run_cnt;
     s.verified_insns = info.verified_insns;
     s.recursion_misses = info.recursion_misses;
+    s.iterator = bpf_program__expected_attach_type(prog) == BPF_TRACE_ITER;
     for (size_t hook = 0; hook < guarded.size(); ++hook) {
       if (guarded[hook].first == prog) s.guarded_hook = static_cast<int>(hook);
       if (guarded[hook].second == prog) s.standby = true;

@@ -43,6 +43,7 @@ struct ProgramStats {
   // standby, which only ever does the main program's skipped runs.
   std::optional<int> guarded_hook;
   bool standby = false;
+  bool iterator = false;  // run by read(), never skipped for recursion
 };
 
 struct LoaderSettings {

@@ -29,7 +29,8 @@ void ProbesCollector::Collect(std::vector<MetricFamily>& out) {
   auto counters = probes_.KernelCounters();
   std::vector<SkippedRuns> skipped;
   for (const auto& p : programs) {
-    if (p.standby) continue;  // its own skipped runs lose nothing (bpf/sockeye.bpf.h)
+    // A standby's own skipped runs lose nothing (bpf/sockeye.bpf.h).
+    if (p.standby || p.iterator) continue;
     SkippedRuns s{p.name, p.recursion_misses, std::nullopt};
     if (p.guarded_hook)
       s.recovered = counters[SOCKEYE_KC_NESTED_RECOVERED + static_cast<size_t>(*p.guarded_hook)];
