@@ -680,6 +680,9 @@ std::unique_ptr<BpfProbes::State> BpfProbes::LoadWith(const LoaderSettings& sett
     state->links.push_back(std::move(link));
     return true;
   };
+  // Each standby right after its main program: on kernels that run a nested
+  // program instead of skipping it, the standby must run second
+  // (hook_guards in bpf/sockeye.bpf.h).
   for (bpf_program* prog :
        {skel->progs.on_inet_sock_set_state, skel->progs.on_inet_sock_set_state_standby,
         skel->progs.on_sock_send_length, skel->progs.on_tcp_sendmsg_fentry,

@@ -286,14 +286,17 @@ static __always_inline void count_kernel(__u32 counter)
  * it runs, and a standby, which does the same work only when it finds that
  * mark, i.e. only for the runs the kernel skipped. Kernels without the
  * check for raw tracepoints run the main program nested instead; it then
- * leaves ran_nested for the standby, which stands down. Only runs for
- * sockets that may be followed (and connects) mark the CPU: the runs that
- * leave after one load would cost every socket's state change a per-CPU
- * write, and nesting in their few nanoseconds is rare. A run skipped
- * while the CPU is not marked is not recovered; the kernel counts it in
- * recursion_misses (where it counts them), which the agent exports, and a
- * missed ESTABLISHED or CLOSE is reported when a later transition or the
- * socket's destruction shows it (SOCKEYE_SEEN_LATE).
+ * leaves ran_nested for the standby, which stands down -- which needs the
+ * standby to run after the main program: the agent attaches it second, and
+ * a tracepoint calls its probes in the order they were registered. Only
+ * runs for sockets that may be followed (and connects) mark the CPU:
+ * marking the runs that leave after one load cost every state change
+ * +14 ns (bench/README.md). A run skipped while the CPU is not marked (in
+ * such a run, or at the edges of a marked one) is not recovered; the
+ * kernel counts it in recursion_misses (where it counts them), which the
+ * agent exports, and a followed connection's missed ESTABLISHED or CLOSE
+ * is reported when a later transition or the socket's destruction shows
+ * it (SOCKEYE_SEEN_LATE).
  */
 struct hook_guard {
 	__u32 depth;
