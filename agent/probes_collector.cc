@@ -42,7 +42,10 @@ void ProbesCollector::Collect(std::vector<MetricFamily>& out) {
       "already running on that CPU (an interrupt arriving while it ran in process context; "
       "the kernel's recursion_misses, counted where the kernel counts them). "
       "recovered=\"true\": runs a standby program on the same hook did instead, nothing lost; "
-      "recovered=\"false\": events sockeye did not see (a connection, reset or response).",
+      "recovered=\"false\": runs not redone, many of them for sockets sockeye does not "
+      "follow; a followed connection's missed open or close is reported late "
+      "(sockeye_transitions_seen_late_total), a missed response loses its "
+      "time-to-first-byte sample.",
       MetricType::kCounter,
       {},
       {}};
