@@ -82,6 +82,17 @@ static __always_inline bool was_established(int state)
 	       state != TCP_NEW_SYN_RECV && state != TCP_LISTEN;
 }
 
+static __always_inline void report_connect_failed(const struct sock *sk, struct tcp_sock *tp,
+						  struct conn *c)
+{
+	__u64 now = bpf_ktime_get_ns();
+
+	c->lifecycle = CONN_CLOSED;
+	send_marks_remove(sk);
+	emit(sk, tp, c, &c->hot, SOCKEYE_EV_CONNECT_FAILED, now - c->connect_start_ns,
+	     failure_reason(sk));
+}
+
 static __always_inline void report_close(const struct sock *sk, struct tcp_sock *tp,
 					 struct conn *c, struct conn_hot *h, __u8 seen_late)
 {
@@ -133,11 +144,7 @@ static __always_inline int state_changed(const struct sock *sk, int oldstate, in
 			h = conn_mark_open((struct sock *)sk, tp, c);
 			emit(sk, tp, c, h, SOCKEYE_EV_CONNECTED, now - c->connect_start_ns, 0);
 		} else if (newstate == TCP_CLOSE) {
-			now = bpf_ktime_get_ns();
-			c->lifecycle = CONN_CLOSED;
-			send_marks_remove(sk);
-			emit(sk, tp, c, &c->hot, SOCKEYE_EV_CONNECT_FAILED,
-			     now - c->connect_start_ns, failure_reason(sk));
+			report_connect_failed(sk, tp, c);
 		}
 		return 0;
 	}
@@ -235,7 +242,6 @@ static __always_inline void report_missed_close(struct sock *sk, struct conn *c)
 {
 	struct conn_hot *h;
 	struct tcp_sock *tp;
-	__u64 now;
 
 	if (c->lifecycle == CONN_CLOSED)
 		return;
@@ -248,11 +254,7 @@ static __always_inline void report_missed_close(struct sock *sk, struct conn *c)
 		emit(sk, tp, c, conn_hot(c), SOCKEYE_EV_CONNECTED, 0, SOCKEYE_SEEN_LATE);
 	}
 	if (c->lifecycle == CONN_CONNECTING) {
-		now = bpf_ktime_get_ns();
-		c->lifecycle = CONN_CLOSED;
-		send_marks_remove(sk);
-		emit(sk, tp, c, &c->hot, SOCKEYE_EV_CONNECT_FAILED, now - c->connect_start_ns,
-		     failure_reason(sk));
+		report_connect_failed(sk, tp, c);
 		return;
 	}
 	if (c->lifecycle != CONN_OPEN)
