@@ -53,6 +53,8 @@ class Agent {
 
  private:
   void Sweep(bool full);
+  // Hands the ring buffer's records to the aggregator, stamped with now.
+  int DrainRecords();
 
   Config config_;
   std::unique_ptr<BpfProbes> probes_;
@@ -60,6 +62,7 @@ class Agent {
   std::shared_ptr<metrics::Registry> registry_;
   std::unique_ptr<metrics::MetricsHttpServer> server_;
   EventHandler handler_;
+  std::chrono::steady_clock::time_point records_read_at_;
   std::chrono::steady_clock::time_point next_sweep_;
   std::chrono::steady_clock::time_point next_maintenance_;
   unsigned sweeps_since_full_ = 0;

@@ -321,6 +321,9 @@ Aggregator::Connection* Aggregator::ConnectionFor(const sockeye_event& event, Cl
   conn.adopted = (event.flags & SOCKEYE_EVF_ADOPTED) != 0;
   conn.not_swept = (event.flags & SOCKEYE_EVF_NOT_SWEPT) != 0;
   conn.born_generation = sweep_generation_;
+  conn.opened_in_interval = sweep_interval_;
+  ++open_connections_;
+  ++opened_this_interval_;
   Backend* backend = BackendFor(conn.endpoint, now);
   conn.overflow = backend == overflow_.get();
   if (conn.overflow) ++overflow_connections_;
@@ -410,9 +413,8 @@ void Aggregator::Handle(const sockeye_event& event, Clock::time_point now) {
       break;
     case SOCKEYE_EV_CLOSED:
       if (conn->open) {
-        conn->open = false;
+        MarkClosed(*conn, now);
         backend->active -= 1;
-        conn->closed_at = now;
       }
       if (!conn->close_recorded) {
         conn->close_recorded = true;
@@ -425,10 +427,27 @@ void Aggregator::Handle(const sockeye_event& event, Clock::time_point now) {
           backend->requests_per_connection.Observe(static_cast<double>(event.totals.requests));
         if (event.srtt_us) backend->rtt.Observe(event.srtt_us / 1e6);
       }
+      // No record can follow, so there is nothing to difference later.
+      if (event.flags & SOCKEYE_EVF_FINAL) connections_.erase(event.conn_id);
       break;
     default:
       break;
   }
+}
+
+void Aggregator::MarkClosed(Connection& conn, Clock::time_point now) {
+  conn.open = false;
+  conn.closed_at = now;
+  --open_connections_;
+  if (conn.opened_in_interval == sweep_interval_) --opened_this_interval_;
+}
+
+bool Aggregator::StartSweepInterval() {
+  std::lock_guard lock(mutex_);
+  const bool open_since_before = open_connections_ > opened_this_interval_;
+  ++sweep_interval_;
+  opened_this_interval_ = 0;
+  return open_since_before;
 }
 
 void Aggregator::BeginFullSweep() {
@@ -451,8 +470,7 @@ void Aggregator::EndFullSweep() {
     if (!conn.open || conn.not_swept || conn.born_generation >= sweep_generation_ ||
         conn.seen_generation == sweep_generation_)
       continue;
-    conn.open = false;
-    conn.closed_at = now;
+    MarkClosed(conn, now);
     Backend* backend = conn.overflow ? overflow_.get() : BackendFor(conn.endpoint, now);
     backend->active -= 1;
     ++retired_connections_;
@@ -482,8 +500,7 @@ size_t Aggregator::backend_count() const {
 
 size_t Aggregator::open_connection_count() const {
   std::lock_guard lock(mutex_);
-  return static_cast<size_t>(std::count_if(connections_.begin(), connections_.end(),
-                                           [](const auto& e) { return e.second.open; }));
+  return open_connections_;
 }
 
 void Aggregator::Collect(std::vector<MetricFamily>& out) {
@@ -657,6 +674,12 @@ void Aggregator::Collect(std::vector<MetricFamily>& out) {
   family("sockeye_connections_followed", "Backend connections the agent follows now.",
          MetricType::kGauge)
       .samples.push_back({{}, static_cast<double>(open)});
+  family("sockeye_connections_remembered",
+         "Closed connections the agent still keeps, so that a late record for one (data "
+         "read after a reset closed it) is differenced, not counted again; kept for a minute. "
+         "A connection the application had already let go of at close is not kept.",
+         MetricType::kGauge)
+      .samples.push_back({{}, static_cast<double>(connections_.size() - open)});
   family("sockeye_connections_not_swept",
          "Followed connections in network namespaces the sweep does not walk (the sweep runs "
          "over iter/tcp, which sees only the agent's own): their totals and the last turns of "

@@ -61,6 +61,13 @@ class Aggregator : public metrics::Collector {
   // A full sweep that failed part-way: nothing is retired.
   void AbortFullSweep();
 
+  // Starts the next sweep interval. True when a connection open now was
+  // already open when the previous interval started: only such a
+  // connection can have moved without a record of its own (a connection is
+  // reported when it opens and closes), so otherwise a sweep has nothing to
+  // find and is skipped.
+  bool StartSweepInterval();
+
   // Forgets idle backends and expired closed-connection memories.
   void Maintain(Clock::time_point now);
 
@@ -108,8 +115,10 @@ class Aggregator : public metrics::Collector {
     Clock::time_point closed_at;
     uint64_t born_generation = 0;
     uint64_t seen_generation = 0;
+    uint64_t opened_in_interval = 0;
   };
 
+  void MarkClosed(Connection& conn, Clock::time_point now);
   Backend* BackendFor(const Endpoint& endpoint, Clock::time_point now);
   Connection* ConnectionFor(const sockeye_event& event, Clock::time_point now, bool create_open);
   // Adds what the connection's cumulative totals moved since the last record.
@@ -128,6 +137,11 @@ class Aggregator : public metrics::Collector {
   std::unordered_map<Endpoint, Clock::time_point, EndpointHash> overflowed_;
   std::unordered_map<uint64_t, Connection> connections_;
   uint64_t sweep_generation_ = 0;
+  // Sweep intervals (StartSweepInterval()) and the open connections, in all
+  // and opened in the current interval.
+  uint64_t sweep_interval_ = 0;
+  size_t open_connections_ = 0;
+  size_t opened_this_interval_ = 0;
   bool in_full_sweep_ = false;
   // The last scrape's snapshot, reused by the next one when no page still
   // reads it: ~0.85 KB per backend, kept between scrapes.

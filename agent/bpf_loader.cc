@@ -4,6 +4,7 @@
 #include <bpf/bpf.h>
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
+#include <sys/epoll.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
 #include <unistd.h>
@@ -216,8 +217,9 @@ struct BpfProbes::State {
   uint64_t adoption_namespaces_not_walked = 0;
   std::atomic<uint64_t> sweeps_succeeded{0};
   std::atomic<uint64_t> sweeps_failed{0};
+  std::atomic<uint64_t> sweeps_skipped{0};
   std::atomic<uint64_t> sweep_nanoseconds{0};
-  const EventHandler* handler = nullptr;  // set for the duration of Poll()
+  const EventHandler* handler = nullptr;  // set for the duration of DrainRecords()
   int possible_cpus = 1;
 };
 
@@ -762,16 +764,18 @@ bool BpfProbes::UpdateFilters(const LoaderSettings& settings, std::string* error
   return WriteFilters(state_->skel.get(), settings, error);
 }
 
-int BpfProbes::Poll(int timeout_ms, const EventHandler& handler) {
+int BpfProbes::WaitForRecords(int timeout_ms) {
   // Records are submitted without a wakeup unless the ring is filling up
-  // (see emit() in sockeye.bpf.h), so the wait may end by timeout with
-  // records pending: drain explicitly.
+  // (see emit() in sockeye.bpf.h), so this mostly ends by timeout with
+  // records pending: DrainRecords() reads them whatever it returns.
+  epoll_event ready{};
+  int n = epoll_wait(ring_buffer__epoll_fd(state_->ring.get()), &ready, 1, timeout_ms);
+  return n < 0 ? -errno : n;
+}
+
+int BpfProbes::DrainRecords(const EventHandler& handler) {
   state_->handler = &handler;
-  int n = ring_buffer__poll(state_->ring.get(), timeout_ms);
-  if (n >= 0) {
-    int more = ring_buffer__consume(state_->ring.get());
-    n = more < 0 ? more : n + more;
-  }
+  int n = ring_buffer__consume(state_->ring.get());
   state_->handler = nullptr;
   return n;
 }
@@ -913,8 +917,10 @@ bool BpfProbes::Sweep(bool all, const EventHandler& handler, std::string* error)
 
 SweepStats BpfProbes::sweep_stats() const {
   return {state_->sweeps_succeeded.load(), state_->sweeps_failed.load(),
-          state_->sweep_nanoseconds.load()};
+          state_->sweeps_skipped.load(), state_->sweep_nanoseconds.load()};
 }
+
+void BpfProbes::NoteSweepSkipped() { ++state_->sweeps_skipped; }
 
 std::array<uint64_t, SOCKEYE_KC_COUNT> BpfProbes::KernelCounters() const {
   std::array<uint64_t, SOCKEYE_KC_COUNT> totals{};

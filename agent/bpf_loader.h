@@ -64,6 +64,7 @@ LoaderSettings LoaderSettingsFrom(const Config& config);
 struct SweepStats {
   uint64_t succeeded = 0;
   uint64_t failed = 0;
+  uint64_t skipped = 0;
   uint64_t nanoseconds = 0;
 };
 
@@ -84,9 +85,12 @@ class BpfProbes {
   BpfProbes(const BpfProbes&) = delete;
   BpfProbes& operator=(const BpfProbes&) = delete;
 
-  // Waits up to timeout_ms for ring-buffer records and hands each to the
-  // handler. Returns the number handled, or a negative errno.
-  int Poll(int timeout_ms, const EventHandler& handler);
+  // Waits up to timeout_ms for the ring buffer to signal records: >0 when
+  // it did, 0 on timeout, or a negative errno.
+  int WaitForRecords(int timeout_ms);
+  // Hands every record in the ring buffer to the handler. Returns the
+  // number handled, or a negative errno.
+  int DrainRecords(const EventHandler& handler);
 
   // Walks every TCP socket once and starts following the open backend
   // connections that pass the filters (one ADOPTED record each): in the
@@ -99,6 +103,8 @@ class BpfProbes {
   // that changed since the last sweep, or all open ones when `all`.
   bool Sweep(bool all, const EventHandler& handler, std::string* error);
   SweepStats sweep_stats() const;
+  // A sweep not run because it had nothing to find (Agent::Tick()).
+  void NoteSweepSkipped();
 
   // Replaces the process and backend filters in place (SIGHUP): new
   // connects follow the new filters, connections already followed stay.

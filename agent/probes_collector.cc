@@ -119,10 +119,13 @@ void ProbesCollector::Collect(std::vector<MetricFamily>& out) {
   out.push_back(MetricFamily{"sockeye_sweeps_total",
                              "Sweeps of the live connections by result; a failed one may have "
                              "reported part of them, retires nothing, and the next one catches "
-                             "up (the log says why).",
+                             "up (the log says why); one is skipped when no connection open "
+                             "now was already open at the previous one (their own records "
+                             "carried everything).",
                              MetricType::kCounter,
                              {{{{"result", "ok"}}, static_cast<double>(sweeps.succeeded)},
-                              {{{"result", "failed"}}, static_cast<double>(sweeps.failed)}},
+                              {{{"result", "failed"}}, static_cast<double>(sweeps.failed)},
+                              {{{"result", "skipped"}}, static_cast<double>(sweeps.skipped)}},
                              {}});
   out.push_back(MetricFamily{"sockeye_sweep_duration_seconds_total",
                              "Wall time spent in sweeps. Over iter/tcp (sockeye_probe_info "

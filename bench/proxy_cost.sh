@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Proxy cost of sockeye on a real nginx reverse proxy with keep-alive
-# upstreams, all on loopback:
+# upstreams (or without: PROXY_COST_UPSTREAM_KEEPALIVE=0), all on loopback:
 #   (a) attributed: kernel BPF run time of every sockeye program (BPF stats)
 #       plus the agent's own CPU time, as a share of the machine's busy CPU
 #       time over the same interval; agent CPU-seconds per million requests;
@@ -32,6 +32,15 @@ cleanup() {
 trap cleanup EXIT
 
 body=$(head -c 1024 /dev/zero | tr '\0' 'x')
+# PROXY_COST_UPSTREAM_KEEPALIVE=0: nginx's default instead, a new upstream
+# connection per request (HTTP/1.0, the backend closes), so every request
+# also pays the connection hooks: connect, storage, two records, close.
+upstream_pool="keepalive 32;"
+upstream_http='proxy_http_version 1.1; proxy_set_header Connection "";'
+upstream_kind="2 keep-alive upstreams"
+if [ "${PROXY_COST_UPSTREAM_KEEPALIVE:-1}" = 0 ]; then
+  upstream_pool="" upstream_http="" upstream_kind="2 upstreams, a new connection per request"
+fi
 cat >"$work/nginx.conf" <<CONF
 worker_processes 1;
 pid $work/nginx.pid;
@@ -39,10 +48,10 @@ error_log $work/error.log;
 events { worker_connections 1024; }
 http {
   access_log off;
-  upstream app { server 127.0.0.41:8080; server 127.0.0.42:8080; keepalive 32; }
+  upstream app { server 127.0.0.41:8080; server 127.0.0.42:8080; $upstream_pool }
   server {
     listen 127.0.0.40:8000;
-    location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection ""; }
+    location / { proxy_pass http://app; $upstream_http }
   }
   server {
     listen 127.0.0.41:8080;
@@ -111,7 +120,7 @@ PY
 cpu_busy_total() { awk '/^cpu / { t=0; for (i=2;i<=NF;i++) t+=$i; print t-$5-$6-$9, t }' /proc/stat; }
 agent_cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$agent_pid/stat"; }
 
-echo "# sockeye proxy cost: nginx 1 worker, 2 keep-alive upstreams, 1 KiB responses, wrk -t1 -c16 -d${seconds}s"
+echo "# sockeye proxy cost: nginx 1 worker, $upstream_kind, 1 KiB responses, wrk -t1 -c16 -d${seconds}s"
 echo "# machine: $(nproc) CPUs, $(uname -r)"
 
 # --- (a) attributed cost, BPF stats on.

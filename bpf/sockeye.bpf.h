@@ -596,6 +596,13 @@ static __always_inline void take_turns(struct conn_hot *h, struct sockeye_event 
 		e->turn_count = (__u32)count;
 }
 
+/* sock_orphan() (in tcp_close()) set SOCK_DEAD: the application has let go
+ * of the socket, so nothing it does can move the totals again. */
+static __always_inline bool socket_orphaned(const struct sock *sk)
+{
+	return sk->__sk_common.skc_flags & (1UL << bpf_core_enum_value(enum sock_flags, SOCK_DEAD));
+}
+
 /* Ring-buffer record; a full buffer is counted, per kind. The agent drains
  * the ring on its own tick (every 100 ms), so records are submitted without
  * waking it, which would cost an irq_work and a wakeup per record; only a
@@ -614,6 +621,8 @@ static __always_inline void emit(const struct sock *sk, const struct tcp_sock *t
 	remember_reported(c, &e->totals);
 	take_turns(h, e);
 	e->reason = reason;
+	if (kind == SOCKEYE_EV_CLOSED && socket_orphaned(sk) && !turns_pending(h))
+		e->flags |= SOCKEYE_EVF_FINAL;
 	bpf_ringbuf_submit(e, bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) > ringbuf_wakeup_bytes()
 				      ? BPF_RB_FORCE_WAKEUP
 				      : BPF_RB_NO_WAKEUP);

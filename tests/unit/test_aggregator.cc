@@ -199,6 +199,43 @@ TEST(Aggregator, ConnectionLifecycleCountsOnce) {
   EXPECT_EQ(m["sockeye_events_total{kind=progress}"], 1);
 }
 
+// A close record marked final (the application had let go of the socket) is
+// the connection's last: the agent keeps nothing for it, while a closed
+// connection the application still holds is kept for its late records.
+TEST(Aggregator, FinalCloseRecordsAreNotRemembered) {
+  Aggregator agg(SmallOptions());
+  auto now = Clock::now();
+  auto backend = V4(10, 0, 0, 1, 8080);
+  for (uint64_t id : {1, 2}) {
+    auto connected = Event(SOCKEYE_EV_CONNECTED, id, backend);
+    agg.Handle(connected, now);
+    auto closed = Event(SOCKEYE_EV_CLOSED, id, backend);
+    closed.totals.bytes_received = 1000;
+    closed.totals.requests = 1;
+    closed.flags = SOCKEYE_EVF_CLOSED | (id == 1 ? SOCKEYE_EVF_FINAL : 0);
+    agg.Handle(closed, now);
+  }
+  auto m = Scrape(agg);
+  EXPECT_EQ(m["sockeye_connections_remembered{}"], 1);
+  EXPECT_EQ(m["sockeye_connections_followed{}"], 0);
+  EXPECT_EQ(m["sockeye_backend_connections_active{backend=10.0.0.1:8080}"], 0);
+  EXPECT_EQ(m["sockeye_backend_connections_closed_total{backend=10.0.0.1:8080,closed_by=local}"],
+            2);
+  EXPECT_EQ(m["sockeye_backend_received_bytes_total{backend=10.0.0.1:8080}"], 2000);
+  EXPECT_EQ(m["sockeye_backend_requests_per_connection_count{backend=10.0.0.1:8080}"], 2);
+
+  // Data read after a reset closed connection 2 still counts, once.
+  auto late = Event(SOCKEYE_EV_PROGRESS, 2, backend);
+  late.flags = SOCKEYE_EVF_CLOSED;
+  late.totals.bytes_received = 1500;
+  late.totals.requests = 1;
+  agg.Handle(late, now);
+  agg.Handle(late, now);
+  m = Scrape(agg);
+  EXPECT_EQ(m["sockeye_backend_received_bytes_total{backend=10.0.0.1:8080}"], 2500);
+  EXPECT_EQ(m["sockeye_connections_remembered{}"], 1);
+}
+
 // A transition the kernel skipped in both state-hook programs is reported
 // when a later one shows it (SOCKEYE_SEEN_LATE): the connection counts, its
 // duration is not a measurement and must stay out of the histograms.
