@@ -143,10 +143,11 @@ bpf1=$(sum_metric sockeye_bpf_program_run_time_seconds_total)
 req1=$(sum_metric sockeye_backend_requests_total)
 lost=$(sum_metric sockeye_events_lost_total)
 hwm=$(awk '/VmHWM/ { print $2 }' "/proc/$agent_pid/status")
+rss=$(awk '/VmRSS/ { print $2 }' "/proc/$agent_pid/status")
 stop_agent
-python3 - "$busy0" "$busy1" "$cpu0" "$cpu1" "$bpf0" "$bpf1" "$req0" "$req1" "$total" "$rps" "$lost" "$hwm" "$hz" "$w0" "$w1" <<'PY'
+python3 - "$busy0" "$busy1" "$cpu0" "$cpu1" "$bpf0" "$bpf1" "$req0" "$req1" "$total" "$rps" "$lost" "$hwm" "$hz" "$w0" "$w1" "$rss" <<'PY'
 import sys
-b0, b1, c0, c1, f0, f1, r0, r1, total, rps, lost, hwm, hz, w0, w1 = map(float, sys.argv[1:])
+b0, b1, c0, c1, f0, f1, r0, r1, total, rps, lost, hwm, hz, w0, w1, rss = map(float, sys.argv[1:])
 busy = (b1 - b0) / hz
 agent_cpu = (c1 - c0) / hz
 bpf = f1 - f0
@@ -156,7 +157,7 @@ print(f"    machine busy CPU {busy:.2f} s; sockeye BPF programs {bpf:.3f} s + ag
       f"= {100 * (bpf + agent_cpu) / busy:.2f} % of it (target <= 2 %)")
 print(f"    agent CPU per million requests: {agent_cpu / total * 1e6:.2f} s (target <= 1); "
       f"BPF per million requests: {bpf / total * 1e6:.2f} s")
-print(f"    agent peak RSS {hwm / 1024:.1f} MB; events lost {lost:.0f}")
+print(f"    agent peak RSS {hwm / 1024:.1f} MB, {rss / 1024:.1f} MB at the end; events lost {lost:.0f}")
 # The single nginx worker (proxy and backends) is the bottleneck, and most
 # hook runs happen in its syscalls and in the loopback softirqs they raise,
 # so throughput follows the BPF time as a share of the worker's CPU, not of
