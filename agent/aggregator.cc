@@ -265,6 +265,8 @@ const char* EventKindName(size_t kind) {
       return "progress";
     case SOCKEYE_EV_ADOPTED:
       return "adopted";
+    case SOCKEYE_EV_RESET_AFTER_CLOSE:
+      return "reset_after_close";
     default:
       return "unknown";
   }
@@ -373,6 +375,12 @@ void Aggregator::Handle(const sockeye_event& event, Clock::time_point now) {
     backend->retransmits += event.totals.retransmits;
     backend->resets_sent += event.totals.resets_sent;
     backend->resets_received += event.totals.resets_received;
+    return;
+  }
+
+  // Its connection's final close record made the agent forget it.
+  if (event.kind == SOCKEYE_EV_RESET_AFTER_CLOSE) {
+    BackendFor(ToEndpoint(event.backend), now)->resets_sent += 1;
     return;
   }
 

@@ -108,7 +108,9 @@ static __always_inline void report_close(const struct sock *sk, struct tcp_sock 
 	}
 	c->lifecycle = CONN_CLOSED;
 	send_marks_remove(sk);
-	emit(sk, tp, c, h, SOCKEYE_EV_CLOSED, now - c->connect_start_ns, seen_late);
+	if (emit(sk, tp, c, h, SOCKEYE_EV_CLOSED, now - c->connect_start_ns, seen_late) &
+	    SOCKEYE_EVF_FINAL)
+		c->close_final = 1;
 	c->close_reported = 1;
 }
 

@@ -86,6 +86,7 @@ struct conn {
 	__u8 adopted;
 	__u8 opened;	     /* base sequence numbers are valid */
 	__u8 close_reported; /* the CLOSED record has gone out */
+	__u8 close_final;    /* ... marked SOCKEYE_EVF_FINAL */
 	__u64 conn_id;
 	__u64 connect_start_ns; /* SYN_SENT; adoption time for adopted ones */
 	/* Byte totals are (seq - base) read from the kernel, extended past
@@ -603,19 +604,21 @@ static __always_inline bool socket_orphaned(const struct sock *sk)
 	return sk->__sk_common.skc_flags & (1UL << bpf_core_enum_value(enum sock_flags, SOCK_DEAD));
 }
 
-/* Ring-buffer record; a full buffer is counted, per kind. The agent drains
+/* Ring-buffer record; a full buffer is counted, per kind. Returns the
+ * record's flags (none when the buffer was full). The agent drains
  * the ring on its own tick (every 100 ms), so records are submitted without
  * waking it, which would cost an irq_work and a wakeup per record; only a
  * ring past ringbuf_wakeup_bytes() wakes it early. */
-static __always_inline void emit(const struct sock *sk, const struct tcp_sock *tp,
+static __always_inline __u8 emit(const struct sock *sk, const struct tcp_sock *tp,
 				 struct conn *c, struct conn_hot *h, __u8 kind, __u64 duration_ns,
 				 __u8 reason)
 {
 	struct sockeye_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	__u8 flags;
 
 	if (!e) {
 		count_kernel(SOCKEYE_KC_RINGBUF_FULL + kind);
-		return;
+		return 0;
 	}
 	fill_event(e, sk, tp, c, h, kind, duration_ns);
 	remember_reported(c, &e->totals);
@@ -623,9 +626,11 @@ static __always_inline void emit(const struct sock *sk, const struct tcp_sock *t
 	e->reason = reason;
 	if (kind == SOCKEYE_EV_CLOSED && socket_orphaned(sk) && !turns_pending(h))
 		e->flags |= SOCKEYE_EVF_FINAL;
+	flags = e->flags;
 	bpf_ringbuf_submit(e, bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) > ringbuf_wakeup_bytes()
 				      ? BPF_RB_FORCE_WAKEUP
 				      : BPF_RB_NO_WAKEUP);
+	return flags;
 }
 
 /*

@@ -25,6 +25,8 @@ enum sockeye_event_kind {
 	SOCKEYE_EV_CLOSED,          /* established connection reached CLOSE */
 	SOCKEYE_EV_PROGRESS,        /* periodic sweep: totals of a live connection */
 	SOCKEYE_EV_ADOPTED,         /* connection found open at start-up */
+	SOCKEYE_EV_RESET_AFTER_CLOSE, /* a reset sent after the connection's final
+				       * CLOSED record: one more for its backend */
 	SOCKEYE_EV_KIND_COUNT,
 };
 
@@ -35,10 +37,13 @@ enum sockeye_event_kind {
  * agent's own): a full sweep not reporting it does not mean it closed. */
 #define SOCKEYE_EVF_NOT_SWEPT 0x4
 /* On a CLOSED record: the application had already closed the socket and no
- * turn was left behind, so no record for this connection can follow (its
- * totals cannot move again). The agent forgets it at once instead of
- * remembering it for late records: at thousands of connections per second
- * that memory grew by ~140 bytes per connection for a minute. */
+ * turn was left behind, so its totals cannot move again. The agent forgets
+ * the connection at once instead of remembering it for late records: at
+ * thousands of connections per second that memory grew by ~140 bytes per
+ * connection for a minute. The one thing such a socket can still do is
+ * send a reset (tcp_close() with TCP_LINGER2 < 0 in FIN_WAIT2, or an orphan
+ * dropped under memory pressure: CLOSE first, then the reset), which comes
+ * as SOCKEYE_EV_RESET_AFTER_CLOSE. */
 #define SOCKEYE_EVF_FINAL 0x8
 
 /* A CONNECTED or CLOSED record for a transition the kernel skipped in both of

@@ -17,13 +17,16 @@ static __always_inline void reset_sent(const struct sock *sk)
 	if (!c)
 		return;
 	__sync_fetch_and_add(&c->resets_sent, 1);
-	/* tcp_close() with unread data moves the socket to CLOSE before
-	 * tcp_send_active_reset(), so the CLOSED record has gone out without
-	 * this reset and the socket is about to be freed: report it now. */
+	/* tcp_close() with unread data, tcp_disconnect() and a few orphan
+	 * paths move the socket to CLOSE before tcp_send_active_reset(), so the
+	 * CLOSED record has gone out without this reset and the socket is about
+	 * to be freed: report it now. The agent has forgotten a connection
+	 * whose close record was final, so that one gets a record of its own. */
 	if (c->lifecycle == CONN_CLOSED) {
 		tp = bpf_skc_to_tcp_sock((void *)sk);
 		if (tp)
-			emit(sk, tp, c, conn_hot(c), SOCKEYE_EV_PROGRESS, 0, 0);
+			emit(sk, tp, c, conn_hot(c),
+			     c->close_final ? SOCKEYE_EV_RESET_AFTER_CLOSE : SOCKEYE_EV_PROGRESS, 0, 0);
 	}
 }
 

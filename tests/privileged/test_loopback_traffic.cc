@@ -31,6 +31,7 @@
 #include <thread>
 
 #include "agent/agent.h"
+#include "agent/unique_fd.h"
 #include "loopback_server.h"
 
 namespace sockeye {
@@ -1156,6 +1157,53 @@ TEST_F(LoopbackTraffic, AbortiveCloseKeepsExactTotals) {
   EXPECT_EQ(Metric("sockeye_backend_received_bytes_total", a), 3 * 4 * 3000);
   EXPECT_EQ(Metric("sockeye_backend_requests_total", a), 12);
   EXPECT_EQ(Metric("sockeye_backend_resets_sent_total", a), 3);
+}
+
+// A socket the application has closed can still send a reset after its
+// CLOSE transition: close() in FIN_WAIT2 with TCP_LINGER2 < 0 moves it to
+// CLOSE, then resets. Its close record is final, so the agent has forgotten
+// the connection by then: the reset comes in a record of its own and must
+// still count for the backend.
+TEST_F(LoopbackTraffic, AResetAfterAFinalCloseIsCounted) {
+  StartAgent();
+  if (!agent_) return;
+  // A listener that never accepts: the kernel completes the handshake and
+  // acknowledges the FIN, and nothing closes the backend's side.
+  UniqueFd listener(socket(AF_INET, SOCK_STREAM, 0));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  inet_pton(AF_INET, "127.0.0.4", &addr.sin_addr);
+  ASSERT_EQ(bind(listener.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(listen(listener.get(), 8), 0);
+  socklen_t addr_len = sizeof(addr);
+  ASSERT_EQ(getsockname(listener.get(), reinterpret_cast<sockaddr*>(&addr), &addr_len), 0);
+  const std::map<std::string, std::string> a{
+      {"backend", "127.0.0.4:" + std::to_string(ntohs(addr.sin_port))}};
+
+  {
+    UniqueFd client(socket(AF_INET, SOCK_STREAM, 0));
+    const int fd = client.get();
+    ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+    ASSERT_EQ(shutdown(fd, SHUT_WR), 0);
+    tcp_info info{};
+    for (int i = 0; i < 1000; ++i) {
+      socklen_t info_len = sizeof(info);
+      ASSERT_EQ(getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &info_len), 0);
+      if (info.tcpi_state == TCP_FIN_WAIT2) break;
+      std::this_thread::sleep_for(1ms);
+    }
+    ASSERT_EQ(info.tcpi_state, TCP_FIN_WAIT2);
+    int no_fin_wait2 = -1;
+    ASSERT_EQ(setsockopt(fd, IPPROTO_TCP, TCP_LINGER2, &no_fin_wait2, sizeof(no_fin_wait2)), 0);
+  }  // close(): CLOSE, then the reset
+
+  EXPECT_EQ(WaitForMetric("sockeye_backend_resets_sent_total", a, 1), 1);
+  auto closed_locally = a;
+  closed_locally["closed_by"] = "local";
+  EXPECT_EQ(Metric("sockeye_backend_connections_closed_total", closed_locally), 1);
+  EXPECT_EQ(Metric("sockeye_backend_connections_active", a), 0);
+  EXPECT_EQ(Metric("sockeye_events_total", {{"kind", "reset_after_close"}}), 1);
+  EXPECT_EQ(Metric("sockeye_connections_remembered", {}), 0);  // the close was final
 }
 
 // The kernel skips a tracing program that is already running on the CPU:

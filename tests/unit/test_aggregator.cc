@@ -224,6 +224,16 @@ TEST(Aggregator, FinalCloseRecordsAreNotRemembered) {
   EXPECT_EQ(m["sockeye_backend_received_bytes_total{backend=10.0.0.1:8080}"], 2000);
   EXPECT_EQ(m["sockeye_backend_requests_per_connection_count{backend=10.0.0.1:8080}"], 2);
 
+  // A reset the kernel sent after connection 1's final close record.
+  auto reset = Event(SOCKEYE_EV_RESET_AFTER_CLOSE, 1, backend);
+  reset.totals.resets_sent = 1;
+  reset.flags = SOCKEYE_EVF_CLOSED;
+  agg.Handle(reset, now);
+  m = Scrape(agg);
+  EXPECT_EQ(m["sockeye_backend_resets_sent_total{backend=10.0.0.1:8080}"], 1);
+  EXPECT_EQ(m["sockeye_backend_connections_active{backend=10.0.0.1:8080}"], 0);
+  EXPECT_EQ(m["sockeye_connections_remembered{}"], 1);
+
   // Data read after a reset closed connection 2 still counts, once.
   auto late = Event(SOCKEYE_EV_PROGRESS, 2, backend);
   late.flags = SOCKEYE_EVF_CLOSED;
