@@ -246,6 +246,38 @@ TEST(Aggregator, FinalCloseRecordsAreNotRemembered) {
   EXPECT_EQ(m["sockeye_connections_remembered{}"], 1);
 }
 
+// A sweep can only find something on a connection that has been open since
+// before the previous one: the others reported their opening (and, if
+// closed, their close) themselves.
+TEST(Aggregator, SweepsAreNeededOnlyForConnectionsOpenAcrossAnInterval) {
+  Aggregator agg(SmallOptions());
+  auto now = Clock::now();
+  auto backend = V4(10, 0, 0, 1, 8080);
+  EXPECT_FALSE(agg.StartSweepInterval());  // nothing open
+
+  agg.Handle(Event(SOCKEYE_EV_CONNECTED, 1, backend), now);
+  auto closed = Event(SOCKEYE_EV_CLOSED, 1, backend);
+  closed.flags = SOCKEYE_EVF_CLOSED | SOCKEYE_EVF_FINAL;
+  agg.Handle(closed, now);  // opened and closed within the interval
+  agg.Handle(Event(SOCKEYE_EV_CONNECTED, 2, backend), now);
+  EXPECT_FALSE(agg.StartSweepInterval());  // 2 is younger than the interval
+  EXPECT_TRUE(agg.StartSweepInterval());   // 2 has lived through one
+  EXPECT_TRUE(agg.StartSweepInterval());
+
+  agg.Handle(Event(SOCKEYE_EV_CONNECTED, 3, backend), now);
+  auto closed2 = Event(SOCKEYE_EV_CLOSED, 2, backend);
+  closed2.flags = SOCKEYE_EVF_CLOSED;
+  agg.Handle(closed2, now);
+  EXPECT_FALSE(agg.StartSweepInterval());  // only 3 is open, and it is new
+  EXPECT_TRUE(agg.StartSweepInterval());
+
+  // A connection retired by a full sweep is no longer open either.
+  agg.BeginFullSweep();
+  agg.EndFullSweep();
+  EXPECT_EQ(agg.open_connection_count(), 0u);
+  EXPECT_FALSE(agg.StartSweepInterval());
+}
+
 // A transition the kernel skipped in both state-hook programs is reported
 // when a later one shows it (SOCKEYE_SEEN_LATE): the connection counts, its
 // duration is not a measurement and must stay out of the histograms.
