@@ -40,6 +40,9 @@ BACKENDS = [
     dict(key="ngx-refuse", addr=f"{NET}.13:8080", kind="refuse", front="nginx",   port=8013),
     dict(key="ngx-reset",  addr=f"{NET}.14:8080", kind="reset",  front="nginx",   port=8014),
     dict(key="ngx-rstnow", addr=f"{NET}.15:8080", kind="reset0", front="nginx",   port=8016),
+    # nginx's default: no upstream keep-alive, a new connection per request (nginx closes it)
+    dict(key="ngx-close",  addr=f"{NET}.16:8080", kind="nginx",  front="nginx",   port=8017,
+         keepalive=False),
     dict(key="hap-fast",   addr=f"{NET}.21:8080", kind="nginx",  front="haproxy", port=8011, be="be_fast"),
     dict(key="hap-slow",   addr=f"{NET}.22:8080", kind="delay",  front="haproxy", port=8012, be="be_slow"),
     dict(key="hap-refuse", addr=f"{NET}.23:8080", kind="refuse", front="haproxy", port=8013, be="be_refuse"),
@@ -111,11 +114,12 @@ http {{
         if b["front"] != "nginx":
             continue
         name = b["key"].replace("-", "_")
-        ups.append(f"""  upstream {name} {{
-    server {b['addr']} max_fails=0;
+        pool = """
     keepalive 16;
     keepalive_timeout 600s;
-    keepalive_requests 1000000;
+    keepalive_requests 1000000;""" if b.get("keepalive", True) else ""
+        ups.append(f"""  upstream {name} {{
+    server {b['addr']} max_fails=0;{pool}
   }}""")
         servers.append(f"""  server {{
     listen {NGINX}:{b['port']};
