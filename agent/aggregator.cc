@@ -674,20 +674,17 @@ void Aggregator::Collect(std::vector<MetricFamily>& out) {
          "Backends forgotten after --backend-idle-timeout without connections.",
          MetricType::kCounter)
       .samples.push_back({{}, static_cast<double>(expired_backends_)});
-  size_t open = 0, not_swept = 0;
-  for (const auto& [id, conn] : connections_) {
-    open += conn.open ? 1 : 0;
-    not_swept += conn.open && conn.not_swept ? 1 : 0;
-  }
+  size_t not_swept = 0;
+  for (const auto& [id, conn] : connections_) not_swept += conn.open && conn.not_swept ? 1 : 0;
   family("sockeye_connections_followed", "Backend connections the agent follows now.",
          MetricType::kGauge)
-      .samples.push_back({{}, static_cast<double>(open)});
+      .samples.push_back({{}, static_cast<double>(open_connections_)});
   family("sockeye_connections_remembered",
          "Closed connections the agent still keeps, so that a late record for one (data "
          "read after a reset closed it) is differenced, not counted again; kept for a minute. "
          "A connection the application had already let go of at close is not kept.",
          MetricType::kGauge)
-      .samples.push_back({{}, static_cast<double>(connections_.size() - open)});
+      .samples.push_back({{}, static_cast<double>(connections_.size() - open_connections_)});
   family("sockeye_connections_not_swept",
          "Followed connections in network namespaces the sweep does not walk (the sweep runs "
          "over iter/tcp, which sees only the agent's own): their totals and the last turns of "
