@@ -165,10 +165,12 @@ static __always_inline int state_changed(const struct sock *sk, int oldstate, in
 		c->final_write_seq = tp->write_seq;
 		h->tx_final = 1;
 	}
+	/* CLOSE_WAIT (the backend's FIN came first) is not hooked: LAST_ACK, or
+	 * a CLOSE straight from it (a reset, an abortive close), says so. */
 	if (c->closed_by == CLOSED_BY_UNKNOWN) {
 		if (newstate == TCP_FIN_WAIT1)
 			c->closed_by = SOCKEYE_CLOSED_BY_LOCAL;
-		else if (newstate == TCP_CLOSE_WAIT)
+		else if (newstate == TCP_LAST_ACK || oldstate == TCP_CLOSE_WAIT)
 			c->closed_by = SOCKEYE_CLOSED_BY_REMOTE;
 		else if (newstate == TCP_CLOSE)
 			c->closed_by = c->resets_received ? SOCKEYE_CLOSED_BY_REMOTE
@@ -180,12 +182,14 @@ static __always_inline int state_changed(const struct sock *sk, int oldstate, in
 }
 
 /* A connect, or a socket that may be followed: the runs worth guarding.
- * FIN_WAIT2 changes nothing state_changed() keeps (FIN_WAIT1 froze the
- * send total and said who closed; a missed ESTABLISHED shows at CLOSE),
- * and a followed connection's transition costs ~100 ns even so. */
+ * FIN_WAIT2 and CLOSE_WAIT change nothing state_changed() needs then
+ * (FIN_WAIT1 froze the send total and said who closed; who closed after a
+ * CLOSE_WAIT shows at the next transition, and so does a missed
+ * ESTABLISHED or a request queued meanwhile), and a followed connection's
+ * transition costs ~100 ns even so. */
 static __always_inline bool state_change_matters(const struct sock *sk, int newstate)
 {
-	if (newstate == TCP_FIN_WAIT2)
+	if (newstate == TCP_FIN_WAIT2 || newstate == TCP_CLOSE_WAIT)
 		return false;
 	return newstate == TCP_SYN_SENT || may_be_followed(sk);
 }

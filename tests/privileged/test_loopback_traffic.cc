@@ -1159,6 +1159,52 @@ TEST_F(LoopbackTraffic, AbortiveCloseKeepsExactTotals) {
   EXPECT_EQ(Metric("sockeye_backend_resets_sent_total", a), 3);
 }
 
+// The backend closes first (its FIN: CLOSE_WAIT, which the state hook does
+// not run for): a proxy that then closes normally goes through LAST_ACK, one
+// that aborts (SO_LINGER 0, as HAProxy closes) goes straight to CLOSE. Both
+// are closed by the remote side.
+TEST_F(LoopbackTraffic, ABackendThatClosesFirstIsTheRemoteSide) {
+  StartAgent();
+  if (!agent_) return;
+  UniqueFd listener(socket(AF_INET, SOCK_STREAM, 0));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  inet_pton(AF_INET, "127.0.0.4", &addr.sin_addr);
+  ASSERT_EQ(bind(listener.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(listen(listener.get(), 8), 0);
+  socklen_t addr_len = sizeof(addr);
+  ASSERT_EQ(getsockname(listener.get(), reinterpret_cast<sockaddr*>(&addr), &addr_len), 0);
+  const std::string backend = "127.0.0.4:" + std::to_string(ntohs(addr.sin_port));
+
+  for (bool abortive : {false, true}) {
+    UniqueFd client(socket(AF_INET, SOCK_STREAM, 0));
+    ASSERT_EQ(connect(client.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+    {
+      UniqueFd accepted(accept(listener.get(), nullptr, nullptr));
+      ASSERT_TRUE(accepted.valid());
+    }  // the backend's FIN
+    tcp_info info{};
+    for (int i = 0; i < 1000; ++i) {
+      socklen_t info_len = sizeof(info);
+      ASSERT_EQ(getsockopt(client.get(), IPPROTO_TCP, TCP_INFO, &info, &info_len), 0);
+      if (info.tcpi_state == TCP_CLOSE_WAIT) break;
+      std::this_thread::sleep_for(1ms);
+    }
+    ASSERT_EQ(info.tcpi_state, TCP_CLOSE_WAIT);
+    if (abortive) {
+      linger hard{1, 0};
+      ASSERT_EQ(setsockopt(client.get(), SOL_SOCKET, SO_LINGER, &hard, sizeof(hard)), 0);
+    }
+  }
+  EXPECT_EQ(WaitForMetric("sockeye_backend_connections_closed_total",
+                          {{"backend", backend}, {"closed_by", "remote"}}, 2),
+            2);
+  EXPECT_EQ(Metric("sockeye_backend_connections_closed_total",
+                   {{"backend", backend}, {"closed_by", "local"}}),
+            0);
+  EXPECT_EQ(Metric("sockeye_backend_resets_sent_total", {{"backend", backend}}), 1);
+}
+
 // A socket the application has closed can still send a reset after its
 // CLOSE transition: close() in FIN_WAIT2 with TCP_LINGER2 < 0 moves it to
 // CLOSE, then resets. Its close record is final, so the agent has forgotten
