@@ -1159,6 +1159,34 @@ TEST_F(LoopbackTraffic, AbortiveCloseKeepsExactTotals) {
   EXPECT_EQ(Metric("sockeye_backend_resets_sent_total", a), 3);
 }
 
+// A listener on 127.0.0.4 that the test accepts from by hand, or never: the
+// kernel completes handshakes and acknowledges FINs without it. *bound gets
+// its address; invalid if it could not be set up.
+UniqueFd BareListener(sockaddr_in* bound) {
+  UniqueFd listener(socket(AF_INET, SOCK_STREAM, 0));
+  *bound = {};
+  bound->sin_family = AF_INET;
+  inet_pton(AF_INET, "127.0.0.4", &bound->sin_addr);
+  socklen_t length = sizeof(*bound);
+  if (bind(listener.get(), reinterpret_cast<sockaddr*>(bound), sizeof(*bound)) != 0 ||
+      listen(listener.get(), 8) != 0 ||
+      getsockname(listener.get(), reinterpret_cast<sockaddr*>(bound), &length) != 0)
+    return UniqueFd();
+  return listener;
+}
+
+// Waits up to a second for the socket to reach a TCP state (TCP_INFO).
+bool ReachesTcpState(int fd, uint8_t state) {
+  for (int i = 0; i < 1000; ++i) {
+    tcp_info info{};
+    socklen_t length = sizeof(info);
+    if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &length) != 0) return false;
+    if (info.tcpi_state == state) return true;
+    std::this_thread::sleep_for(1ms);
+  }
+  return false;
+}
+
 // The backend closes first (its FIN: CLOSE_WAIT, which the state hook does
 // not run for): a proxy that then closes normally goes through LAST_ACK, one
 // that aborts (SO_LINGER 0, as HAProxy closes) goes straight to CLOSE. Both
@@ -1166,14 +1194,9 @@ TEST_F(LoopbackTraffic, AbortiveCloseKeepsExactTotals) {
 TEST_F(LoopbackTraffic, ABackendThatClosesFirstIsTheRemoteSide) {
   StartAgent();
   if (!agent_) return;
-  UniqueFd listener(socket(AF_INET, SOCK_STREAM, 0));
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  inet_pton(AF_INET, "127.0.0.4", &addr.sin_addr);
-  ASSERT_EQ(bind(listener.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-  ASSERT_EQ(listen(listener.get(), 8), 0);
-  socklen_t addr_len = sizeof(addr);
-  ASSERT_EQ(getsockname(listener.get(), reinterpret_cast<sockaddr*>(&addr), &addr_len), 0);
+  sockaddr_in addr;
+  UniqueFd listener = BareListener(&addr);
+  ASSERT_TRUE(listener.valid());
   const std::string backend = "127.0.0.4:" + std::to_string(ntohs(addr.sin_port));
 
   for (bool abortive : {false, true}) {
@@ -1183,14 +1206,7 @@ TEST_F(LoopbackTraffic, ABackendThatClosesFirstIsTheRemoteSide) {
       UniqueFd accepted(accept(listener.get(), nullptr, nullptr));
       ASSERT_TRUE(accepted.valid());
     }  // the backend's FIN
-    tcp_info info{};
-    for (int i = 0; i < 1000; ++i) {
-      socklen_t info_len = sizeof(info);
-      ASSERT_EQ(getsockopt(client.get(), IPPROTO_TCP, TCP_INFO, &info, &info_len), 0);
-      if (info.tcpi_state == TCP_CLOSE_WAIT) break;
-      std::this_thread::sleep_for(1ms);
-    }
-    ASSERT_EQ(info.tcpi_state, TCP_CLOSE_WAIT);
+    ASSERT_TRUE(ReachesTcpState(client.get(), TCP_CLOSE_WAIT));
     if (abortive) {
       linger hard{1, 0};
       ASSERT_EQ(setsockopt(client.get(), SOL_SOCKET, SO_LINGER, &hard, sizeof(hard)), 0);
@@ -1213,16 +1229,10 @@ TEST_F(LoopbackTraffic, ABackendThatClosesFirstIsTheRemoteSide) {
 TEST_F(LoopbackTraffic, AResetAfterAFinalCloseIsCounted) {
   StartAgent();
   if (!agent_) return;
-  // A listener that never accepts: the kernel completes the handshake and
-  // acknowledges the FIN, and nothing closes the backend's side.
-  UniqueFd listener(socket(AF_INET, SOCK_STREAM, 0));
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  inet_pton(AF_INET, "127.0.0.4", &addr.sin_addr);
-  ASSERT_EQ(bind(listener.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-  ASSERT_EQ(listen(listener.get(), 8), 0);
-  socklen_t addr_len = sizeof(addr);
-  ASSERT_EQ(getsockname(listener.get(), reinterpret_cast<sockaddr*>(&addr), &addr_len), 0);
+  // Never accepted: nothing closes the backend's side.
+  sockaddr_in addr;
+  UniqueFd listener = BareListener(&addr);
+  ASSERT_TRUE(listener.valid());
   const std::map<std::string, std::string> a{
       {"backend", "127.0.0.4:" + std::to_string(ntohs(addr.sin_port))}};
 
@@ -1231,14 +1241,7 @@ TEST_F(LoopbackTraffic, AResetAfterAFinalCloseIsCounted) {
     const int fd = client.get();
     ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
     ASSERT_EQ(shutdown(fd, SHUT_WR), 0);
-    tcp_info info{};
-    for (int i = 0; i < 1000; ++i) {
-      socklen_t info_len = sizeof(info);
-      ASSERT_EQ(getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &info_len), 0);
-      if (info.tcpi_state == TCP_FIN_WAIT2) break;
-      std::this_thread::sleep_for(1ms);
-    }
-    ASSERT_EQ(info.tcpi_state, TCP_FIN_WAIT2);
+    ASSERT_TRUE(ReachesTcpState(fd, TCP_FIN_WAIT2));
     int no_fin_wait2 = -1;
     ASSERT_EQ(setsockopt(fd, IPPROTO_TCP, TCP_LINGER2, &no_fin_wait2, sizeof(no_fin_wait2)), 0);
   }  // close(): CLOSE, then the reset
