@@ -514,6 +514,43 @@ TEST_F(LoopbackTraffic, TcpSweepReportsOpenConnections) {
   EXPECT_GT(Metric("sockeye_sweep_duration_seconds_total", {}), 0);
 }
 
+// The agent's own loop (Tick(), not the tests' Flush()): with no connection
+// open it skips the periodic sweeps, and once one has stayed open across an
+// interval it sweeps again, so what the connection moved shows up long
+// before the next full sweep (every 30 intervals) would bring it.
+TEST_F(LoopbackTraffic, TheAgentLoopSweepsOnlyWhileAConnectionOutlivesAnInterval) {
+  constexpr auto kInterval = 100ms;  // the shortest --sweep-interval
+  StartAgent([&](Config& config) { config.sweep_interval = kInterval; });
+  if (!agent_) return;
+  auto sweeps = [&](const char* result) {
+    return Metric("sockeye_sweeps_total", {{"result", result}});
+  };
+  auto tick_for = [&](std::chrono::milliseconds span) {
+    const auto until = std::chrono::steady_clock::now() + span;
+    while (std::chrono::steady_clock::now() < until) agent_->Tick(10);
+  };
+  const double ok_at_start = sweeps("ok");
+  const double skipped_at_start = sweeps("skipped");
+  tick_for(4 * kInterval + 50ms);
+  EXPECT_GE(sweeps("skipped") - skipped_at_start, 3);
+  EXPECT_EQ(sweeps("ok"), ok_at_start);
+
+  LoopbackServer server("127.0.0.2");
+  std::map<std::string, std::string> a{{"backend", Backend(server)}};
+  Client client(server.address(), server.port());
+  ASSERT_TRUE(client.connected());
+  ASSERT_EQ(client.Request(50, 3000), 3000u);
+  // Byte totals reach the agent only in sweep and state-change records.
+  const auto deadline = std::chrono::steady_clock::now() + 10 * kInterval;
+  while (Metric("sockeye_backend_received_bytes_total", a) != 3000 &&
+         std::chrono::steady_clock::now() < deadline)
+    tick_for(kInterval / 2);
+  EXPECT_EQ(Metric("sockeye_backend_received_bytes_total", a), 3000);
+  EXPECT_EQ(Metric("sockeye_backend_sent_bytes_total", a), 50);
+  EXPECT_EQ(Metric("sockeye_backend_connections_active", a), 1);
+  EXPECT_GE(sweeps("ok") - ok_at_start, 1);
+}
+
 // The sweep over iter/tcp walks only the agent's own network namespace, while
 // the tracepoints follow connections in every namespace (a proxy in a
 // container). A full sweep must not take such a connection for closed.
