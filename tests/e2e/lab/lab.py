@@ -49,6 +49,9 @@ BACKENDS = [
     dict(key="hap-reset",  addr=f"{NET}.24:8080", kind="reset",  front="haproxy", port=8014, be="be_reset"),
     dict(key="hap-rstnow", addr=f"{NET}.26:8080", kind="reset0", front="haproxy", port=8016, be="be_rstnow"),
     dict(key="hap-splice", addr=f"{NET}.25:8080", kind="nginx",  front="haproxy-tcp", port=8015, be="tcp_splice"),
+    # option http-server-close: HAProxy closes the server connection after every response
+    dict(key="hap-close",  addr=f"{NET}.27:8080", kind="nginx",  front="haproxy", port=8017, be="be_close",
+         server_close=True),
 ]
 BY_KEY = {b["key"]: b for b in BACKENDS}
 
@@ -166,6 +169,8 @@ frontend stats
     for b in BACKENDS:
         if b["front"] == "haproxy":
             extra = "  retries 2\n  timeout connect 300ms\n" if b["kind"] == "refuse" else ""
+            if b.get("server_close"):
+                extra += "  option http-server-close\n"
             hap.append(f"""frontend fe_{b['be'][3:]}
   bind {HAPROXY}:{b['port']}
   default_backend {b['be']}

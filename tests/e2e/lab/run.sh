@@ -128,7 +128,7 @@ echo "haproxy: $(haproxy -v | head -1)"
 
 step "prime every answering route once (so each series exists before the load)"
 t_prime=$SECONDS
-for k in ngx-fast ngx-slow ngx-close hap-fast hap-slow ngx-reset hap-reset ngx-rstnow hap-rstnow; do
+for k in ngx-fast ngx-slow ngx-close hap-fast hap-slow hap-close ngx-reset hap-reset ngx-rstnow hap-rstnow; do
   curl -s -m 5 -o /dev/null "$(lab topo route:$k)/1k"
 done
 curl -s -m 5 -o /dev/null "$(lab topo route:hap-splice)/256k"
@@ -150,6 +150,7 @@ wrk_run ngx-close "$(lab topo route:ngx-close)/1k" LAB_SECS=0 -- -t2 -c4 -d3s
 step "load: wrk through HAProxy (one connection per thread, each stops after a complete response at ~4 s)"
 wrk_run hap-fast "$(lab topo route:hap-fast)/1k" LAB_SECS=4 -- -t4 -c4 -d6s
 wrk_run hap-slow "$(lab topo route:hap-slow)/" LAB_SECS=4 LAB_BODY=2000 -- -t4 -c4 -d6s
+wrk_run hap-close "$(lab topo route:hap-close)/1k" LAB_SECS=3 -- -t4 -c4 -d5s
 wrk_run hap-splice "$(lab topo route:hap-splice)/256k" LAB_SECS=4 -- -t4 -c4 -d6s &
 wrk_pid=$!
 sleep 1.5
