@@ -43,6 +43,8 @@ BACKENDS = [
     # nginx's default: no upstream keep-alive, a new connection per request (nginx closes it)
     dict(key="ngx-close",  addr=f"{NET}.16:8080", kind="nginx",  front="nginx",   port=8017,
          keepalive=False),
+    # IPv6: sockeye keys it as an IPv6 address, nginx logs it as $upstream_addr "[::1]:8091"
+    dict(key="ngx-v6",     addr="[::1]:8091",     kind="nginx",  front="nginx",   port=8018),
     dict(key="hap-fast",   addr=f"{NET}.21:8080", kind="nginx",  front="haproxy", port=8011, be="be_fast"),
     dict(key="hap-slow",   addr=f"{NET}.22:8080", kind="delay",  front="haproxy", port=8012, be="be_slow"),
     dict(key="hap-refuse", addr=f"{NET}.23:8080", kind="refuse", front="haproxy", port=8013, be="be_refuse"),
@@ -62,9 +64,17 @@ def route(key):
     return f"http://{host}:{b['port']}"
 
 
+def include(addr):
+    """--include for exactly this backend: 127.0.77.11/32:8080, [::1/128]:8091."""
+    host, port = addr.rsplit(":", 1)
+    if host.startswith("["):
+        return f"[{host[1:-1]}/128]:{port}"
+    return f"{host}/32:{port}"
+
+
 def topo(var):
     if var == "includes":
-        return " ".join(f"--include {b['addr'].split(':')[0]}/32:8080" for b in BACKENDS)
+        return " ".join(f"--include {include(b['addr'])}" for b in BACKENDS)
     if var.startswith("addrs:"):
         kind = var.split(":", 1)[1]
         return " ".join(b["addr"] for b in BACKENDS if b["kind"] == kind)
@@ -317,7 +327,9 @@ def backend_nginx_stats(d, start=0, known_conns=None):
     st = {}
     for line in read_lines(f"{d}/backend-nginx.access.log", start):
         f = line.split("|")
-        s = st.setdefault(f[1], dict(requests=0, rx=0, tx=0, conns=set(), incomplete=0))
+        host, port = f[1].rsplit(":", 1)  # $server_addr:$server_port, IPv6 without brackets
+        addr = f"[{host}]:{port}" if ":" in host else f[1]
+        s = st.setdefault(addr, dict(requests=0, rx=0, tx=0, conns=set(), incomplete=0))
         s["requests"] += 1
         s["rx"] += int(f[4])
         s["tx"] += int(f[5])

@@ -128,7 +128,7 @@ echo "haproxy: $(haproxy -v | head -1)"
 
 step "prime every answering route once (so each series exists before the load)"
 t_prime=$SECONDS
-for k in ngx-fast ngx-slow ngx-close hap-fast hap-slow hap-close ngx-reset hap-reset ngx-rstnow hap-rstnow; do
+for k in ngx-fast ngx-slow ngx-close ngx-v6 hap-fast hap-slow hap-close ngx-reset hap-reset ngx-rstnow hap-rstnow; do
   curl -s -m 5 -o /dev/null "$(lab topo route:$k)/1k"
 done
 curl -s -m 5 -o /dev/null "$(lab topo route:hap-splice)/256k"
@@ -146,6 +146,7 @@ step "load: wrk through nginx (-d cuts requests in flight; nginx logs them exact
 wrk_run ngx-fast "$(lab topo route:ngx-fast)/1k" LAB_SECS=0 -- -t2 -c4 -d5s
 wrk_run ngx-slow "$(lab topo route:ngx-slow)/" LAB_SECS=0 LAB_BODY=2000 -- -t2 -c4 -d5s
 wrk_run ngx-close "$(lab topo route:ngx-close)/1k" LAB_SECS=0 -- -t2 -c4 -d3s
+wrk_run ngx-v6 "$(lab topo route:ngx-v6)/1k" LAB_SECS=0 -- -t2 -c4 -d3s
 
 step "load: wrk through HAProxy (one connection per thread, each stops after a complete response at ~4 s)"
 wrk_run hap-fast "$(lab topo route:hap-fast)/1k" LAB_SECS=4 -- -t4 -c4 -d6s
