@@ -2,6 +2,8 @@
 // itself. Protocol: the client sends "<response-bytes> <padding>\n"; the
 // server answers with exactly that many bytes (after an optional delay), or
 // resets the connection, and keeps the connection open for more requests.
+// bench/churn shares its listener setup (ListenTcp, MakeAddress) for its own
+// epoll server, which must hold 100,000 connections and fixed-size messages.
 #pragma once
 
 #include <arpa/inet.h>
@@ -13,6 +15,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <mutex>
@@ -24,6 +27,33 @@
 
 namespace sockeye::testing {
 
+// A TCP socket listening on `address` with SO_REUSEADDR, or -1 with errno set
+// (nothing stays open then). `type_flags` is or'ed into the socket type
+// (SOCK_NONBLOCK, SOCK_CLOEXEC); a non-null `device` binds the socket to that
+// interface (SO_BINDTODEVICE), so that a listener on 0.0.0.0 accepts only
+// what arrives there. `failed_step`, if given, names the step that failed.
+inline int ListenTcp(const sockaddr_storage& address, int backlog, int type_flags = 0,
+                     const char* device = nullptr, std::string* failed_step = nullptr) {
+  auto fail = [failed_step](int fd, const char* step) {
+    const int saved = errno;
+    if (fd >= 0) close(fd);
+    if (failed_step) *failed_step = step;
+    errno = saved;
+    return -1;
+  };
+  const int fd = socket(address.ss_family, SOCK_STREAM | type_flags, 0);
+  if (fd < 0) return fail(fd, "socket");
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  if (device && setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, device,
+                           static_cast<socklen_t>(std::strlen(device) + 1)) != 0)
+    return fail(fd, "SO_BINDTODEVICE");
+  if (bind(fd, reinterpret_cast<const sockaddr*>(&address), sizeof(address)) != 0)
+    return fail(fd, "bind");
+  if (listen(fd, backlog) != 0) return fail(fd, "listen");
+  return fd;
+}
+
 enum class Behavior { kRespond, kResetAfterRequest, kRespondThenReset };
 
 class LoopbackServer {
@@ -32,12 +62,9 @@ class LoopbackServer {
                  std::chrono::milliseconds delay = std::chrono::milliseconds(0), uint16_t port = 0)
       : behavior_(behavior), delay_(delay) {
     family_ = address.find(':') != std::string::npos ? AF_INET6 : AF_INET;
-    listen_fd_ = socket(family_, SOCK_STREAM, 0);
-    int one = 1;
-    setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
     sockaddr_storage addr = MakeAddress(address, port);
-    if (bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
-        listen(listen_fd_, 128) != 0)
+    listen_fd_ = ListenTcp(addr, 128);
+    if (listen_fd_ < 0)
       throw std::runtime_error("test server cannot listen on " + address + ": " +
                                std::strerror(errno));
     socklen_t len = sizeof(addr);
