@@ -134,7 +134,7 @@ static __always_inline int state_changed(const struct sock *sk, int oldstate, in
 		return 0;
 
 	/* The clock is read only where a duration is reported: a read costs
-	 * 90-160 ns on some VMs (bench/README.md). */
+	 * 90-160 ns on some VMs (measured by bench/hook_cost). */
 	if (c->lifecycle == CONN_CONNECTING && was_established(oldstate)) {
 		/* Its ESTABLISHED transition was missed (hook_guards). */
 		h = conn_mark_open_late((struct sock *)sk, tp, c);
@@ -208,7 +208,7 @@ int BPF_PROG(on_inet_sock_set_state, const struct sock *sk, int oldstate, int ne
 }
 
 /* The state changes the kernel skipped in on_inet_sock_set_state (see
- * hook_guards in sockeye.bpf.h). */
+ * hook_guards.bpf.h). */
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(on_inet_sock_set_state_standby, const struct sock *sk, int oldstate, int newstate)
 {

@@ -38,9 +38,9 @@ static __always_inline void reset_received(struct sock *sk)
 		__sync_fetch_and_add(&c->resets_received, 1);
 }
 
-/* Each with a standby for the runs the kernel skips (hook_guards in
- * sockeye.bpf.h): a reset sent by close() in process context can be
- * interrupted by a softirq that sends or receives another. */
+/* Each with a standby for the runs the kernel skips (hook_guards.bpf.h):
+ * a reset sent by close() in process context can be interrupted by a
+ * softirq that sends or receives another. */
 SEC("tp_btf/tcp_send_reset")
 int BPF_PROG(on_tcp_send_reset, const struct sock *sk)
 {

@@ -1,0 +1,60 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * Load-time settings: immediates patched into the instructions for the
+ * per-segment path, rodata and bss for the rest.
+ */
+#ifndef SOCKEYE_SETTINGS_BPF_H
+#define SOCKEYE_SETTINGS_BPF_H
+
+#include "shared.bpf.h"
+
+/*
+ * Settings on the per-segment path are immediates in the instruction stream,
+ * not `const volatile` rodata: the verifier knows a rodata value but the JIT
+ * still loads it, from the .rodata map's own page, and on a host without PCID
+ * (the TLB is flushed at every kernel entry) that first touch cost a followed
+ * sk_data_ready ~30 ns of its ~180 (measured by bench/hook_cost). The marker
+ * is replaced by the agent before load (agent/load_time_immediates.h); every
+ * use must be inlined into a program (no BPF subprograms), which a unit test
+ * checks on the built object and the agent on the loaded programs.
+ */
+#define SOCKEYE_IMM(id)                                                              \
+	({                                                                           \
+		__u64 __imm;                                                         \
+		asm volatile("%0 = %1 ll"                                            \
+			     : "=r"(__imm)                                           \
+			     : "i"(((__u64)SOCKEYE_IMM_MARKER << 32) | (id)));       \
+		__imm;                                                               \
+	})
+
+static __always_inline bool hot_slots_enabled(void)
+{
+	return SOCKEYE_IMM(SOCKEYE_IMM_HOT_SLOTS_ENABLED) != 0;
+}
+
+static __always_inline __u32 hot_slot_mask(void)
+{
+	return (__u32)SOCKEYE_IMM(SOCKEYE_IMM_HOT_SLOT_MASK);
+}
+
+static __always_inline bool send_marks_enabled(void)
+{
+	return SOCKEYE_IMM(SOCKEYE_IMM_SEND_MARKS_ENABLED) != 0;
+}
+
+static __always_inline __u64 ringbuf_wakeup_bytes(void)
+{
+	return SOCKEYE_IMM(SOCKEYE_IMM_RINGBUF_WAKEUP_BYTES);
+}
+
+/* Settings read only per connection or per sweep stay rodata. The agent's
+ * network namespace (its inode number) when the sweep walks iter/tcp, which
+ * sees only that namespace; 0 when it walks the socket storage, which sees
+ * every followed socket. */
+SOCKEYE_SHARED const volatile __u32 sweep_netns_inum;
+
+/* Written by the agent before each sweep: emit every open connection, not
+ * only those whose totals changed. */
+SOCKEYE_SHARED volatile __u32 sweep_all;
+
+#endif /* SOCKEYE_SETTINGS_BPF_H */
