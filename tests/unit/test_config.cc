@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "agent/command_line.h"
 #include "agent/config.h"
 
 namespace sockeye {
