@@ -1,8 +1,12 @@
-// Everything the operator can set, from flags and from the --config file.
+// Everything the operator can set, from flags and from the --config file, as
+// plain types with their defaults. ParseCommandLine (agent/command_line.h)
+// fills them in: flags in agent/config_flags.h, the file in
+// agent/config_file.h, checks in agent/config_validate.h.
 #pragma once
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -30,7 +34,7 @@ HistogramBuckets DefaultHistogramBuckets();
 
 // Which send hook marks a request's start. kAuto and kSegment attach none: a
 // request is noticed at the backend's next segment (tcp_probe) and timed from
-// the socket's last transmit, the cheapest way (bench/README.md). The others
+// the socket's last transmit, the cheapest way in the benchmarks. The others
 // force one send hook, which times a request written in pieces from its first
 // write.
 enum class ProbeMode { kAuto, kTracepoint, kFentry, kKprobe, kSegment };
@@ -75,16 +79,5 @@ struct Config {
   LogLevel log_level = LogLevel::kInfo;
   HistogramBuckets buckets = DefaultHistogramBuckets();
 };
-
-struct ParseOutcome {
-  std::optional<Config> config;  // set when the agent should run
-  int exit_code = 0;             // meaningful when config is empty
-  std::string message;           // help/version text (stdout) or a one-line error (stderr),
-                                 // without a trailing newline
-};
-
-// Parses flags and the optional --config file (flags win over the file).
-// Never throws and never exits.
-ParseOutcome ParseCommandLine(int argc, const char* const* argv);
 
 }  // namespace sockeye

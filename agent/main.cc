@@ -5,6 +5,7 @@
 
 #include "agent/agent.h"
 #include "agent/check_report.h"
+#include "agent/command_line.h"
 #include "agent/config.h"
 #include "agent/log.h"
 

@@ -31,6 +31,7 @@
 #include <thread>
 
 #include "agent/agent.h"
+#include "agent/command_line.h"
 #include "agent/unique_fd.h"
 #include "loopback_server.h"
 
