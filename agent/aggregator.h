@@ -25,7 +25,7 @@
 
 namespace sockeye {
 
-// What one scrape renders of the backends (aggregator.cc).
+// What one scrape renders of the backends (aggregator_collect.cc).
 class BackendSnapshot;
 
 struct AggregatorOptions {

@@ -2,10 +2,13 @@
 // consumes: families of samples, no formatting concerns.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
+#include <initializer_list>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -89,6 +92,43 @@ struct MetricFamily {
   std::vector<std::shared_ptr<const SampleSource>> sample_sources = {};
   std::vector<std::shared_ptr<const HistogramSource>> histogram_sources = {};
 };
+
+// What a family is, declared once and apart from its values: name, type,
+// help text and the names of the labels its series carry (all of them, in
+// the order a series lists them; a series may leave out one that does not
+// apply, like `pool` for a backend without one). Collectors build their
+// families from descriptors (MakeFamily) and only fill in the series at
+// each scrape; docs/metrics.md is checked against the same descriptors
+// (tests/unit/test_metrics_doc.cc).
+struct MetricDescriptor {
+  static constexpr size_t kMaxLabels = 4;
+
+  std::string_view name;
+  MetricType type = MetricType::kGauge;
+  std::array<std::string_view, kMaxLabels> labels = {};  // unused ones empty
+  std::string_view help;
+};
+
+// The family a descriptor declares, without series.
+inline MetricFamily MakeFamily(const MetricDescriptor& descriptor) {
+  MetricFamily family;
+  family.name = descriptor.name;
+  family.help = descriptor.help;
+  family.type = descriptor.type;
+  return family;
+}
+
+// A series' labels: one value for each of the descriptor's label names,
+// from the first, in order. More values than names throw std::out_of_range.
+inline Labels LabelValues(const MetricDescriptor& descriptor,
+                          std::initializer_list<std::string_view> values) {
+  Labels labels;
+  labels.reserve(values.size());
+  size_t i = 0;
+  for (std::string_view value : values)
+    labels.push_back({std::string(descriptor.labels.at(i++)), std::string(value)});
+  return labels;
+}
 
 // The number of series of the family's own type (samples for counters and
 // gauges, histograms for histograms), sources included.

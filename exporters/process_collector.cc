@@ -140,11 +140,8 @@ double CountOpenFds(const std::string& dir) {
   return static_cast<double>(count);
 }
 
-MetricFamily Family(std::string name, std::string help, MetricType type, double value) {
-  MetricFamily family;
-  family.name = std::move(name);
-  family.help = std::move(help);
-  family.type = type;
+MetricFamily Family(const MetricDescriptor& descriptor, double value) {
+  MetricFamily family = MakeFamily(descriptor);
   family.samples.push_back({{}, value});
   return family;
 }
@@ -177,22 +174,14 @@ void ProcessCollector::Collect(std::vector<MetricFamily>& out) {
   const double start_time =
       boot_time + static_cast<double>(stat.start_time_ticks) / ticks_per_second_;
 
-  out.push_back(Family("process_cpu_seconds_total",
-                       "Total user and system CPU time spent in seconds.", MetricType::kCounter,
-                       cpu_seconds));
-  out.push_back(Family("process_resident_memory_bytes", "Resident memory size in bytes.",
-                       MetricType::kGauge, static_cast<double>(stat.rss_pages) * page_size_bytes_));
-  out.push_back(Family("process_virtual_memory_bytes", "Virtual memory size in bytes.",
-                       MetricType::kGauge, static_cast<double>(stat.vsize_bytes)));
-  out.push_back(Family("process_start_time_seconds",
-                       "Start time of the process since unix epoch in seconds.", MetricType::kGauge,
-                       start_time));
+  out.push_back(Family(kProcessCpuSeconds, cpu_seconds));
   out.push_back(
-      Family("process_open_fds", "Number of open file descriptors.", MetricType::kGauge, open_fds));
-  out.push_back(Family("process_max_fds", "Maximum number of open file descriptors.",
-                       MetricType::kGauge, max_fds));
-  out.push_back(Family("process_threads", "Number of OS threads in the process.",
-                       MetricType::kGauge, static_cast<double>(stat.num_threads)));
+      Family(kProcessResidentMemory, static_cast<double>(stat.rss_pages) * page_size_bytes_));
+  out.push_back(Family(kProcessVirtualMemory, static_cast<double>(stat.vsize_bytes)));
+  out.push_back(Family(kProcessStartTime, start_time));
+  out.push_back(Family(kProcessOpenFds, open_fds));
+  out.push_back(Family(kProcessMaxFds, max_fds));
+  out.push_back(Family(kProcessThreads, static_cast<double>(stat.num_threads)));
 }
 
 }  // namespace sockeye::metrics

@@ -63,13 +63,7 @@ std::vector<MetricFamily> Registry::Gather() {
     }
   }
 
-  MetricFamily errors;
-  errors.name = kCollectorErrorsMetric;
-  errors.help =
-      "Collector failures during scrapes (a collector that threw, a family whose type clashed "
-      "with another's, a series source that failed half-way through a page); the failed "
-      "part's metrics are missing from that scrape.";
-  errors.type = MetricType::kCounter;
+  MetricFamily errors = MakeFamily(kCollectorErrors);
   errors.samples.push_back(
       {{}, static_cast<double>(errors_.load(std::memory_order_relaxed) + SeriesSourceFailures())});
   out.push_back(std::move(errors));

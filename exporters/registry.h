@@ -12,6 +12,14 @@
 namespace sockeye::metrics {
 
 inline constexpr char kCollectorErrorsMetric[] = "sockeye_collector_errors_total";
+// The family Gather() appends to every scrape.
+inline constexpr MetricDescriptor kCollectorErrors{
+    .name = kCollectorErrorsMetric,
+    .type = MetricType::kCounter,
+    .help =
+        "Collector failures during scrapes (a collector that threw, a family whose type clashed "
+        "with another's, a series source that failed half-way through a page); the failed "
+        "part's metrics are missing from that scrape."};
 
 class Registry {
  public:
