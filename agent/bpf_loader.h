@@ -1,14 +1,13 @@
 // Loads sockeye's BPF programs: probe the kernel, choose a program for each
 // hook, open -> set rodata and the load-time immediates -> load -> check no
 // immediate was left -> attach (each step checked), then hand out records
-// from the ring buffer and the adoption/sweep iterators.
+// from the ring buffer and the adoption/sweep iterators. Where each part
+// lives: bpf_loader.cc (Load() and the ring buffer), kernel_features.h,
+// hook_table.h, load_sequence.h, bpf_iterators.cc and kernel_stats.h.
 #pragma once
 
 #include <array>
 #include <cstdint>
-
-struct btf;
-struct sockeye_bpf;
 #include <functional>
 #include <memory>
 #include <optional>
@@ -19,7 +18,12 @@ struct sockeye_bpf;
 #include "agent/load_plan.h"
 #include "sockeye_abi.h"
 
+struct btf;
+struct sockeye_bpf;
+
 namespace sockeye {
+
+enum class SendMode;  // agent/hook_table.h
 
 // What was chosen for one logical hook; exported as sockeye_probe_info.
 struct ProbeChoice {
@@ -136,12 +140,13 @@ class BpfProbes {
  private:
   static bool WriteFilters(struct sockeye_bpf* skel, const LoaderSettings& settings,
                            std::string* error);
-  // Loads and attaches with the send hook as `send_mode` (a SendMode) and
-  // the sweep and receive programs of `plan`. On failure, *failed_step says
-  // which step failed, for LoadFallbacks to choose what to try next.
+  // One load attempt (load_sequence.cc): loads and attaches with the send
+  // hook as `send_mode` and the sweep and receive programs of `plan`. On
+  // failure, *failed_step says which step failed, for LoadFallbacks to
+  // choose what to try next.
   static std::unique_ptr<State> LoadWith(const LoaderSettings& settings, const ::btf* vmlinux,
-                                         int send_mode, const LoadPlan& plan, std::string* error,
-                                         LoadStep* failed_step);
+                                         SendMode send_mode, const LoadPlan& plan,
+                                         std::string* error, LoadStep* failed_step);
   std::unique_ptr<State> state_;
 };
 

@@ -16,6 +16,8 @@ namespace sockeye {
 // Where responses are timed (bpf/conn_data.bpf.c): sk_data_ready, its fentry
 // twin on sock_def_readable, or tcp_probe (every segment, with a clock read),
 // which every supported kernel has and which is the fallback of both others.
+// In order of preference, the order of the receive hook's candidates in
+// agent/hook_table.cc.
 enum class ReceiveHook { kDataReadyTracepoint, kDataReadyFentry, kTcpProbe };
 
 struct LoadPlan {
