@@ -3,8 +3,12 @@
 # present are left alone.
 #
 #   install-deps.sh              build the agent
-#   install-deps.sh --test       ... and run the test suite's tools (promtool, proxies, load)
+#   install-deps.sh --test       ... and run the test suite: its tools (promtool, proxies,
+#                                load, qemu) and the guest kernels of the kernel matrix
+#                                (tests/vm/fetch-kernels.sh, ~250 MB unpacked)
 #   install-deps.sh --packaging  ... and build, lint and test the .deb
+#   install-deps.sh --list ...   print the packages the other options want, one a line,
+#                                and install nothing
 # (the options combine)
 set -euo pipefail
 
@@ -17,6 +21,7 @@ build_deps=(
 test_deps=(
   prometheus curl iproute2 python3 nginx haproxy wrk tcpdump strace
   libcap2-bin  # capsh: tests/e2e/container_restart.sh starts the agent without CAP_SYS_ADMIN
+  qemu-system-x86 busybox-static cpio  # the kernel matrix's guests (tests/vm)
 )
 packaging_deps=(
   dpkg-dev     # dpkg-shlibdeps, dpkg-buildflags, dpkg-architecture
@@ -30,19 +35,25 @@ packaging_deps=(
   curl strace python3 gzip
 )
 
-if [ "$(id -u)" -ne 0 ]; then
-  echo "install-deps.sh: must run as root (it calls apt-get)" >&2
-  exit 1
-fi
-
 want=("${build_deps[@]}")
+list=0
 for option in "$@"; do
   case "$option" in
     --test) want+=("${test_deps[@]}") ;;
     --packaging) want+=("${packaging_deps[@]}") ;;
-    *) echo "install-deps.sh: unknown option $option (--test, --packaging)" >&2; exit 2 ;;
+    --list) list=1 ;;
+    *) echo "install-deps.sh: unknown option $option (--test, --packaging, --list)" >&2; exit 2 ;;
   esac
 done
+if [ "$list" = 1 ]; then
+  printf '%s\n' "${want[@]}" | sort -u
+  exit 0
+fi
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install-deps.sh: must run as root (it calls apt-get)" >&2
+  exit 1
+fi
 
 missing=()
 for pkg in "${want[@]}"; do
@@ -53,5 +64,20 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "install-deps.sh: installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  # apt's own summary says how much it downloads and how much space it takes.
+  apt-get install -y -q --no-install-recommends "${missing[@]}" |
+    grep -E '^(Need to get|After this operation|[0-9]+ upgraded)' | sed 's/^/install-deps.sh: /'
+else
+  echo "install-deps.sh: every package is installed (${#want[@]} checked)"
 fi
+
+# The kernel matrix's guest kernels: downloaded here, before any timed test.
+# One that fails is named; the rest of the suite still runs, and the matrix
+# fails that kernel's checks by name.
+for option in "$@"; do
+  if [ "$option" = --test ]; then
+    here=$(cd "$(dirname "$0")" && pwd)
+    bash "$here/../tests/vm/fetch-kernels.sh" ||
+      echo "install-deps.sh: WARNING: a guest kernel could not be fetched (named above); continuing" >&2
+  fi
+done

@@ -5,4 +5,6 @@ cd "$(dirname "$0")/.."
 bash packaging/install-deps.sh --test --packaging
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build
-cd build && ctest --output-on-failure --timeout 300 "$@"
+# Two at a time: the kernel matrix's guests beside the host tiers, which hold
+# a resource lock among themselves (tests/CMakeLists.txt).
+cd build && ctest --output-on-failure -j2 --timeout 300 "$@"

@@ -4,6 +4,7 @@
 # unpacked vmlinuz on stdout.
 #
 #   install-pinned-kernel.sh NAME
+#   install-pinned-kernel.sh --cached NAME   print the cached path or exit 3; never downloads
 #
 #   ubuntu-22.04  5.15.0-204-generic  the kernel of the largest LTS fleet
 #   ubuntu-24.04  6.8.0-151-generic   the current Ubuntu LTS
@@ -28,6 +29,9 @@ DEBIAN=${SOCKEYE_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 
 log() { echo "install-pinned-kernel: $*" >&2; }
 die() { log "error: $*"; exit 1; }
+
+cached_only=0
+if [ "${1:-}" = --cached ]; then cached_only=1; shift; fi
 
 case "${1:-}" in
   ubuntu-22.04)
@@ -58,6 +62,10 @@ if [ -f "$dest/$image" ]; then
   exit 0
 fi
 
+if [ "$cached_only" = 1 ]; then
+  log "$package is not in $CACHE (packaging/install-deps.sh --test fetches it)"
+  exit 3
+fi
 [ "$(id -u)" -eq 0 ] || die "must run as root to download $package into $CACHE"
 if ! command -v curl >/dev/null; then
   log "installing curl"
@@ -67,9 +75,11 @@ fi
 mkdir -p "$CACHE"
 tmp=$(mktemp -d "$CACHE/.dl.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
-log "downloading $url"
+size=$(curl -fsSI -m 30 "$url" 2>/dev/null | tr -d '\r' |
+  awk 'tolower($1) == "content-length:" { printf "%.0f MB", $2 / 1e6 }' || true)
+log "downloading $url (${size:-size unknown})"
 curl -fsS --retry 3 -m 600 -o "$tmp/kernel.deb" "$url" ||
-  die "download failed (set SOCKEYE_UBUNTU_MIRROR / SOCKEYE_DEBIAN_MIRROR for another mirror)"
+  die "download of $package failed (set SOCKEYE_UBUNTU_MIRROR / SOCKEYE_DEBIAN_MIRROR for another mirror)"
 echo "$sha256  $tmp/kernel.deb" | sha256sum -c --quiet - >&2 ||
   die "SHA-256 mismatch for $url: not the pinned build"
 dpkg -x "$tmp/kernel.deb" "$tmp/root"

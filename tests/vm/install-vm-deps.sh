@@ -10,6 +10,10 @@
 #   SOCKEYE_VM_KERNEL_PKG  exact package name to use instead of the newest match
 #   SOCKEYE_VM_REFRESH=1   look for a newer package even if one is already cached
 #                          (default: reuse the cached kernel without asking apt)
+#
+#   install-vm-deps.sh --cached   print the cached kernel's path, or exit 3 without
+#                                 installing or downloading anything (the test run uses
+#                                 this: downloads belong to packaging/install-deps.sh --test)
 set -euo pipefail
 
 CACHE=${SOCKEYE_VM_CACHE:-/var/cache/sockeye-vm}
@@ -31,6 +35,17 @@ apt_update_once() {
     fi
 }
 
+find_vmlinuz() {
+    # newest unpacked kernel in the cache
+    find "$CACHE" -mindepth 3 -maxdepth 3 -path '*/boot/vmlinuz-6.1.0-*-cloud-amd64' 2>/dev/null | sort -V | tail -n1
+}
+if [ "${1:-}" = --cached ]; then
+    existing=$(find_vmlinuz || true)
+    [ -n "$existing" ] || { log "Debian 12's 6.1 kernel is not in $CACHE (packaging/install-deps.sh --test fetches it)"; exit 3; }
+    echo "$existing"
+    exit 0
+fi
+
 # 1. host packages (only the missing ones)
 missing=()
 for p in qemu-system-x86 busybox-static cpio; do
@@ -48,10 +63,6 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 
 # 2. kernel package
-find_vmlinuz() {
-    # newest unpacked kernel in the cache
-    find "$CACHE" -mindepth 3 -maxdepth 3 -path '*/boot/vmlinuz-6.1.0-*-cloud-amd64' 2>/dev/null | sort -V | tail -n1
-}
 
 pick_pkg() {
     apt-cache search --names-only "$PKG_RE" 2>/dev/null | awk '{print $1}' | sort -V | tail -n1
@@ -87,7 +98,8 @@ need_root "download $pkg into $CACHE"
 mkdir -p "$CACHE"
 tmp=$(mktemp -d "$CACHE/.dl.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
-log "downloading $pkg"
+size=$(apt-cache show --no-all-versions "$pkg" 2>/dev/null | awk '/^Size:/ { printf "%.0f MB", $2 / 1e6; exit }')
+log "downloading $pkg (${size:-size unknown})"
 # apt-get download runs unprivileged as _apt; make the dir writable for it.
 chmod 0777 "$tmp"
 if ! (cd "$tmp" && apt-get download -qq "$pkg" >&2); then

@@ -16,6 +16,11 @@
 #   --modules-dir DIR  lib/modules/<version> tree (default: next to the kernel,
 #                      <kernel>/../lib/modules/<version>, as unpacked by install-vm-deps.sh)
 #   --log FILE         also save the console output (CR stripped) to FILE
+#   --base FILE        an initramfs archive made by --build-base (busybox, --bin and --file
+#                      copies); only /init, the command and the modules are packed per boot,
+#                      in a small archive the kernel unpacks over it (concatenated cpio)
+#   --build-base FILE  pack busybox and the --bin/--file copies into FILE and exit without
+#                      booting (COMMAND is then not needed)
 #   --keep             keep the temporary work dir (initramfs tree) and print its path
 #   -q, --quiet        do not stream the console; print it only if the run failed
 #
@@ -47,6 +52,8 @@ MODDIR=""
 LOGFILE=""
 KEEP=0
 QUIET=0
+BASE=""
+BUILD_BASE=""
 BINS=()
 FILES=()
 MODULES=()
@@ -66,6 +73,8 @@ while [ $# -gt 0 ]; do
         --module)      need_arg "$@"; MODULES+=("$2"); shift 2 ;;
         --modules-dir) need_arg "$@"; MODDIR=$2; shift 2 ;;
         --log)         need_arg "$@"; LOGFILE=$2; shift 2 ;;
+        --base)        need_arg "$@"; BASE=$2; shift 2 ;;
+        --build-base)  need_arg "$@"; BUILD_BASE=$2; shift 2 ;;
         --keep)        KEEP=1; shift ;;
         -q|--quiet)    QUIET=1; shift ;;
         -h|--help)     usage ;;
@@ -73,15 +82,17 @@ while [ $# -gt 0 ]; do
         *)             log "unknown argument: $1"; usage ;;
     esac
 done
-[ $# -gt 0 ] || { log "missing -- COMMAND"; usage; }
+[ -n "$BASE" ] && [ -n "$BUILD_BASE" ] && die "--base and --build-base exclude each other"
+[ -z "$BASE" ] || [ -r "$BASE" ] || die "--base $BASE: not readable"
+[ $# -gt 0 ] || [ -n "$BUILD_BASE" ] || { log "missing -- COMMAND"; usage; }
 CMD="$*"
 
 [[ "$TIMEOUT" =~ ^[0-9]+$ ]] && [ "$TIMEOUT" -gt 0 ] || die "--timeout must be a positive integer"
 [[ "$MEM" =~ ^[0-9]+$ ]] || die "--mem must be an integer (MB)"
 [[ "$SMP" =~ ^[0-9]+$ ]] && [ "$SMP" -gt 0 ] || die "--smp must be a positive integer"
-[ -n "$KERNEL" ] || die "--kernel is required (or set SOCKEYE_VM_KERNEL); run tests/vm/install-vm-deps.sh to fetch one"
-[ -r "$KERNEL" ] || die "kernel image not readable: $KERNEL"
-command -v "$QEMU" >/dev/null || die "$QEMU not found (run tests/vm/install-vm-deps.sh)"
+[ -n "$BUILD_BASE" ] || [ -n "$KERNEL" ] || die "--kernel is required (or set SOCKEYE_VM_KERNEL); run tests/vm/install-vm-deps.sh to fetch one"
+[ -n "$BUILD_BASE" ] || [ -r "$KERNEL" ] || die "kernel image not readable: $KERNEL"
+[ -n "$BUILD_BASE" ] || command -v "$QEMU" >/dev/null || die "$QEMU not found (run tests/vm/install-vm-deps.sh)"
 command -v cpio >/dev/null || die "cpio not found (run tests/vm/install-vm-deps.sh)"
 command -v gzip >/dev/null || die "gzip not found"
 
@@ -124,8 +135,10 @@ mkdir -p "$ROOT"/{bin,sbin,usr/bin,usr/sbin,etc,proc,sys,dev,tmp,run,root,lib/mo
 # busybox; the applet symlinks are created by /init with `busybox --install -s`
 # (one process in the guest instead of ~270 ln calls on the host). Existing
 # files (e.g. a --bin called "ip") are not replaced.
-cp "$BUSYBOX" "$ROOT/bin/busybox"
-ln -s busybox "$ROOT/bin/sh"
+if [ -z "$BASE" ]; then
+    cp "$BUSYBOX" "$ROOT/bin/busybox"
+    ln -s busybox "$ROOT/bin/sh"
+fi
 
 # user binaries
 for b in ${BINS[@]+"${BINS[@]}"}; do
@@ -150,6 +163,15 @@ for spec in ${FILES[@]+"${FILES[@]}"}; do
         cp -a "$src" "$ROOT$dest"
     fi
 done
+
+pack() {  # pack DIR > archive.cpio.gz
+    (cd "$1" && find . -print0 | cpio --null -o -H newc --quiet -R 0:0) | gzip -1
+}
+if [ -n "$BUILD_BASE" ]; then
+    pack "$ROOT" > "$BUILD_BASE"
+    log "base initramfs: $BUILD_BASE ($(du -h "$BUILD_BASE" | cut -f1))"
+    exit 0
+fi
 
 # kernel modules (with dependencies, in load order)
 : > "$ROOT/etc/sockeye-modules"
@@ -244,8 +266,11 @@ sleep 10
 INIT
 chmod 0755 "$ROOT/init"
 
+# With --base, the kernel unpacks the shared archive, then this boot's small
+# one over it (the initramfs format allows concatenated, separately
+# compressed cpio archives: Documentation/driver-api/early-userspace).
 INITRD=$WORK/initrd.cpio.gz
-(cd "$ROOT" && find . -print0 | cpio --null -o -H newc --quiet -R 0:0) | gzip -1 > "$INITRD"
+{ [ -z "$BASE" ] || cat "$BASE"; pack "$ROOT"; } > "$INITRD"
 
 # ---------------------------------------------------------------- boot
 CONSOLE=$WORK/console.raw

@@ -5,26 +5,22 @@
 #
 #   run-matrix.sh BUILD_DIR
 #
-# In the 6.1 guest (no sock_send_length, fentry and kprobes available):
-#   - `sockeye --check` passes (auto: no send hook, responses at fentry
-#     sock_def_readable), and with --probe-mode fentry it attaches fentry;
-#   - the exact-count loopback suite passes in auto mode and again with
-#     --probe-mode segment and kprobe (each run asserts the send and receive
-#     hooks it got);
-#   - the receive hook and the sweep fall back when their programs will not
-#     attach (SOCKEYE_TEST_REFUSE_ATTACH);
-#   - the network-namespace tests (veth; iproute2 and dash brought in);
-#   - lockdown=integrity: the suite passes with --probe-mode fentry;
-#   - lockdown=confidentiality: kprobe attach is refused; --check still
-#     passes, forcing kprobe fails naming why, the suite passes in auto mode.
-# In the 5.15 guest (Ubuntu 22.04; install-pinned-kernel.sh): --check and the
-# suite in auto mode (fentry sock_def_readable), segment mode, and fentry mode
-# under lockdown=integrity. In the 6.8 and 6.12 guests: the suite in auto
-# mode (sk_data_ready) and with --probe-mode fentry. In the 5.10 guest:
-# --check fails at once, naming the refused program and the minimum kernel.
-# On the host (6.18: tp_btf, no fentry, no kprobes): auto attaches no send
-# hook, --probe-mode tracepoint picks tp_btf, forcing fentry or kprobe fails
-# with a message saying what is missing.
+# Each guest boots once and runs its checks in order; the checks are listed
+# below, guest by guest. In short: on 6.1 (no sock_send_length, fentry and
+# kprobes available) --check, the exact-count loopback suite in auto
+# (fentry sock_def_readable), segment and kprobe modes, the fallbacks of a
+# receive hook and sweep that will not attach, the network-namespace tests and
+# the verifier statistics; on 6.1 again under lockdown=integrity (the suite
+# with fentry) and lockdown=confidentiality (kprobes refused with a reason,
+# fentry loads, the auto mode counts); on 5.15 --check and the suite in auto,
+# segment and (under lockdown=integrity) fentry modes; on 6.8 and 6.12 the
+# suite in auto (sk_data_ready) and fentry modes; on 5.10 the refusal naming
+# the minimum kernel. On the host (6.18: tp_btf, no fentry, no kprobes): auto
+# attaches no send hook, --probe-mode tracepoint picks tp_btf, forcing fentry
+# or kprobe fails with a message saying what is missing.
+#
+# Output: one PASS/FAIL line per check with its seconds in the guest, one
+# line per guest with its wall time, and a failing guest's console.
 #
 # The binaries are dynamically linked (Debian ships cpp-httplib only as a
 # shared library), so each goes into the guest with its ldd closure.
@@ -42,38 +38,50 @@ check() {  # check NAME CONDITION-EXIT-STATUS
 
 # --- host kernel -------------------------------------------------------------
 out=$("$agent" --check 2>&1) && rc=0 || rc=$?
-echo "$out" | grep -qE '^  send +off ' && [ $rc -eq 0 ]
-check "host: --check passes and auto attaches no send hook" $?
+echo "$out" | grep -qE '^  send +off ' && [ $rc -eq 0 ] && ok=0 || ok=1
+check "host: --check passes and auto attaches no send hook" $ok
 out=$("$agent" --check --probe-mode tracepoint 2>&1) && rc=0 || rc=$?
-echo "$out" | grep -qE '^  send +tp_btf +sock_send_length' && [ $rc -eq 0 ]
-check "host: --check --probe-mode tracepoint picks tp_btf for send" $?
+echo "$out" | grep -qE '^  send +tp_btf +sock_send_length' && [ $rc -eq 0 ] && ok=0 || ok=1
+check "host: --check --probe-mode tracepoint picks tp_btf for send" $ok
 for mode in fentry kprobe; do
   out=$("$agent" --check --probe-mode $mode 2>&1) && rc=0 || rc=$?
-  [ $rc -ne 0 ] && echo "$out" | grep -q "FAILED:.*$mode"
-  check "host: forcing $mode fails with a reason ($(echo "$out" | grep FAILED | cut -c1-140))" $?
+  [ $rc -ne 0 ] && echo "$out" | grep -q "FAILED:.*$mode" && ok=0 || ok=1
+  check "host: forcing $mode fails with a reason ($(echo "$out" | grep FAILED | cut -c1-140))" $ok
 done
 
 # External BTF (kernels without /sys/kernel/btf/vmlinux) and a bad path.
 btf_copy=$(mktemp)
 cp /sys/kernel/btf/vmlinux "$btf_copy"
 out=$("$agent" --check --btf-path "$btf_copy" 2>&1) && rc=0 || rc=$?
-[ $rc -eq 0 ] && echo "$out" | grep -q "^btf: *$btf_copy"
-check "host: --check with an external BTF file from --btf-path" $?
+[ $rc -eq 0 ] && echo "$out" | grep -q "^btf: *$btf_copy" && ok=0 || ok=1
+check "host: --check with an external BTF file from --btf-path" $ok
 rm -f "$btf_copy"
 out=$("$agent" --check --btf-path /nonexistent.btf 2>&1) && rc=0 || rc=$?
-[ $rc -eq 2 ] && echo "$out" | grep -q -- "--btf-path.*nonexistent.btf"
-check "host: a missing --btf-path file is named ($out)" $?
+[ $rc -eq 2 ] && echo "$out" | grep -q -- "--btf-path.*nonexistent.btf" && ok=0 || ok=1
+check "host: a missing --btf-path file is named ($out)" $ok
 
 # Without CAP_BPF (and CAP_SYS_ADMIN, which also grants it) the error names
 # the capability.
 if command -v setpriv >/dev/null; then
   out=$(setpriv --bounding-set=-bpf,-perfmon,-sys_admin "$agent" --check 2>&1) && rc=0 || rc=$?
-  [ $rc -ne 0 ] && echo "$out" | grep -q "CAP_BPF"
-  check "host: without CAP_BPF, the failure names it ($(echo "$out" | grep -m1 -E 'FAILED|CAP_BPF' | cut -c1-120))" $?
+  [ $rc -ne 0 ] && echo "$out" | grep -q "CAP_BPF" && ok=0 || ok=1
+  check "host: without CAP_BPF, the failure names it ($(echo "$out" | grep -m1 -E 'FAILED|CAP_BPF' | cut -c1-120))" $ok
 fi
 
-# --- 6.1 guest ---------------------------------------------------------------
-kernel=$(bash "$here/install-vm-deps.sh" | tail -n1)
+# --- guests ------------------------------------------------------------------
+# Each guest boots once and runs its checks in order (run-checks.sh); guests
+# run side by side, SOCKEYE_VM_JOBS at a time (default: one per two host
+# CPUs, at least two: a guest spends much of its suite waiting on timers).
+# Every guest unpacks the same base initramfs (busybox, the two binaries and
+# their libraries, ip and dash), packed once here. Kernels come from the
+# cache only: packaging/install-deps.sh --test downloads them
+# (tests/vm/fetch-kernels.sh); a missing one fails its guest's checks by name.
+# SOCKEYE_VM_NICE runs the guests at that nice level (ctest sets 19, so the
+# host tiers running beside them keep the CPU their timings need).
+jobs=${SOCKEYE_VM_JOBS:-$(( $(nproc) / 2 > 2 ? $(nproc) / 2 : 2 ))}
+work=$(mktemp -d "${TMPDIR:-/tmp}/sockeye-matrix.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+
 files=()
 add_with_libs() {  # add_with_libs BINARY DEST
   files+=(--file "$1:$2")
@@ -83,95 +91,154 @@ add_with_libs() {  # add_with_libs BINARY DEST
 }
 add_with_libs "$agent" /usr/bin/sockeye
 add_with_libs "$suite" /usr/bin/sockeye_bpf_tests
+# The namespace tests (a veth pair into a namespace of their own) need
+# iproute2's `ip`, and dash as /bin/sh, because Debian's busybox-static shell
+# runs its own `ip` applet (no `ip netns`) before anything on PATH.
+add_with_libs /usr/bin/ip /usr/bin/ip
+add_with_libs /usr/bin/dash /usr/bin/dash
 files+=(--file "$(readlink -f /lib64/ld-linux-x86-64.so.2):/lib64/ld-linux-x86-64.so.2")
+files+=(--file "$here/run-checks.sh:/usr/bin/run-checks")
+bash "$here/run-in-vm.sh" --build-base "$work/base.cpio.gz" "${files[@]}" 2>/dev/null
 
-# The network-namespace tests run separately (namespace_cmd): they need
-# iproute2's `ip netns` and the veth module. NestedStateChangesAreAllCounted
-# (a namespace too) runs on the host only: under TCG its 20,000 connects per
-# round are slow, and whether the guests' two CPUs nest at all is untried. Without sock:sk_data_ready, auto mode times responses at fentry on
-# sock_def_readable where fentry is allowed (every 6.1 run here); segment
-# mode (also the fallback where fentry is refused) and every mode with a send
-# hook at tcp_probe.
-suite_cmd() {  # suite_cmd MODE EXPECTED_SEND_MODE EXPECTED_RECEIVE
+# The suite in one probe mode. The namespace tests run on their own
+# (namespace_cmd); NestedStateChangesAreAllCounted runs on the host only: its
+# 20,000 connects per round are slow under TCG.
+suite_cmd() {  # suite_cmd MODE EXPECTED_SEND_MODE EXPECTED_RECEIVE [TESTS (a gtest filter)]
   echo "SOCKEYE_REQUIRE_BPF=1 SOCKEYE_TEST_PROBE_MODE=$1 SOCKEYE_TEST_EXPECT_SEND_MODE=$2" \
        "SOCKEYE_TEST_EXPECT_RECEIVE='$3' SOCKEYE_TEST_EXPECT_SWEEP=bpf_sk_storage_map" \
-       "sockeye_bpf_tests --gtest_filter=-*UnansweredSyn*:*StopsAnswering*:*InOtherNamespaces*:*NestedStateChanges* --gtest_brief=1"
+       "sockeye_bpf_tests '--gtest_filter=${4:-*}-*UnansweredSyn*:*StopsAnswering*:*InOtherNamespaces*:*NestedStateChanges*' --gtest_brief=1"
 }
-# The namespace tests (a veth pair into a namespace of their own): iproute2's
-# `ip`, and dash as /bin/sh, because Debian's busybox-static shell runs its own
-# `ip` applet (no `ip netns`) before anything on PATH.
-namespace_files=()
-for tool in /usr/bin/ip /usr/bin/dash; do
-  namespace_files+=(--file "$tool:$tool")
-  while read -r lib; do
-    namespace_files+=(--file "$(readlink -f "$lib"):$lib")
-  done < <(ldd "$tool" | awk '/=> \// { print $3 }' | sort -u)
-done
 namespace_cmd() {
   echo "ln -sf /usr/bin/dash /bin/sh && PATH=/usr/bin:\$PATH SOCKEYE_REQUIRE_BPF=1" \
        "sockeye_bpf_tests --gtest_filter='*UnansweredSyn*:*StopsAnswering*:*InOtherNamespaces*' --gtest_brief=1"
 }
-vm_on() {  # vm_on LABEL VMLINUZ NAME APPEND COMMAND [run-in-vm.sh options...]
-  local label=$1 image=$2 name=$3 append=$4 command=$5 log
-  shift 5
-  log=$(mktemp)
-  if bash "$here/run-in-vm.sh" --kernel "$image" ${append:+--append "$append"} --timeout 900 \
-       --mem 2048 -q --log "$log" "${files[@]}" "$@" -- "$command" >/dev/null 2>&1; then
-    check "$label $name" 0
-  else
-    check "$label $name" 1
-    grep -vE '^\s*$' "$log" | tail -n 40
-  fi
-  rm -f "$log"
+# Lockdown is raised at run time (securityfs), which the kernel allows upward
+# only: the same state as booting with lockdown=..., without another boot.
+lockdown_cmd() {  # lockdown_cmd LEVEL
+  echo "echo $1 > /sys/kernel/security/lockdown && grep -q '\[$1\]' /sys/kernel/security/lockdown"
 }
-vm() { vm_on 6.1 "$kernel" "$@"; }
+# Verifier statistics: sockeye --check's program table, on the console for the host.
+stats_cmd() {  # stats_cmd MODE
+  echo "sockeye --check --probe-mode $1 > /tmp/stats && sed 's/^/SOCKEYE_STATS $1 /' /tmp/stats > /dev/console"
+}
 
-vm "default: --check passes with no send hook and responses at fentry sock_def_readable, and with --probe-mode fentry" "" \
+guests=()
+declare -A guest_kernel guest_source guest_args guest_timeout
+guest() {  # guest NAME KERNEL TIMEOUT [run-in-vm.sh options...]
+  guests+=("$1"); guest_source[$1]=$2; guest_kernel[$1]=$(cached "$2"); guest_timeout[$1]=$3
+  shift 3
+  guest_args[${guests[-1]}]="$*"
+  : >"$work/${guests[-1]}.checks"
+}
+add() {  # add GUEST LABEL COMMAND
+  printf '%s\t%s\n' "$2" "$3" >>"$work/$1.checks"
+}
+cached() {  # cached NAME: the kernel's path, or empty (the reason goes to $work/NAME.missing)
+  if [ "$1" = debian-12 ]; then
+    bash "$here/install-vm-deps.sh" --cached 2>"$work/$1.missing" || true
+  else
+    bash "$here/install-pinned-kernel.sh" --cached "$1" 2>"$work/$1.missing" || true
+  fi
+}
+
+# Debian 12's 6.1 (no sock_send_length or sk_data_ready; fentry and kprobes):
+# auto times responses at fentry sock_def_readable; every probe mode, the
+# fallbacks, the namespace tests and the verifier statistics.
+guest 6.1 debian-12 1500 --module veth
+add 6.1 "--check passes with no send hook and responses at fentry sock_def_readable, and with --probe-mode fentry" \
   "sockeye --check | grep -qE '^  send +off ' && sockeye --check | grep -qE '^  receive +fentry +sock_def_readable' && sockeye --check --probe-mode fentry | grep -qE '^  send +fentry +tcp_sendmsg'"
-vm "default: exact counts in auto mode (no send hook)" "" "$(suite_cmd auto off "fentry sock_def_readable")"
-vm "default: exact counts with --probe-mode segment (no send hook, tcp_probe)" "" "$(suite_cmd segment off "tp_btf tcp_probe")"
-vm "default: exact counts with --probe-mode kprobe" "" "$(suite_cmd kprobe kprobe "tp_btf tcp_probe")"
-vm "default: a receive hook and sweep that load but will not attach fall back to tcp_probe and iter/tcp, and --check says why" "" \
+add 6.1 "exact counts in auto mode (no send hook)" "$(suite_cmd auto off "fentry sock_def_readable")"
+add 6.1 "exact counts with --probe-mode segment (no send hook, tcp_probe)" "$(suite_cmd segment off "tp_btf tcp_probe")"
+add 6.1 "exact counts with --probe-mode kprobe" "$(suite_cmd kprobe kprobe "tp_btf tcp_probe")"
+add 6.1 "a receive hook and sweep that load but will not attach fall back to tcp_probe and iter/tcp, and --check says why" \
   "SOCKEYE_TEST_REFUSE_ATTACH=on_sock_def_readable_fentry,sweep_connections sockeye --check > /tmp/c 2>&1; cat /tmp/c; grep -qE '^  receive +tp_btf +tcp_probe' /tmp/c && grep -qE '^  sweep +iter +tcp$' /tmp/c && grep -q 'receive at fentry sock_def_readable: starting with it failed' /tmp/c && grep -q 'sweep over socket storage: starting with it failed' /tmp/c"
-vm "default: the network-namespace tests (unanswered SYN, a backend that stops answering, other namespaces)" "" \
-  "$(namespace_cmd)" "${namespace_files[@]}" --module veth
-vm "lockdown=integrity: exact counts with --probe-mode fentry" "lockdown=integrity" "$(suite_cmd fentry fentry "tp_btf tcp_probe")"
-vm "lockdown=confidentiality: --check passes with fentry, forcing kprobe fails with the reason" \
-  "lockdown=confidentiality" \
+add 6.1 "the network-namespace tests (unanswered SYN, a backend that stops answering, other namespaces)" "$(namespace_cmd)"
+for mode in auto fentry kprobe; do
+  add 6.1 "verifier statistics with --probe-mode $mode" "$(stats_cmd $mode)"
+done
+
+# The same kernel locked down: fentry under integrity, kprobes refused under
+# confidentiality while fentry still loads.
+guest 6.1-lockdown debian-12 900
+add 6.1-lockdown "lockdown=integrity raised" "$(lockdown_cmd integrity)"
+add 6.1-lockdown "lockdown=integrity: exact counts with --probe-mode fentry" "$(suite_cmd fentry fentry "tp_btf tcp_probe")"
+add 6.1-lockdown "lockdown=confidentiality raised" "$(lockdown_cmd confidentiality)"
+add 6.1-lockdown "lockdown=confidentiality: --check passes with fentry, forcing kprobe fails with the reason" \
   "sockeye --check --probe-mode fentry | grep -qE '^  send +fentry' && ! sockeye --check --probe-mode kprobe > /tmp/k 2>&1; cat /tmp/k; grep -q 'FAILED' /tmp/k"
-vm "lockdown=confidentiality: exact counts in auto mode" "lockdown=confidentiality" "$(suite_cmd auto off "fentry sock_def_readable")"
+# Lockdown acts when programs load and attach, which --check above does for
+# every program of auto mode; at run time they are the 6.1 guest's, so three
+# tests (counts, a timed response, the probe choices) stand for the suite.
+add 6.1-lockdown "lockdown=confidentiality: counts, a timed response and the probe choices in auto mode" \
+  "$(suite_cmd auto off "fentry sock_def_readable" '*ExactCountsOverKeepAlive*:*TimeToFirstByteOfADelayedBackend*:*ProbeChoicesAndHttpScrape*')"
 
-# --- other kernels (tests/vm/install-pinned-kernel.sh) ------------------------
-# Ubuntu 22.04's 5.15, the kernel of the largest LTS fleet: the same hooks as
-# 6.1 (no sock_send_length or sk_data_ready; fentry, kprobes and the
-# socket-storage iterator allowed); its verifier reports no instruction
-# counts (5.16+).
-kernel515=$(bash "$here/install-pinned-kernel.sh" ubuntu-22.04 | tail -n1)
-vm_on 5.15 "$kernel515" "default: --check passes with no send hook and responses at fentry sock_def_readable" "" \
+# Ubuntu 22.04's 5.15, the kernel of the largest LTS fleet: the hooks of 6.1;
+# its verifier reports no instruction counts (5.16+).
+guest 5.15 ubuntu-22.04 1200
+add 5.15 "--check passes with no send hook and responses at fentry sock_def_readable" \
   "sockeye --check | grep -qE '^  send +off ' && sockeye --check | grep -qE '^  receive +fentry +sock_def_readable'"
-vm_on 5.15 "$kernel515" "default: exact counts in auto mode (no send hook)" "" "$(suite_cmd auto off "fentry sock_def_readable")"
-vm_on 5.15 "$kernel515" "default: exact counts with --probe-mode segment (no send hook, tcp_probe)" "" "$(suite_cmd segment off "tp_btf tcp_probe")"
-vm_on 5.15 "$kernel515" "lockdown=integrity: exact counts with --probe-mode fentry" "lockdown=integrity" "$(suite_cmd fentry fentry "tp_btf tcp_probe")"
+add 5.15 "exact counts in auto mode (no send hook)" "$(suite_cmd auto off "fentry sock_def_readable")"
+add 5.15 "exact counts with --probe-mode segment (no send hook, tcp_probe)" "$(suite_cmd segment off "tp_btf tcp_probe")"
+add 5.15 "lockdown=integrity raised" "$(lockdown_cmd integrity)"
+add 5.15 "lockdown=integrity: exact counts with --probe-mode fentry" "$(suite_cmd fentry fentry "tp_btf tcp_probe")"
 
-# Ubuntu 24.04's 6.8 and Debian 13's 6.12: the tracepoints of the host
-# (sk_data_ready, sock_send_length) and fentry and kprobes besides, so auto
-# mode times responses at sk_data_ready and a forced fentry send hook loads.
-for kernel_name in ubuntu-24.04:6.8 debian-13:6.12; do
-  image=$(bash "$here/install-pinned-kernel.sh" "${kernel_name%%:*}" | tail -n1)
-  label=${kernel_name#*:}
-  vm_on "$label" "$image" "default: exact counts in auto mode (no send hook, sk_data_ready)" "" \
-    "$(suite_cmd auto off "tp_btf sk_data_ready")"
-  vm_on "$label" "$image" "default: exact counts with --probe-mode fentry" "" \
-    "$(suite_cmd fentry fentry "tp_btf tcp_probe")"
+# Ubuntu 24.04's 6.8 and Debian 13's 6.12: the host's tracepoints
+# (sk_data_ready, sock_send_length) and fentry and kprobes besides.
+for pair in 6.8:ubuntu-24.04 6.12:debian-13; do
+  label=${pair%%:*}
+  guest "$label" "${pair#*:}" 900
+  add "$label" "exact counts in auto mode (no send hook, sk_data_ready)" "$(suite_cmd auto off "tp_btf sk_data_ready")"
+  add "$label" "exact counts with --probe-mode fentry" "$(suite_cmd fentry fentry "tp_btf tcp_probe")"
 done
 
 # Debian 11's 5.10 is older than sockeye supports (no socket storage from
 # tracing programs before 5.11): the refusal must say so, name the program the
-# verifier refused, and come at once (that program has no fallback, so no
-# other plan is loaded).
-kernel510=$(bash "$here/install-pinned-kernel.sh" debian-11 | tail -n1)
-vm_on 5.10 "$kernel510" "default: --check fails at once, naming the refused program and Linux 5.11 as the minimum" "" \
+# verifier refused, and come at once (that program has no fallback).
+guest 5.10 debian-11 300
+add 5.10 "--check fails at once, naming the refused program and Linux 5.11 as the minimum" \
   "! sockeye --check > /tmp/c 2>&1; cat /tmp/c; grep -q 'FAILED: .*(program on_.*sockeye needs Linux 5.11 or later' /tmp/c && ! grep -q 'trying again' /tmp/c"
+
+run_guest() {  # run_guest NAME: boots it; the console goes to $work/NAME.log
+  local name=$1 start
+  start=$(date +%s)
+  # shellcheck disable=SC2086  # guest_args holds separate options
+  nice -n "${SOCKEYE_VM_NICE:-0}" bash "$here/run-in-vm.sh" --kernel "${guest_kernel[$name]}" --base "$work/base.cpio.gz" \
+    --timeout "${guest_timeout[$name]}" --mem 2048 -q --log "$work/$name.log" \
+    --file "$work/$name.checks:/etc/checks" ${guest_args[$name]} -- sh /usr/bin/run-checks /etc/checks \
+    >/dev/null 2>"$work/$name.harness" || true
+  echo $(( $(date +%s) - start )) >"$work/$name.seconds"
+}
+for name in "${guests[@]}"; do
+  [ -n "${guest_kernel[$name]}" ] || continue
+  while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do wait -n || true; done
+  run_guest "$name" &
+done
+wait
+
+for name in "${guests[@]}"; do
+  if [ -z "${guest_kernel[$name]}" ]; then
+    reason=$(grep -m1 . "$work/${guest_source[$name]}.missing" 2>/dev/null | sed 's/^[a-z-]*: //' || true)
+    while IFS=$'\t' read -r label _; do
+      check "$name $label (kernel not downloaded: ${reason:-see tests/vm/fetch-kernels.sh})" 1
+    done <"$work/$name.checks"
+    continue
+  fi
+  echo "guest $name: $(tr -d '\n' <"$work/$name.seconds") s ($(tail -n1 "$work/$name.harness"))"
+  failed_here=0
+  while IFS=$'\t' read -r label _; do
+    line=$(tr -d '\r' <"$work/$name.log" | grep -a -F " $label" | grep -a -m1 '^SOCKEYE_CHECK ' || true)
+    if [ -z "$line" ]; then
+      check "$name $label (no result: the guest stopped before it)" 1; failed_here=1
+    else
+      read -r _ result seconds _ <<<"$line"
+      if [ "$result" = PASS ]; then check "$name $label (${seconds}s)" 0
+      else check "$name $label (${seconds}s)" 1; failed_here=1; fi
+    fi
+  done <"$work/$name.checks"
+  if [ "$failed_here" = 1 ]; then
+    echo "--- console of guest $name (last 80 lines)"
+    grep -avE '^\s*$' "$work/$name.log" | tail -n 80 || true
+  fi
+done
 
 # Verifier statistics per program and kernel, kept in tests/vm/VERIFIER-STATS.md
 # so growth shows up in review (regenerate with SOCKEYE_UPDATE_VERIFIER_STATS=1).
@@ -181,11 +248,7 @@ stats() {  # stats LABEL < check-output
 {
   "$agent" --check | stats "host $(uname -r)"
   for mode in auto fentry kprobe; do
-    log=$(mktemp)
-    bash "$here/run-in-vm.sh" --kernel "$kernel" --timeout 300 -q --log "$log" "${files[@]}" \
-      -- "sockeye --check --probe-mode $mode" >/dev/null 2>&1 || true
-    tr -d '\r' <"$log" | stats "6.1 ($mode)"
-    rm -f "$log"
+    tr -d '\r' <"$work/6.1.log" 2>/dev/null | sed -n "s/^SOCKEYE_STATS $mode //p" | stats "6.1 ($mode)"
   done
 } >"$build/verifier-stats.tsv"
 echo "verifier statistics (instructions processed):"

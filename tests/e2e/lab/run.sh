@@ -23,10 +23,10 @@ need=()
 for p in nginx:nginx haproxy:haproxy wrk:wrk prometheus:prometheus curl:curl strace:strace tcpdump:tcpdump ss:iproute2; do
   command -v "${p%%:*}" >/dev/null || need+=("${p#*:}")
 done
+# Installing belongs to the install step, before any timed test.
 if [ ${#need[@]} -gt 0 ]; then
-  echo "installing ${need[*]}"
-  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"; } >/dev/null ||
-    { echo "run.sh: could not install ${need[*]}"; exit 2; }
+  echo "run.sh: missing ${need[*]} (bash packaging/install-deps.sh --test installs them)"
+  exit 2
 fi
 
 T=$(mktemp -d /tmp/sockeye-lab.XXXXXX)
