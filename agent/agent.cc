@@ -47,7 +47,8 @@ std::unique_ptr<Agent> Agent::Start(const Config& config, std::string* error) {
   agent->aggregator_ = std::make_shared<Aggregator>(std::move(options));
   Aggregator* aggregator = agent->aggregator_.get();
   // One clock read per batch of records, not per record: per record it was
-  // ~9 % of the agent's CPU time at 14,000 connections/s (bench/README.md).
+  // ~9 % of the agent's CPU time at 14,000 connections/s (bench/HISTORY.md,
+  // 2026-12-06).
   const Clock::time_point* read_at = &agent->records_read_at_;
   agent->handler_ = [aggregator, read_at](const sockeye_event& event) {
     aggregator->Handle(event, *read_at);
@@ -123,8 +124,9 @@ void Agent::Sweep(bool full) {
   // A connection a failed sweep did not reach is not closed: retire nothing.
   if (full) ok ? aggregator_->EndFullSweep() : aggregator_->AbortFullSweep();
   // The sweep over iter/tcp visits every TCP socket in the agent's network
-  // namespace, ~0.3-0.5 us each on the development VM (bench/README.md): with
-  // very many sockets a longer interval is worth it.
+  // namespace, ~0.3-0.5 us each
+  // (bench/results/sweep_cost_iter_tcp_2026-12-04.txt): with very many
+  // sockets a longer interval is worth it.
   if (!warned_slow_sweep_ && took > config_.sweep_interval / 20) {
     warned_slow_sweep_ = true;
     LogWarn("a sweep took " +

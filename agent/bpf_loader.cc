@@ -261,7 +261,7 @@ bool BpfProbes::UpdateFilters(const LoaderSettings& settings, std::string* error
 
 int BpfProbes::WaitForRecords(int timeout_ms) {
   // Records are submitted without a wakeup unless the ring is filling up
-  // (see emit() in sockeye.bpf.h), so this mostly ends by timeout with
+  // (see emit() in bpf/records.bpf.h), so this mostly ends by timeout with
   // records pending: DrainRecords() reads them whatever it returns.
   epoll_event ready{};
   int n = epoll_wait(ring_buffer__epoll_fd(state_->ring.get()), &ready, 1, timeout_ms);

@@ -33,10 +33,11 @@ struct HistogramBuckets {
 HistogramBuckets DefaultHistogramBuckets();
 
 // Which send hook marks a request's start. kAuto and kSegment attach none: a
-// request is noticed at the backend's next segment (tcp_probe) and timed from
-// the socket's last transmit, the cheapest way in the benchmarks. The others
-// force one send hook, which times a request written in pieces from its first
-// write.
+// request is noticed at the backend's next segment (by the receive hook) and
+// timed from the socket's last transmit, the cheapest way (bench/HISTORY.md,
+// 2026-11-23, "no send hook by default"; bench/README.md#current-results).
+// The others force one send hook, which times a request written in pieces
+// from its first write.
 enum class ProbeMode { kAuto, kTracepoint, kFentry, kKprobe, kSegment };
 const char* ProbeModeName(ProbeMode mode);
 // The mode ProbeModeName() calls `name`, if any.
@@ -67,7 +68,7 @@ struct Config {
   // agent drains it every 100 ms.
   size_t ringbuf_bytes = 4u << 20;  // power of two, >= 4096
   // Open connections whose per-segment state can sit in an array slot
-  // rather than in socket storage (bpf/sockeye.bpf.h, hot_slots): 192 bytes
+  // rather than in socket storage (bpf/hot_slots.bpf.h): 192 bytes
   // each, kernel memory. A power of two; 0 turns the slots off.
   uint32_t hot_slots = 8192;
   bool bpf_stats = false;

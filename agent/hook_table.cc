@@ -198,8 +198,9 @@ std::optional<SendMode> ChooseSendMode(ProbeMode mode, const btf* vmlinux,
     // also all that the tp_btf send hook can read (sock_send_length fires
     // after the send). A send hook runs on every send of every socket on the
     // host; what it adds is first-write timing for requests written in
-    // pieces with no segment from the backend in between (its cost measured
-    // by bench/hook_cost).
+    // pieces with no segment from the backend in between. Its cost:
+    // bench/HISTORY.md, 2026-11-23 ("no send hook by default"), and
+    // bench/README.md#current-results.
     case ProbeMode::kAuto:
     case ProbeMode::kSegment:
       return SendMode::kNone;

@@ -62,11 +62,11 @@ bool ChoosePrograms(sockeye_bpf* skel, const btf* vmlinux, SendMode send_mode, c
 // Every program attached with bpf_program__attach() (the iterators are not),
 // in the order to attach them: each guarded hook's standby right after its
 // main program, because on kernels that run a nested program instead of
-// skipping it, the standby must run second (hook_guards in bpf/sockeye.bpf.h).
+// skipping it, the standby must run second (bpf/hook_guards.bpf.h).
 std::vector<bpf_program*> TracingPrograms(const sockeye_bpf* skel);
 
-// Main program and standby of each guarded hook (hook_guards in
-// bpf/sockeye.bpf.h), in sockeye_guarded_hook order.
+// Main program and standby of each guarded hook (bpf/hook_guards.bpf.h), in
+// sockeye_guarded_hook order.
 std::array<std::pair<bpf_program*, bpf_program*>, SOCKEYE_GUARD_COUNT> GuardedPrograms(
     const sockeye_bpf* skel);
 

@@ -139,7 +139,7 @@ bool SetLoadTimeSettings(sockeye_bpf* skel, const LoaderSettings& settings, Send
                          const LoadPlan& plan, std::string* error) {
   LoadTimeImmediates immediates;
   // Send marks are for the kprobe send hook only, which cannot use socket
-  // storage (send_marks in bpf/sockeye.bpf.h); otherwise the map is minimal.
+  // storage (send_marks in bpf/maps.bpf.h); otherwise the map is minimal.
   immediates.Set(SOCKEYE_IMM_SEND_MARKS_ENABLED, send_mode == SendMode::kKprobe ? 1 : 0);
   if (send_mode != SendMode::kKprobe) bpf_map__set_max_entries(skel->maps.send_marks, 1);
 

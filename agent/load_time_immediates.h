@@ -1,5 +1,5 @@
 // Load-time settings compiled into the BPF instructions instead of rodata
-// (why: SOCKEYE_IMM() in bpf/sockeye.bpf.h). Each use in a program is a
+// (why: SOCKEYE_IMM() in bpf/settings.bpf.h). Each use in a program is a
 // 64-bit load-immediate whose upper half is SOCKEYE_IMM_MARKER and lower half
 // a sockeye_imm_id; Patch() replaces it with the value before the object is
 // loaded.

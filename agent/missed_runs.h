@@ -2,7 +2,7 @@
 // program was already running on that CPU (bpf_prog_info.recursion_misses):
 // an interrupt's softirq arriving while a hook runs in process context. For
 // the guarded hooks a standby program handles those runs instead
-// (hook_guards in bpf/sockeye.bpf.h); this splits each program's skipped
+// (bpf/hook_guards.bpf.h); this splits each program's skipped
 // runs into the ones recovered that way and the ones lost.
 #pragma once
 

@@ -42,7 +42,7 @@ void ProbesCollector::Collect(std::vector<MetricFamily>& out) {
   auto counters = probes_.KernelCounters();
   std::vector<SkippedRuns> skipped;
   for (const auto& p : programs) {
-    // A standby's own skipped runs lose nothing (bpf/sockeye.bpf.h).
+    // A standby's own skipped runs lose nothing (bpf/hook_guards.bpf.h).
     if (p.standby || p.iterator) continue;
     SkippedRuns s{p.name, p.recursion_misses, std::nullopt};
     if (p.guarded_hook)

@@ -47,8 +47,8 @@ static __always_inline void on_segment(struct sock *sk, const struct sk_buff *sk
 /* Sockets without socket storage (nearly all) leave after one load, as
  * in conn_lookup(): sk_bpf_storage sits on a line the receive path has
  * already touched, skc_cookie (IPv4) often not, which cost unfollowed
- * segments ~10 ns more when the cookie was tested first (measured by
- * bench/hook_cost).
+ * segments ~10 ns more when the cookie was tested first
+ * (bench/results/hook_cost_hot_slots_vs_storage_2026-11-23.txt).
  * A socket that owns a hot slot is an open connection: slots are claimed
  * when a connection opens, and tcp_probe fires only in ESTABLISHED. Such a
  * connection's socket storage is not reached at all: a batch of turns

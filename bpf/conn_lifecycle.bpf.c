@@ -134,7 +134,8 @@ static __always_inline int state_changed(const struct sock *sk, int oldstate, in
 		return 0;
 
 	/* The clock is read only where a duration is reported: a read costs
-	 * 90-160 ns on some VMs (measured by bench/hook_cost). */
+	 * 90-160 ns on some virtual machines
+	 * (bench/README.md#machines-and-noise). */
 	if (c->lifecycle == CONN_CONNECTING && was_established(oldstate)) {
 		/* Its ESTABLISHED transition was missed (hook_guards). */
 		h = conn_mark_open_late((struct sock *)sk, tp, c);

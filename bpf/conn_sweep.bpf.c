@@ -148,9 +148,10 @@ int sweep_connections(struct bpf_iter__bpf_sk_storage_map *ctx)
 }
 
 /*
- * For kernels that refuse map-element iterators (the host VM's 6.18.44
- * returns EPERM for iter/bpf_sk_storage_map and iter/bpf_map_elem alike,
- * inside the verifier before any instruction is checked): every socket in
+ * For kernels that refuse map-element iterators (the guest kernel
+ * 6.18.44-fc-v1272 of bench/README.md#machines-and-noise returns EPERM for
+ * iter/bpf_sk_storage_map and iter/bpf_map_elem alike, inside the verifier
+ * before any instruction is checked): every socket in
  * TCP's hash tables; most carry no storage and cost one load. It sees less
  * than the storage sweep: only the agent's own network namespace (records of
  * connections elsewhere carry SOCKEYE_EVF_NOT_SWEPT, see fill_event(), so a

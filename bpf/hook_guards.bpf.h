@@ -22,13 +22,13 @@
  * a tracepoint calls its probes in the order they were registered. Only
  * runs for sockets that may be followed (and connects) mark the CPU:
  * marking the runs that leave after one load cost every state change
- * +14 ns (measured by bench/hook_cost). A run skipped while the CPU is not
- * marked (in such a run, or at the edges of a marked one) is not recovered;
- * the kernel counts it in recursion_misses (where it counts them), which
- * the agent exports, and a followed connection's missed ESTABLISHED or
- * CLOSE is reported when a later transition or the socket's destruction
- * shows it (SOCKEYE_SEEN_LATE). The marks are struct hook_guard entries of
- * the hook_guards map (maps.bpf.h), one per guarded hook and CPU.
+ * +14 ns (bench/results/nested_runs_2026-12-05.txt). A run skipped while
+ * the CPU is not marked (in such a run, or at the edges of a marked one) is
+ * not recovered; the kernel counts it in recursion_misses (where it counts
+ * them), which the agent exports, and a followed connection's missed
+ * ESTABLISHED or CLOSE is reported when a later transition or the socket's
+ * destruction shows it (SOCKEYE_SEEN_LATE). The marks are struct hook_guard
+ * entries of the hook_guards map (maps.bpf.h), one per guarded hook and CPU.
  */
 #ifndef SOCKEYE_HOOK_GUARDS_BPF_H
 #define SOCKEYE_HOOK_GUARDS_BPF_H

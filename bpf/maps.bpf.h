@@ -22,10 +22,11 @@ SOCKEYE_SHARED struct {
  * socket's bpf_local_storage and its element: on a host without PCID, where
  * every kernel entry flushes the TLB, that first lookup of an invocation
  * cost 116-139 ns against 27-31 ns for the first touch of an array slot
- * (measured by bench/hook_cost). A connection claims the slot its cookie
- * maps to when it opens and gives it back when the socket is destroyed (or
- * connects again); when the slot is taken it keeps the state in its storage
- * and the fallback is counted (hot_slots.bpf.h). Sized by the agent
+ * (bench/results/hook_cost_storage_timing_2026-11-23.txt). A connection
+ * claims the slot its cookie maps to when it opens and gives it back when
+ * the socket is destroyed (or connects again); when the slot is taken it
+ * keeps the state in its storage and the fallback is counted
+ * (hot_slots.bpf.h). Sized by the agent
  * (--hot-slots, a power of two; hot_slot_mask() in settings.bpf.h).
  */
 SOCKEYE_SHARED struct {

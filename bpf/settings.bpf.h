@@ -13,7 +13,8 @@
  * not `const volatile` rodata: the verifier knows a rodata value but the JIT
  * still loads it, from the .rodata map's own page, and on a host without PCID
  * (the TLB is flushed at every kernel entry) that first touch cost a followed
- * sk_data_ready ~30 ns of its ~180 (measured by bench/hook_cost). The marker
+ * sk_data_ready ~30 ns of its ~180
+ * (bench/results/hook_cost_immediates_2026-12-04.txt). The marker
  * is replaced by the agent before load (agent/load_time_immediates.h); every
  * use must be inlined into a program (no BPF subprograms), which a unit test
  * checks on the built object and the agent on the loaded programs.

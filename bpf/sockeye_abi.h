@@ -47,7 +47,7 @@ enum sockeye_event_kind {
 #define SOCKEYE_EVF_FINAL 0x8
 
 /* A CONNECTED or CLOSED record for a transition the kernel skipped in both of
- * the state hook's programs (hook_guards in bpf/sockeye.bpf.h), reported
+ * the state hook's programs (bpf/hook_guards.bpf.h), reported
  * when a later one showed it: its duration_ns is not a measurement. */
 #define SOCKEYE_SEEN_LATE 1
 
@@ -57,7 +57,7 @@ enum sockeye_event_kind {
  * the same CPU -- a softirq state change arriving while a process-context one
  * is being handled -- so each of these has a standby program on the same
  * tracepoint that handles exactly the skipped runs (guard_enter() in
- * bpf/sockeye.bpf.h).
+ * bpf/hook_guards.bpf.h).
  */
 enum sockeye_guarded_hook {
 	SOCKEYE_GUARD_STATE = 0,     /* inet_sock_set_state */
@@ -130,9 +130,10 @@ struct sockeye_conn_totals {
 };
 
 /* Completed turns are batched per connection: one ring-buffer record per
- * request cost ~470 ns in tcp_probe on the development VM (bench/README.md),
- * most of it moving a fresh ring line between CPUs. What a record costs is
- * the record itself (reserve, query, submit: ~300-400 ns on that VM), not its
+ * request cost ~470 ns in tcp_probe
+ * (bench/results/hook_cost_batched_turns_2026-11-23.txt), most of it moving
+ * a fresh ring line between CPUs. What a record costs is the record itself
+ * (reserve, query, submit: ~300-400 ns in the same measurements), not its
  * size: 16 turns per record rather than 8 cost a followed sk_data_ready
  * ~15-20 ns less per response, and a compact record without the totals saved
  * nothing. At most 16: bpf/conn_sweep.bpf.c builds a sockeye_event on the
@@ -171,7 +172,7 @@ struct sockeye_event {
 
 /*
  * Load-time settings read on every followed segment are not rodata but
- * immediates in the instructions (SOCKEYE_IMM() in bpf/sockeye.bpf.h): each
+ * immediates in the instructions (SOCKEYE_IMM() in bpf/settings.bpf.h): each
  * use is a 64-bit load-immediate of SOCKEYE_IMM_MARKER in the upper half and
  * the id in the lower, which the agent replaces before load
  * (agent/load_time_immediates.h).

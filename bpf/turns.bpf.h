@@ -50,7 +50,8 @@ static __always_inline void take_turns(struct conn_hot *h, struct sockeye_event 
  * transmits, tcp_write_xmit() calls tcp_mstamp_refresh(), which stores
  * ktime_get_ns() (the clock bpf_ktime_get_ns() reads) in tcp_clock_cache
  * ("tcp: switch tcp and sch_fq to new earliest departure time model",
- * Linux 4.20). A clock read costs 95-130 ns on some VMs.
+ * Linux 4.20). A clock read costs 95-130 ns on some virtual machines
+ * (bench/README.md#machines-and-noise).
  */
 static __always_inline __u64 last_transmit_ns(const struct tcp_sock *tp)
 {
@@ -132,9 +133,9 @@ static __always_inline void consume_send_mark(const void *sk, struct conn_hot *h
  * A full batch of turns from the receive hook (sk_data_ready, its fentry
  * twin on sock_def_readable, or tcp_probe): conn_id and the turns, nothing
  * else (SOCKEYE_EV_TURN). Reaching the socket storage and reading the totals
- * for every batch cost tcp_probe ~35 ns per followed segment (measured by
- * bench/hook_cost); the totals reach the agent with the next
- * sweep or state change instead. A copy that lost the compare-and-swap in
+ * for every batch cost tcp_probe ~35 ns per followed segment
+ * (bench/results/hook_cost_lean_batches_2026-11-23.txt); the totals reach
+ * the agent with the next sweep or state change instead. A copy that lost the compare-and-swap in
  * take_turns() carries nothing and is discarded.
  */
 static __always_inline void emit_turns(struct conn_hot *h)
