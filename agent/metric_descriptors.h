@@ -5,7 +5,9 @@
 // families and a unit test (tests/unit/test_metrics_doc.cc) fails when the
 // two differ. The process_* families are declared in
 // exporters/process_collector.h, sockeye_collector_errors_total in
-// exporters/registry.h.
+// exporters/registry.h, the metrics server's own families
+// (sockeye_scrape_duration_seconds, sockeye_scrapes_total,
+// sockeye_http_requests_total) in exporters/scrape_stats.h.
 #pragma once
 
 #include <array>

@@ -34,6 +34,10 @@
 //
 // glibc's MALLOC_MMAP_THRESHOLD_ changes the whole-string figures a lot
 // (see bench/README.md); the first line printed says whether it was set.
+//
+// One file past the usual ~400 lines on purpose: one benchmark driver, whose
+// six paths share the population, gathering and memory helpers and are
+// measured and printed by one function (ScrapeCost); it reads top to bottom.
 #include <malloc.h>
 #include <sys/wait.h>
 #include <unistd.h>

@@ -3,19 +3,22 @@
 // of PageStream (64 KiB of text) is streamed with chunked transfer encoding,
 // rendered and gzipped piece by piece, so a scrape's memory does not grow
 // with the page; smaller pages go out whole, with a Content-Length.
+//
+// The implementation is split by job: http_server.cc binds and runs the
+// server (threads, timeouts, limits), http_handlers.cc routes requests and
+// serves the pages, content_negotiation.cc reads Accept and
+// Accept-Encoding, scrape_stats.cc counts scrapes and responses.
 #pragma once
 
-#include <chrono>
-#include <cstdint>
 #include <functional>
-#include <map>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "exporters/content_negotiation.h"
 #include "exporters/metric_model.h"
+#include "exporters/scrape_stats.h"
 #include "exporters/text_format.h"
 
 namespace sockeye::metrics {
@@ -30,22 +33,6 @@ struct HttpServerOptions {
   // and released (the agent hands the scrape's freed memory back to the
   // kernel there). Must not throw.
   std::function<void()> after_scrape;
-};
-
-// Counts what the server does; register it with the Registry the server
-// gathers from (see MetricsHttpServer::stats_collector).
-class ScrapeStatsCollector : public Collector {
- public:
-  void RecordScrape(Format format, std::chrono::duration<double> render_time);
-  void RecordResponse(int status);
-  void Collect(std::vector<MetricFamily>& out) override;
-
- private:
-  std::mutex mu_;
-  double last_scrape_seconds_ = 0;             // guarded by mu_
-  uint64_t prometheus_scrapes_ = 0;            // guarded by mu_
-  uint64_t openmetrics_scrapes_ = 0;           // guarded by mu_
-  std::map<int, uint64_t> responses_by_code_;  // guarded by mu_
 };
 
 class MetricsHttpServer {
@@ -70,7 +57,7 @@ class MetricsHttpServer {
   int port() const;
 
   // Exports sockeye_scrape_duration_seconds, sockeye_scrapes_total{format}
-  // and sockeye_http_requests_total{code}.
+  // and sockeye_http_requests_total{code} (kScrapeStatsFamilies).
   std::shared_ptr<Collector> stats_collector() const;
 
  private:
@@ -78,17 +65,12 @@ class MetricsHttpServer {
   std::unique_ptr<Impl> impl_;
 };
 
-// Helpers, exposed for tests.
+// Helper, exposed for tests.
 
 // Splits HOST:PORT as described for HttpServerOptions::listen_address.
 // `host` comes back without brackets and is empty for "all interfaces".
 bool ParseListenAddress(std::string_view address, std::string* host, int* port, std::string* error);
 
-// OpenMetrics when the Accept header lists application/openmetrics-text with
-// q > 0 and no other media range has a higher q; the 0.0.4 text otherwise.
-Format NegotiateFormat(std::string_view accept);
-
-// True when Accept-Encoding allows gzip (explicitly, or via "*") with q > 0.
-bool AcceptsGzip(std::string_view accept_encoding);
+// NegotiateFormat and AcceptsGzip: see exporters/content_negotiation.h.
 
 }  // namespace sockeye::metrics

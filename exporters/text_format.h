@@ -114,7 +114,7 @@ class Serializer {
   std::vector<std::pair<double, uint64_t>> buckets_;  // sorted, merged bounds
 };
 
-// Number rendering, exposed for tests. Sample values: NaN, +Inf, -Inf;
+// Number rendering (number_format.cc), exposed for tests. Sample values: NaN, +Inf, -Inf;
 // integral values below 1e17 in plain digits ("42", "1000000000000000");
 // everything else as the shortest round-trip form ("0.25", "1.5e-07").
 // Never depends on the C or C++ locale.

@@ -16,6 +16,11 @@
 #
 # Exits 0 only if every check passed. Safe to run repeatedly: whatever it
 # installed or started is purged or stopped on exit, also on failure.
+#
+# One file past the usual ~400 lines on purpose: one sequential test, each
+# step working on what the ones before set up (the installed package, the
+# running agent, its port and connections) and one cleanup trap undoing all
+# of it; it reads top to bottom.
 set -uo pipefail
 
 src=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)

@@ -11,6 +11,9 @@
   lab.py check-restart DIR        counts of the restarted agent vs the logs since mark
 Exit status of the check-* commands: 0 all assertions passed, 1 otherwise.
 """
+# One file past the usual ~400 lines on purpose: run.sh calls it as one
+# command-line tool, and every subcommand shares the topology (BACKENDS) and
+# the metric and log parsers; a check reads with its helpers right above it.
 import json
 import math
 import os

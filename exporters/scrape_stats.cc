@@ -1,0 +1,40 @@
+#include "exporters/scrape_stats.h"
+
+#include <string>
+#include <utility>
+
+namespace sockeye::metrics {
+
+void ScrapeStatsCollector::RecordScrape(Format format, std::chrono::duration<double> render_time) {
+  std::lock_guard<std::mutex> lock(mu_);
+  last_scrape_seconds_ = render_time.count();
+  (format == Format::kOpenMetrics100 ? openmetrics_scrapes_ : prometheus_scrapes_)++;
+}
+
+void ScrapeStatsCollector::RecordResponse(int status) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ++responses_by_code_[status];
+}
+
+void ScrapeStatsCollector::Collect(std::vector<MetricFamily>& out) {
+  std::lock_guard<std::mutex> lock(mu_);
+  MetricFamily duration = MakeFamily(kScrapeDuration);
+  duration.samples.push_back({{}, last_scrape_seconds_});
+  out.push_back(std::move(duration));
+
+  MetricFamily scrapes = MakeFamily(kScrapes);
+  scrapes.samples.push_back(
+      {LabelValues(kScrapes, {"openmetrics"}), static_cast<double>(openmetrics_scrapes_)});
+  scrapes.samples.push_back(
+      {LabelValues(kScrapes, {"prometheus"}), static_cast<double>(prometheus_scrapes_)});
+  out.push_back(std::move(scrapes));
+
+  MetricFamily responses = MakeFamily(kHttpRequests);
+  for (const auto& [code, count] : responses_by_code_) {
+    responses.samples.push_back(
+        {LabelValues(kHttpRequests, {std::to_string(code)}), static_cast<double>(count)});
+  }
+  out.push_back(std::move(responses));
+}
+
+}  // namespace sockeye::metrics

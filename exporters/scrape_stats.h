@@ -1,0 +1,52 @@
+// What the metrics server reports about itself: its families, declared once
+// (docs/metrics.md lists them), and the collector that counts scrapes and
+// responses into them.
+#pragma once
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <vector>
+
+#include "exporters/metric_model.h"
+#include "exporters/text_format.h"
+
+namespace sockeye::metrics {
+
+inline constexpr MetricDescriptor kScrapeDuration{
+    .name = "sockeye_scrape_duration_seconds",
+    .type = MetricType::kGauge,
+    .help = "Time the previous scrape spent gathering, rendering and compressing metrics."};
+inline constexpr MetricDescriptor kScrapes{.name = "sockeye_scrapes_total",
+                                           .type = MetricType::kCounter,
+                                           .labels = {"format"},
+                                           .help = "Metrics pages rendered, by exposition format."};
+inline constexpr MetricDescriptor kHttpRequests{
+    .name = "sockeye_http_requests_total",
+    .type = MetricType::kCounter,
+    .labels = {"code"},
+    .help = "HTTP requests answered by the metrics server, by status code."};
+
+// In the order a scrape lists them.
+inline constexpr std::array kScrapeStatsFamilies = {&kScrapeDuration, &kScrapes, &kHttpRequests};
+
+// Counts what the server does; register it with the Registry the server
+// gathers from (see MetricsHttpServer::stats_collector). Exports
+// kScrapeStatsFamilies.
+class ScrapeStatsCollector : public Collector {
+ public:
+  void RecordScrape(Format format, std::chrono::duration<double> render_time);
+  void RecordResponse(int status);
+  void Collect(std::vector<MetricFamily>& out) override;
+
+ private:
+  std::mutex mu_;
+  double last_scrape_seconds_ = 0;             // guarded by mu_
+  uint64_t prometheus_scrapes_ = 0;            // guarded by mu_
+  uint64_t openmetrics_scrapes_ = 0;           // guarded by mu_
+  std::map<int, uint64_t> responses_by_code_;  // guarded by mu_
+};
+
+}  // namespace sockeye::metrics
