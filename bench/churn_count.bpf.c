@@ -5,7 +5,7 @@
  * socket storage (the map has no get_next_key) and its memlock figure leaves
  * the elements out, so the bench walks the map with this iterator, attached
  * to the agent's map by id, and reads the count from .bss. Kernels that refuse
- * map-element iterators (the host VM's 6.18.44) get count_hashed_entries
+ * map-element iterators (some 6.18 builds) get count_hashed_entries
  * instead: every socket in TCP's hash tables, looked up in the agent's map
  * (reused by fd), which misses sockets already unhashed but not yet freed.
  */

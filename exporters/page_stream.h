@@ -23,7 +23,7 @@ class PageStream {
   // call, an HTTP chunk header, a send) are negligible; small enough that
   // every per-piece buffer (this text, and the two copies httplib makes of
   // each chunk it sends) stays below glibc's default 128 KiB mmap and trim
-  // thresholds. Above them, with 256 KiB pieces, this VM spent more time
+  // thresholds. Above them, with 256 KiB pieces, the agent spent more time
   // page-faulting freshly trimmed or mapped buffers in than rendering
   // (a 1,000-backend scrape over loopback: 22 ms at 256 KiB, 15 ms at
   // 64 KiB; 85 vs 15 ms with one malloc arena).

@@ -122,7 +122,7 @@ attempts=$(tail -n +$((mark + 1)) "$work/upstream.log" | wc -l)
 sent=$(tail -n +$((mark + 1)) "$work/upstream.log" | awk '{ s += $2 } END { print s + 0 }')
 received=$(tail -n +$((mark + 1)) "$work/upstream.log" | awk '{ s += $3 } END { print s + 0 }')
 # Where the sweep walks TCP's hash tables (kernels that refuse map-element
-# iterators, such as the development VM's), it sees only the agent's own
+# iterators, such as some 6.18 builds), it sees only the agent's own
 # namespace: these connections report their totals at state changes and
 # close. A reload makes nginx close its idle upstream connections.
 ip netns exec $ns nginx -c "$work/nginx.conf" -s reload 2>/dev/null

@@ -27,7 +27,7 @@ using testing::VethNamespace;
 // with receive packet steering (as with a NIC's interrupts) on the CPU where
 // the proxy connects and closes, the softirq that establishes or resets
 // another connection runs in the middle of the state hook's process-context
-// run. Before the standby programs (hook_guards in bpf/sockeye.bpf.h) such a
+// run. Before the standby programs (bpf/hook_guards.bpf.h) such a
 // connection was never seen to open: ~1 in 150 of these connects came out as
 // connect timeouts, and the abortive closes that followed added a window's
 // worth of "sent" bytes. Two threads (one per CPU) connect and close with

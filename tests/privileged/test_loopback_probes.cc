@@ -33,7 +33,7 @@ bool KernelHasTracepoint(const std::string& name) {
 }
 
 // Asking for the socket-storage sweep either gets it or fails to start with
-// an error that names the kernel's refusal (the host VM's 6.18.44 refuses
+// an error that names the kernel's refusal (some 6.18 builds refuse
 // map-element iterators); it never falls back silently.
 TEST_F(LoopbackTraffic, ForcedSocketStorageSweepRunsOrNamesTheRefusal) {
   const std::string error =

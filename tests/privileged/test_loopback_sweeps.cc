@@ -222,12 +222,12 @@ class SocketHoldingProcesses {
 };
 
 // --process processes with more sockets than adopt_inodes holds (65,536,
-// bpf/sockeye.bpf.h): the sockets that did not fit are counted in
+// bpf/maps.bpf.h): the sockets that did not fit are counted in
 // sockeye_adoption_sockets_skipped_total, not dropped silently, and an open
 // connection whose socket did fit is still adopted. The sockets are spread
-// over several processes because this sandbox caps descriptors per process
-// (RLIMIT_NOFILE 20,000 here, 4,096 in the qemu guests, without
-// CAP_SYS_RESOURCE to raise it).
+// over several processes because a process may hold only RLIMIT_NOFILE
+// descriptors (as low as 4,096 in the qemu guests), and a container may deny
+// the CAP_SYS_RESOURCE that would raise it.
 TEST_F(LoopbackTraffic, SocketsBeyondTheAdoptionMapAreCountedAsSkipped) {
   constexpr size_t kAdoptInodes = 65536;
   constexpr size_t kBeyond = 100;
