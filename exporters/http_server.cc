@@ -12,24 +12,66 @@
 #include <cerrno>
 #include <charconv>
 #include <chrono>
+#include <exception>
+#include <functional>
+#include <memory>
 #include <string>
 #include <system_error>
 #include <thread>
 #include <utility>
 
+#include "exporters/http_server_connections.h"
 #include "exporters/http_server_impl.h"
+#include "exporters/http_server_limits.h"
 
 namespace sockeye::metrics {
 namespace {
 
-// A scrape is one request at a time per Prometheus server; two workers
-// leave room for a second scraper or a human with a browser.
-constexpr size_t kWorkerThreads = 2;
-// Each idle keep-alive connection pins a worker; keep that short.
-constexpr time_t kKeepAliveTimeoutSeconds = 2;
-constexpr time_t kReadWriteTimeoutSeconds = 5;
 // Only GET and HEAD are served, so no legitimate request has a body.
 constexpr size_t kMaxPayloadBytes = 16 * 1024;
+
+// Runs each task at once on the thread that enqueues it: httplib's accept
+// loop, whose task is GuardedServer::process_and_close_socket, which only
+// hands the socket over. httplib's ThreadPool would instead queue every
+// connection behind the ones already holding its threads.
+class InlineTaskQueue final : public httplib::TaskQueue {
+ public:
+  void enqueue(std::function<void()> task) override { task(); }
+  void shutdown() override {}
+};
+
+// httplib's server with its connection handling replaced by a
+// ConnectionDispatcher (see http_server_connections.h); httplib still
+// binds, accepts, parses requests and writes responses.
+class GuardedServer final : public httplib::Server {
+ public:
+  explicit GuardedServer(std::shared_ptr<ScrapeStatsCollector> stats)
+      : dispatcher_(
+            [this](httplib::Stream& stream, bool close_connection, bool& connection_closed) {
+              return process_request(stream, close_connection, connection_closed, {});
+            },
+            std::move(stats)) {
+    new_task_queue = [] { return new InlineTaskQueue; };
+  }
+  // Requests being served still need the handlers of the base class.
+  ~GuardedServer() override { dispatcher_.Stop(); }
+
+  // httplib listens with a backlog of 5, too short for a burst of
+  // connections: the ones beyond it wait for the client's SYN retransmit
+  // (1 s and more). Calling listen() again on a listening socket only
+  // changes its backlog.
+  void WidenBacklog() { ::listen(svr_sock_, http_limits::kListenBacklog); }
+
+ private:
+  // Called by the accept loop (through InlineTaskQueue) for every
+  // connection.
+  bool process_and_close_socket(socket_t sock) override {
+    dispatcher_.Admit(sock);
+    return true;
+  }
+
+  ConnectionDispatcher dispatcher_;
+};
 
 bool IsDottedNumber(std::string_view host) {
   return std::all_of(host.begin(), host.end(),
@@ -74,12 +116,11 @@ int Bind(httplib::Server& server, const std::string& host, int port, int* err) {
 }  // namespace
 
 void MetricsHttpServer::Impl::Configure(httplib::Server& srv) {
-  // httplib owns and deletes the queue it gets from this factory.
-  srv.new_task_queue = [] { return new httplib::ThreadPool(kWorkerThreads); };
+  // The connections' timeouts and limits are the ConnectionDispatcher's;
+  // httplib uses these two for the Keep-Alive response header.
   srv.set_socket_options(ConfigureListenSocket);
-  srv.set_keep_alive_timeout(kKeepAliveTimeoutSeconds);
-  srv.set_read_timeout(kReadWriteTimeoutSeconds, 0);
-  srv.set_write_timeout(kReadWriteTimeoutSeconds, 0);
+  srv.set_keep_alive_timeout(http_limits::kKeepAliveTimeout.count());
+  srv.set_keep_alive_max_count(http_limits::kKeepAliveMaxRequests);
   srv.set_payload_max_length(kMaxPayloadBytes);
 
   InstallHandlers(srv);
@@ -112,7 +153,12 @@ bool MetricsHttpServer::Start(std::string* error) {
     return fail("invalid listen address \"" + address + "\": " + parse_error);
   }
 
-  auto server = std::make_unique<httplib::Server>();
+  std::unique_ptr<GuardedServer> server;
+  try {
+    server = std::make_unique<GuardedServer>(impl_->stats);
+  } catch (const std::exception& e) {  // no threads or no epoll instance
+    return fail("cannot serve \"" + address + "\": " + e.what());
+  }
   impl_->Configure(*server);
   int err = 0;
   int bound = -1;
@@ -130,6 +176,7 @@ bool MetricsHttpServer::Start(std::string* error) {
                           : std::string("address cannot be resolved or bound")));
   }
   impl_->port = bound;
+  server->WidenBacklog();
 
   // httplib's stop() does nothing until the accept loop has started, so a
   // Stop() right after Start() would hang in join; wait for the loop (or for

@@ -1,13 +1,17 @@
 // The HTTP endpoint: serves the metrics page, a landing page and /healthz
-// from a small background thread pool. A metrics page larger than one piece
-// of PageStream (64 KiB of text) is streamed with chunked transfer encoding,
-// rendered and gzipped piece by piece, so a scrape's memory does not grow
-// with the page; smaller pages go out whole, with a Content-Length.
+// from a small background thread pool, within fixed limits on connections,
+// header size and time (exporters/http_server_limits.h). A metrics page
+// larger than one piece of PageStream (64 KiB of text) is streamed with
+// chunked transfer encoding, rendered and gzipped piece by piece, so a
+// scrape's memory does not grow with the page; smaller pages go out whole,
+// with a Content-Length.
 //
 // The implementation is split by job: http_server.cc binds and runs the
-// server (threads, timeouts, limits), http_handlers.cc routes requests and
-// serves the pages, content_negotiation.cc reads Accept and
-// Accept-Encoding, scrape_stats.cc counts scrapes and responses.
+// server, http_server_connections.cc carries connections from accept to
+// close within the limits (http_server_stream.cc is the socket as httplib
+// sees it), http_handlers.cc routes requests and serves the pages,
+// content_negotiation.cc reads Accept and Accept-Encoding, scrape_stats.cc
+// counts scrapes, responses and refused connections.
 #pragma once
 
 #include <functional>
@@ -50,14 +54,16 @@ class MetricsHttpServer {
   // On failure returns false and sets *error (if non-null) to a message
   // naming the address. Calling it again while running fails.
   bool Start(std::string* error);
-  // Stops serving and joins the threads; idempotent. Open keep-alive
-  // connections may delay it by up to the keep-alive timeout (2 s).
+  // Stops serving and joins the threads; idempotent. Connections waiting
+  // for a request are closed; requests being served finish first (their
+  // write deadlines bound that).
   void Stop();
   // The bound port once Start succeeded (the real one when 0 was asked).
   int port() const;
 
-  // Exports sockeye_scrape_duration_seconds, sockeye_scrapes_total{format}
-  // and sockeye_http_requests_total{code} (kScrapeStatsFamilies).
+  // Exports sockeye_scrape_duration_seconds, sockeye_scrapes_total{format},
+  // sockeye_http_requests_total{code} and
+  // sockeye_http_connections_rejected_total{reason} (kScrapeStatsFamilies).
   std::shared_ptr<Collector> stats_collector() const;
 
  private:

@@ -25,7 +25,7 @@ struct MetricsHttpServer::Impl {
   std::thread thread;
   std::atomic<int> port{0};
 
-  // Threads, socket options, timeouts and limits (http_server.cc), then
+  // Socket options and httplib's own limits (http_server.cc), then
   // InstallHandlers.
   void Configure(httplib::Server& srv);
   // Method check, routing, error pages and response counting

@@ -4,6 +4,15 @@
 #include <utility>
 
 namespace sockeye::metrics {
+namespace {
+
+// Label values of sockeye_http_connections_rejected_total, in RejectReason's
+// order.
+constexpr std::array<const char*, kRejectReasonCount> kRejectReasonNames = {
+    "client_limit",     "server_limit", "header_timeout",
+    "header_too_large", "read_timeout", "write_timeout"};
+
+}  // namespace
 
 void ScrapeStatsCollector::RecordScrape(Format format, std::chrono::duration<double> render_time) {
   std::lock_guard<std::mutex> lock(mu_);
@@ -14,6 +23,11 @@ void ScrapeStatsCollector::RecordScrape(Format format, std::chrono::duration<dou
 void ScrapeStatsCollector::RecordResponse(int status) {
   std::lock_guard<std::mutex> lock(mu_);
   ++responses_by_code_[status];
+}
+
+void ScrapeStatsCollector::RecordRejection(RejectReason reason) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ++rejections_[static_cast<size_t>(reason)];
 }
 
 void ScrapeStatsCollector::Collect(std::vector<MetricFamily>& out) {
@@ -35,6 +49,15 @@ void ScrapeStatsCollector::Collect(std::vector<MetricFamily>& out) {
         {LabelValues(kHttpRequests, {std::to_string(code)}), static_cast<double>(count)});
   }
   out.push_back(std::move(responses));
+
+  // Every reason is listed from the start, so a rate over it has a zero to
+  // start from.
+  MetricFamily rejected = MakeFamily(kHttpConnectionsRejected);
+  for (size_t i = 0; i < kRejectReasonCount; ++i) {
+    rejected.samples.push_back({LabelValues(kHttpConnectionsRejected, {kRejectReasonNames[i]}),
+                                static_cast<double>(rejections_[i])});
+  }
+  out.push_back(std::move(rejected));
 }
 
 }  // namespace sockeye::metrics

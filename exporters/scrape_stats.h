@@ -1,6 +1,6 @@
 // What the metrics server reports about itself: its families, declared once
-// (docs/metrics.md lists them), and the collector that counts scrapes and
-// responses into them.
+// (docs/metrics.md lists them), and the collector that counts scrapes,
+// responses and refused or dropped connections into them.
 #pragma once
 
 #include <array>
@@ -28,9 +28,27 @@ inline constexpr MetricDescriptor kHttpRequests{
     .type = MetricType::kCounter,
     .labels = {"code"},
     .help = "HTTP requests answered by the metrics server, by status code."};
+inline constexpr MetricDescriptor kHttpConnectionsRejected{
+    .name = "sockeye_http_connections_rejected_total",
+    .type = MetricType::kCounter,
+    .labels = {"reason"},
+    .help = "Connections the metrics server refused or dropped, by the limit they hit."};
 
 // In the order a scrape lists them.
-inline constexpr std::array kScrapeStatsFamilies = {&kScrapeDuration, &kScrapes, &kHttpRequests};
+inline constexpr std::array kScrapeStatsFamilies = {&kScrapeDuration, &kScrapes, &kHttpRequests,
+                                                    &kHttpConnectionsRejected};
+
+// Why the metrics server refused or dropped a connection (the limits are in
+// exporters/http_server_limits.h).
+enum class RejectReason {
+  kClientLimit,     // too many open connections from the client's address
+  kServerLimit,     // too many open connections in all
+  kHeaderTimeout,   // the request header did not arrive in time
+  kHeaderTooLarge,  // the request header was too large (answered with 431 or 414)
+  kReadTimeout,     // the request body did not arrive in time
+  kWriteTimeout,    // the client did not take the response in time
+};
+inline constexpr size_t kRejectReasonCount = 6;
 
 // Counts what the server does; register it with the Registry the server
 // gathers from (see MetricsHttpServer::stats_collector). Exports
@@ -39,14 +57,16 @@ class ScrapeStatsCollector : public Collector {
  public:
   void RecordScrape(Format format, std::chrono::duration<double> render_time);
   void RecordResponse(int status);
+  void RecordRejection(RejectReason reason);
   void Collect(std::vector<MetricFamily>& out) override;
 
  private:
   std::mutex mu_;
-  double last_scrape_seconds_ = 0;             // guarded by mu_
-  uint64_t prometheus_scrapes_ = 0;            // guarded by mu_
-  uint64_t openmetrics_scrapes_ = 0;           // guarded by mu_
-  std::map<int, uint64_t> responses_by_code_;  // guarded by mu_
+  double last_scrape_seconds_ = 0;                         // guarded by mu_
+  uint64_t prometheus_scrapes_ = 0;                        // guarded by mu_
+  uint64_t openmetrics_scrapes_ = 0;                       // guarded by mu_
+  std::map<int, uint64_t> responses_by_code_;              // guarded by mu_
+  std::array<uint64_t, kRejectReasonCount> rejections_{};  // guarded by mu_
 };
 
 }  // namespace sockeye::metrics
