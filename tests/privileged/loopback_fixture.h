@@ -12,6 +12,7 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
@@ -26,6 +27,27 @@
 namespace sockeye::testing {
 
 bool BpfRequired();
+
+// Adds the time it lives to `total`: around one Client::Request, the time the
+// client waited for the whole response. The time to first byte sockeye
+// measures for that request cannot be longer (the request leaves after the
+// send starts; the first byte arrives before the last read returns), however
+// late the scheduler ran the client or the server, as in a starved qemu
+// guest, where a fixed bound above the server's delay fails.
+class ClientWait {
+ public:
+  explicit ClientWait(std::chrono::duration<double>& total)
+      : total_(total), start_(std::chrono::steady_clock::now()) {}
+  ~ClientWait() { total_ += std::chrono::steady_clock::now() - start_; }
+  ClientWait(const ClientWait&) = delete;
+  ClientWait& operator=(const ClientWait&) = delete;
+
+ private:
+  std::chrono::duration<double>& total_;
+  std::chrono::steady_clock::time_point start_;
+};
+// Rounding between the kernel's microsecond timestamps and the client's clock.
+constexpr double kClockSlack = 0.0005;
 
 // The value of the sample or histogram _count/_sum `name` whose labels
 // include `labels`, if the families have one.

@@ -224,6 +224,14 @@ run_guest() {  # run_guest NAME: boots it; the console goes to $work/NAME.log
   done
   echo $(( $(date +%s) - start )) >"$work/$name.seconds"
 }
+# SOCKEYE_VM_GUESTS="6.1 5.15" boots only the guests named (when working on one).
+if [ -n "${SOCKEYE_VM_GUESTS:-}" ]; then
+  wanted=()
+  for name in "${guests[@]}"; do
+    [[ " $SOCKEYE_VM_GUESTS " == *" $name "* ]] && wanted+=("$name")
+  done
+  guests=("${wanted[@]}")
+fi
 for name in "${guests[@]}"; do
   [ -n "${guest_kernel[$name]}" ] || continue
   while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do wait -n || true; done
@@ -256,8 +264,13 @@ for name in "${guests[@]}"; do
     fi
   done <"$work/$name.checks"
   if [ "$failed_here" = 1 ]; then
-    echo "--- console of guest $name (last 80 lines)"
-    grep -avE '^\s*$' "$work/$name.log" | tail -n 80 || true
+    if grep -aq '^--- output of: ' "$work/$name.log"; then
+      # Each failed check's own output (run-checks.sh prints its last 40 lines).
+      tr -d '\r' <"$work/$name.log" | awk '/^--- output of: / { on = 1 } on { print } /^SOCKEYE_CHECK / { on = 0 }'
+    else
+      echo "--- console of guest $name (last 80 lines)"
+      grep -avE '^\s*$' "$work/$name.log" | tail -n 80 || true
+    fi
   fi
 done
 
