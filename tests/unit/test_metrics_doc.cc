@@ -4,21 +4,26 @@
 // (agent/metric_descriptors.h, exporters/process_collector.h,
 // exporters/registry.h), and those are checked against what each collector
 // really produces; the metrics server's own families are collected from
-// it, since they are declared where they are produced.
+// it. Every metric name the README, the docs and --help mention is served.
 #include <gtest/gtest.h>
 
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <array>
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <memory>
+#include <regex>
+#include <set>
 #include <sstream>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "agent/aggregator.h"
+#include "agent/config_flags.h"
 #include "agent/metric_descriptors.h"
 #include "agent/probes_collector.h"
 #include "exporters/http_server.h"
@@ -147,12 +152,14 @@ std::map<std::string, FamilyShape> ParseDoc(const std::string& text,
   return rows;
 }
 
-std::string ReadDoc() {
-  std::ifstream in(SOCKEYE_METRICS_DOC);
+std::string ReadFile(const std::filesystem::path& path) {
+  std::ifstream in(path);
   std::ostringstream text;
   text << in.rdbuf();
   return text.str();
 }
+
+std::string ReadDoc() { return ReadFile(SOCKEYE_METRICS_DOC); }
 
 // Every family declared in the code, by name.
 std::map<std::string, FamilyShape> DeclaredFamilies() {
@@ -266,6 +273,59 @@ TEST(MetricsDoc, ListsEveryFamilyWithItsTypeAndLabels) {
   for (const auto& [name, shape] : documented) {
     EXPECT_TRUE(served.contains(name)) << name << " has a row in docs/metrics.md but is not served";
   }
+}
+
+// Every metric name the README, a docs page or --help mentions is one the
+// agent serves (a histogram's _bucket, _sum and _count lines included), so
+// that renaming a family fails here until the prose follows. Recording
+// rules (name:suffix), prefixes (name_*) and the C identifiers of the
+// record format are not metrics.
+TEST(MetricsDoc, EveryMetricNamedInTheReadmeDocsAndHelpIsServed) {
+  std::map<std::string, FamilyShape> served = DeclaredFamilies();
+  for (const MetricFamily& family : ScrapeStatsFamilies())
+    served.emplace(family.name, FamilyShape{TypeName(family.type), LabelNamesOf(family)});
+  const std::set<std::string> not_metrics = {"sockeye_abi",
+                                             "sockeye_event",
+                                             "sockeye_event_kind",
+                                             "sockeye_turn",
+                                             "sockeye_conn_totals",
+                                             "sockeye_kernel_counter",
+                                             "sockeye_connect_failure",
+                                             "sockeye_bpf_tests",
+                                             "sockeye_unit_tests"};
+
+  const std::filesystem::path docs = std::filesystem::path(SOCKEYE_METRICS_DOC).parent_path();
+  std::map<std::string, std::string> texts;  // where -> text
+  texts["README.md"] = ReadFile(docs.parent_path() / "README.md");
+  for (const auto& entry : std::filesystem::directory_iterator(docs)) {
+    if (entry.path().extension() == ".md")
+      texts["docs/" + entry.path().filename().string()] = ReadFile(entry.path());
+  }
+  CLI::App app;
+  RawFlags raw;
+  DefineFlags(&app, &raw);
+  texts["--help"] = app.help();
+  ASSERT_FALSE(texts["README.md"].empty());
+
+  const std::regex name(R"(sockeye_[a-z0-9_]*[a-z0-9](:|_\*|\*)?)");
+  const std::regex histogram_line(R"((.*)_(bucket|sum|count)$)");
+  size_t checked = 0;
+  for (const auto& [where, text] : texts) {
+    for (auto it = std::sregex_iterator(text.begin(), text.end(), name);
+         it != std::sregex_iterator(); ++it) {
+      if ((*it)[1].length() > 0) continue;  // a recording rule, or a prefix (sockeye_backend_*)
+      std::string metric = (*it)[0].str();
+      if (not_metrics.contains(metric)) continue;
+      std::smatch parts;
+      if (!served.contains(metric) && std::regex_match(metric, parts, histogram_line) &&
+          served.contains(parts[1].str()) && served.at(parts[1].str()).type == "histogram")
+        metric = parts[1].str();
+      EXPECT_TRUE(served.contains(metric))
+          << where << " names " << metric << ", which is not served";
+      ++checked;
+    }
+  }
+  EXPECT_GT(checked, 20u) << "the README and docs name hardly any metric: is the path right?";
 }
 
 // The parser itself: a family table is one whose header starts with name,
