@@ -3,7 +3,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash packaging/install-deps.sh --test --packaging
-cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+# The test suites again with ASan and UBSan, in a build of their own.
+cmake -S . -B build-sanitize -G Ninja -DCMAKE_BUILD_TYPE=Debug -DSOCKEYE_SANITIZE=ON \
+  -DSOCKEYE_BUILD_BENCH=OFF >/dev/null
+cmake --build build-sanitize --target sockeye_unit_tests sockeye_bpf_tests
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DSOCKEYE_SANITIZER_BUILD="$PWD/build-sanitize" >/dev/null
 cmake --build build
 # Two at a time: the kernel matrix's guests beside the host tiers, which hold
 # a resource lock among themselves (tests/CMakeLists.txt).
