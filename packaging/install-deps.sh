@@ -66,7 +66,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   # apt's own summary says how much it downloads and how much space it takes.
   apt-get install -y -q --no-install-recommends "${missing[@]}" |
-    grep -E '^(Need to get|After this operation|[0-9]+ upgraded)' | sed 's/^/install-deps.sh: /'
+    { grep -E '^(Need to get|After this operation|[0-9]+ upgraded)' || true; } | sed 's/^/install-deps.sh: /'
 else
   echo "install-deps.sh: every package is installed (${#want[@]} checked)"
 fi

@@ -49,7 +49,7 @@ make_cold() {
   [ ${#installed[@]} -eq 0 ] || apt-get purge -y -qq "${installed[@]}" >/dev/null
   apt-get autoremove --purge -y -qq >/dev/null
   apt-get clean
-  rm -rf /var/cache/sockeye-vm
+  rm -rf "${SOCKEYE_VM_CACHE:-/var/cache/sockeye-vm}"
 }
 
 work=$(mktemp -d /tmp/sockeye-fresh.XXXXXX)
