@@ -44,6 +44,7 @@ std::unique_ptr<Agent> Agent::Start(const Config& config, std::string* error) {
   options.backend_idle_timeout = config.backend_idle_timeout;
   options.buckets = config.buckets;
   options.pools = config.pools;
+  options.status_codes = config.http_status_codes;
   agent->aggregator_ = std::make_shared<Aggregator>(std::move(options));
   Aggregator* aggregator = agent->aggregator_.get();
   // One clock read per batch of records, not per record: per record it was

@@ -19,6 +19,7 @@ Aggregator::Backend::Backend(std::string label_value, std::string pool_name, con
       connect_duration(agg.connect_bounds_),
       connection_duration(agg.lifetime_bounds_),
       time_to_first_byte(agg.ttfb_bounds_),
+      response_duration(agg.response_bounds_),
       rtt(agg.rtt_bounds_),
       requests_per_connection(agg.requests_bounds_) {}
 
@@ -65,6 +66,7 @@ Aggregator::Aggregator(AggregatorOptions options)
       connect_bounds_(Share(options_.buckets.connect_duration)),
       lifetime_bounds_(Share(options_.buckets.connection_duration)),
       ttfb_bounds_(Share(options_.buckets.time_to_first_byte)),
+      response_bounds_(Share(options_.buckets.response_duration)),
       rtt_bounds_(Share(options_.buckets.rtt)),
       requests_bounds_(Share(options_.buckets.requests_per_connection)),
       overflow_(std::make_unique<Backend>(kOverflowBackend, "", *this)) {}
@@ -145,8 +147,24 @@ void Aggregator::ObserveTurns(Backend* backend, const sockeye_event& event) {
   for (uint32_t i = 0; i < event.turn_count; ++i) {
     const sockeye_turn& turn = event.turns[i];
     backend->time_to_first_byte.Observe(turn.ttfb_us / 1e6);
-    if (turn.srtt_us) backend->rtt.Observe(turn.srtt_us / 1e6);
+    if (SOCKEYE_TURN_SRTT_US(turn)) backend->rtt.Observe(SOCKEYE_TURN_SRTT_US(turn) / 1e6);
+    const uint32_t status = SOCKEYE_TURN_STATUS(turn);
+    if (status != SOCKEYE_STATUS_NONE)
+      backend->responses[StatusCodeLabel(status, options_.status_codes)] += 1;
+    ObserveResponse(backend, turn.prev_response_us);
   }
+}
+
+void Aggregator::ObserveResponse(Backend* backend, uint32_t response_us) {
+  if (response_us) backend->response_duration.Observe(response_us / 1e6);
+}
+
+std::string StatusCodeLabel(uint32_t status, HttpStatusCodes codes) {
+  if (status == SOCKEYE_STATUS_NONE) return "";
+  if (status < 100 || status > 999) return "other";
+  if (codes == HttpStatusCodes::kExact) return std::to_string(status);
+  if (status > 599) return "other";
+  return std::to_string(status / 100) + "xx";
 }
 
 void Aggregator::Handle(const sockeye_event& event, Clock::time_point now) {
@@ -194,6 +212,10 @@ void Aggregator::Handle(const sockeye_event& event, Clock::time_point now) {
   Backend* backend = conn->overflow ? overflow_.get() : BackendFor(conn->endpoint, now);
   ApplyTotals(backend, *conn, event.totals);
   ObserveTurns(backend, event);
+  // Only the kernel's close and a sweep holding the socket lock complete
+  // a response, each once.
+  if (event.kind == SOCKEYE_EV_CLOSED || event.kind == SOCKEYE_EV_PROGRESS)
+    ObserveResponse(backend, event.response_us);
 
   switch (event.kind) {
     case SOCKEYE_EV_CONNECTED:
@@ -215,6 +237,8 @@ void Aggregator::Handle(const sockeye_event& event, Clock::time_point now) {
       if (!conn->close_recorded) {
         conn->close_recorded = true;
         backend->closed[event.closed_by == SOCKEYE_CLOSED_BY_REMOTE ? 1 : 0] += 1;
+        if (event.flags & SOCKEYE_EVF_UNANSWERED)
+          backend->unanswered[event.closed_by == SOCKEYE_CLOSED_BY_REMOTE ? 1 : 0] += 1;
         if (event.reason == SOCKEYE_SEEN_LATE) ++transitions_seen_late_[1];
         if (!conn->adopted && event.reason != SOCKEYE_SEEN_LATE)
           backend->connection_duration.Observe(static_cast<double>(event.duration_ns) /

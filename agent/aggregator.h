@@ -9,6 +9,7 @@
 
 #include <array>
 #include <chrono>
+#include <map>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -36,7 +37,14 @@ struct AggregatorOptions {
   std::chrono::seconds closed_connection_memory{60};
   HistogramBuckets buckets = DefaultHistogramBuckets();
   std::vector<PoolMapping> pools;
+  HttpStatusCodes status_codes = HttpStatusCodes::kClass;
 };
+
+// The `code` label of an HTTP status a turn carries (SOCKEYE_TURN_STATUS()):
+// "2xx" and so on, "other" for a response that was no status line or a code
+// outside 100-599; with exact codes the three digits (still "other" for no
+// status line). Empty for SOCKEYE_STATUS_NONE.
+std::string StatusCodeLabel(uint32_t status, HttpStatusCodes codes);
 
 // The label value of the series that collects backends beyond
 // --max-backends; parentheses never appear in an address:port.
@@ -98,7 +106,12 @@ class Aggregator : public metrics::Collector {
     Histogram connect_duration;
     Histogram connection_duration;
     Histogram time_to_first_byte;
+    Histogram response_duration;
     Histogram rtt;
+    // Final HTTP/1.x responses by `code` label value (StatusCodeLabel()):
+    // at most 6 classes, or 901 exact values.
+    std::map<std::string, uint64_t> responses;
+    std::array<uint64_t, 2> unanswered{};  // by enum sockeye_closed_by
     Histogram requests_per_connection;
     Clock::time_point last_activity;
   };
@@ -123,12 +136,15 @@ class Aggregator : public metrics::Collector {
   Connection* ConnectionFor(const sockeye_event& event, Clock::time_point now, bool create_open);
   // Adds what the connection's cumulative totals moved since the last record.
   void ApplyTotals(Backend* backend, Connection& conn, const sockeye_conn_totals& totals);
-  // Time-to-first-byte and RTT of the completed turns a record carries.
+  // Time-to-first-byte, RTT, HTTP status and the previous response's
+  // duration of the completed turns a record carries.
   void ObserveTurns(Backend* backend, const sockeye_event& event);
+  void ObserveResponse(Backend* backend, uint32_t response_us);
   std::string PoolFor(const Endpoint& endpoint) const;
 
   AggregatorOptions options_;
-  BucketBounds connect_bounds_, lifetime_bounds_, ttfb_bounds_, rtt_bounds_, requests_bounds_;
+  BucketBounds connect_bounds_, lifetime_bounds_, ttfb_bounds_, response_bounds_, rtt_bounds_,
+      requests_bounds_;
 
   mutable std::mutex mutex_;
   std::unordered_map<Endpoint, std::unique_ptr<Backend>, EndpointHash> backends_;

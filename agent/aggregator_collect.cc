@@ -56,6 +56,8 @@ enum Column : size_t {
   kRetransmits,
   kResetsReceived,
   kResetsSent,
+  kUnansweredLocal,
+  kUnansweredRemote,
   kColumns,
 };
 
@@ -64,6 +66,7 @@ enum HistogramKind : size_t {
   kConnectDuration,
   kConnectionDuration,
   kTimeToFirstByte,
+  kResponseDuration,
   kRtt,
   kRequestsPerConnection,
   kHistogramKinds,
@@ -261,7 +264,8 @@ void Aggregator::Collect(std::vector<MetricFamily>& out) {
   }
   const std::shared_ptr<BackendSnapshot>& snapshot = snapshot_;
   snapshot->Reset(ordered.size(),
-                  {connect_bounds_, lifetime_bounds_, ttfb_bounds_, rtt_bounds_, requests_bounds_});
+                  {connect_bounds_, lifetime_bounds_, ttfb_bounds_, response_bounds_, rtt_bounds_,
+                   requests_bounds_});
   for (const Backend* b : ordered) {
     std::array<double, kColumns> values{};
     values[kEstablished] = static_cast<double>(b->established);
@@ -276,9 +280,11 @@ void Aggregator::Collect(std::vector<MetricFamily>& out) {
     values[kRetransmits] = static_cast<double>(b->retransmits);
     values[kResetsReceived] = static_cast<double>(b->resets_received);
     values[kResetsSent] = static_cast<double>(b->resets_sent);
+    values[kUnansweredLocal] = static_cast<double>(b->unanswered[0]);
+    values[kUnansweredRemote] = static_cast<double>(b->unanswered[1]);
     snapshot->Add(b->label, b->pool, values,
-                  {&b->connect_duration, &b->connection_duration, &b->time_to_first_byte, &b->rtt,
-                   &b->requests_per_connection});
+                  {&b->connect_duration, &b->connection_duration, &b->time_to_first_byte,
+                   &b->response_duration, &b->rtt, &b->requests_per_connection});
   }
 
   // Built aside and appended at the end, so that `out` is left as it was if
@@ -323,6 +329,20 @@ void Aggregator::Collect(std::vector<MetricFamily>& out) {
   per_backend_value(f::kBackendReceivedBytes, kBytesReceived);
   per_backend_value(f::kBackendRequests, kRequests);
   per_backend_histogram(f::kBackendTimeToFirstByte, kTimeToFirstByte);
+  // Only backends that answered HTTP/1.x have these series, one per code
+  // label value seen: sparse, so listed here rather than in the snapshot.
+  auto& responses = family(f::kBackendResponses);
+  for (const Backend* b : ordered) {
+    for (const auto& [code, count] : b->responses) {
+      metrics::Labels labels{{"backend", b->label}};
+      if (!b->pool.empty()) labels.push_back({"pool", b->pool});
+      labels.push_back({"code", code});
+      responses.samples.push_back({std::move(labels), static_cast<double>(count)});
+    }
+  }
+  per_backend(f::kBackendRequestsUnanswered,
+              {{"local", kUnansweredLocal}, {"remote", kUnansweredRemote}});
+  per_backend_histogram(f::kBackendResponseDuration, kResponseDuration);
   per_backend_histogram(f::kBackendRequestsPerConnection, kRequestsPerConnection);
   per_backend_histogram(f::kBackendRtt, kRtt);
   per_backend_value(f::kBackendRetransmits, kRetransmits);

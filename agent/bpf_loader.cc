@@ -95,6 +95,7 @@ std::optional<FirstChoice> ChooseFirstPlan(const LoaderSettings& settings, const
     return std::nullopt;
   }
   first.send_mode = *send_mode;
+  first.plan.http_status = settings.http_status;
 
   // The sweep over socket storage, unless --sweep-iterator tcp.
   std::string storage_refused;
@@ -138,6 +139,8 @@ std::string DescribeFallback(const LoadPlan& plan, const LoadPlan& next, const s
   }
   if (next.receive != plan.receive)
     changes.push_back("responses timed at " + ReceiveHookText(next.receive));
+  if (plan.http_status && !next.http_status)
+    changes.push_back("no HTTP status program (the kernel refused it: " + error + ")");
   if (plan.storage_sweep && !next.storage_sweep) {
     *sweep_fallback = "sweep over socket storage: starting with it failed (" + error +
                       "); the sweep walks TCP's hash tables of the agent's network namespace "
@@ -172,6 +175,7 @@ LoaderSettings LoaderSettingsFrom(const Config& config) {
   settings.probe_mode = config.probe_mode;
   settings.sweep_iterator = config.sweep_iterator;
   settings.bpf_stats = config.bpf_stats;
+  settings.http_status = config.http_status_codes != HttpStatusCodes::kOff;
   settings.btf_path = config.btf_path;
   return settings;
 }

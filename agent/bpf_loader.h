@@ -59,6 +59,7 @@ struct LoaderSettings {
   ProbeMode probe_mode = ProbeMode::kAuto;
   SweepIterator sweep_iterator = SweepIterator::kAuto;
   bool bpf_stats = false;
+  bool http_status = true;  // false with --http-status-codes off
   std::string btf_path;  // empty: /sys/kernel/btf/vmlinux
 };
 

@@ -13,6 +13,9 @@ HistogramBuckets DefaultHistogramBuckets() {
   // Like connect, but slow queries and long polls reach a minute.
   b.time_to_first_byte = {0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
                           0.1,     0.25,   0.5,     1,      2.5,   5,      10,    30,   60};
+  // Time to first byte plus the body: up to 10 min (downloads, long polls).
+  b.response_duration = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                         0.25,   0.5,     1,      2.5,   5,      10,    30,   60,    300,  600};
   // 10 µs (same host) to 1 s (intercontinental under loss).
   b.rtt = {0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025,
            0.005,   0.01,     0.025,   0.05,   0.1,     0.25,   0.5,   1};
@@ -62,6 +65,26 @@ const char* SweepIteratorName(SweepIterator iterator) {
       return "tcp";
   }
   return "unknown";
+}
+
+const char* HttpStatusCodesName(HttpStatusCodes codes) {
+  switch (codes) {
+    case HttpStatusCodes::kClass:
+      return "class";
+    case HttpStatusCodes::kExact:
+      return "exact";
+    case HttpStatusCodes::kOff:
+      return "off";
+  }
+  return "unknown";
+}
+
+std::optional<HttpStatusCodes> HttpStatusCodesFromName(std::string_view name) {
+  for (HttpStatusCodes codes :
+       {HttpStatusCodes::kClass, HttpStatusCodes::kExact, HttpStatusCodes::kOff}) {
+    if (name == HttpStatusCodesName(codes)) return codes;
+  }
+  return std::nullopt;
 }
 
 }  // namespace sockeye

@@ -26,6 +26,7 @@ struct HistogramBuckets {
   std::vector<double> connect_duration;
   std::vector<double> connection_duration;
   std::vector<double> time_to_first_byte;
+  std::vector<double> response_duration;
   std::vector<double> rtt;
   std::vector<double> requests_per_connection;
 };
@@ -47,6 +48,12 @@ std::optional<ProbeMode> ProbeModeFromName(std::string_view name);
 // takes the socket-storage one (only followed sockets) where the kernel
 // allows map-element iterators, else the TCP hash tables.
 enum class SweepIterator { kAuto, kSocketStorage, kTcp };
+
+// The `code` label of sockeye_backend_responses_total: the status class
+// (1xx..5xx, other), the three digits, or no status program at all.
+enum class HttpStatusCodes { kClass, kExact, kOff };
+const char* HttpStatusCodesName(HttpStatusCodes codes);
+std::optional<HttpStatusCodes> HttpStatusCodesFromName(std::string_view name);
 const char* SweepIteratorName(SweepIterator iterator);
 std::optional<SweepIterator> SweepIteratorFromName(std::string_view name);
 
@@ -77,6 +84,7 @@ struct Config {
   bool keep_capabilities = false;  // --keep-capabilities: do not drop them after attaching
   ProbeMode probe_mode = ProbeMode::kAuto;
   SweepIterator sweep_iterator = SweepIterator::kAuto;
+  HttpStatusCodes http_status_codes = HttpStatusCodes::kClass;
   LogLevel log_level = LogLevel::kInfo;
   HistogramBuckets buckets = DefaultHistogramBuckets();
 };

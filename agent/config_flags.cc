@@ -165,6 +165,12 @@ void DefineFlags(CLI::App* app, RawFlags* raw) {
                          "(the first this kernel allows)"))
       ->type_name("ITERATOR")
       ->group(tracking);
+  scalar(app->add_option("--http-status-codes", raw->http_status_codes,
+                         "The code label of sockeye_backend_responses_total: class (1xx..5xx, "
+                         "other), exact (the three digits: at most 900 values per backend), or "
+                         "off (no status program is loaded)"))
+      ->type_name("CODES")
+      ->group(tracking);
   scalar(app->add_option("--log.level", raw->log_level,
                          "Least severe log messages to print: debug, info, warn or error"))
       ->type_name("LEVEL")
@@ -188,6 +194,9 @@ void DefineFlags(CLI::App* app, RawFlags* raw) {
   buckets("--buckets.time-to-first-byte", &raw->buckets_time_to_first_byte,
           "Time from the start of a request to the first byte of its response, seconds",
           defaults.buckets.time_to_first_byte);
+  buckets("--buckets.response-duration", &raw->buckets_response_duration,
+          "Time from the start of a request to the last byte of its response, seconds",
+          defaults.buckets.response_duration);
   buckets("--buckets.rtt", &raw->buckets_rtt, "Smoothed round-trip time, seconds",
           defaults.buckets.rtt);
   buckets("--buckets.requests-per-connection", &raw->buckets_requests_per_connection,

@@ -37,10 +37,12 @@ struct RawFlags {
   std::string btf_path;
   std::string probe_mode = "auto";
   std::string sweep_iterator = "auto";
+  std::string http_status_codes = "class";
   std::string log_level = "info";
   std::vector<std::string> buckets_connect_duration;
   std::vector<std::string> buckets_connection_duration;
   std::vector<std::string> buckets_time_to_first_byte;
+  std::vector<std::string> buckets_response_duration;
   std::vector<std::string> buckets_rtt;
   std::vector<std::string> buckets_requests_per_connection;
 };

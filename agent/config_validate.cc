@@ -194,6 +194,14 @@ bool CheckSweepIterator(const std::string& text, Errors* errors, SweepIterator* 
   return errors->Fail("sweep-iterator", Quote(text) + " is not one of auto, socket-storage, tcp");
 }
 
+bool CheckHttpStatusCodes(const std::string& text, Errors* errors, HttpStatusCodes* out) {
+  if (const auto codes = HttpStatusCodesFromName(text)) {
+    *out = *codes;
+    return true;
+  }
+  return errors->Fail("http-status-codes", Quote(text) + " is not one of class, exact, off");
+}
+
 bool CheckLogLevel(const std::string& text, Errors* errors, LogLevel* out) {
   static const std::pair<const char*, LogLevel> kLevels[] = {{"debug", LogLevel::kDebug},
                                                              {"info", LogLevel::kInfo},
@@ -271,6 +279,7 @@ std::optional<Config> Validate(const RawFlags& raw, Errors* errors) {
        CheckHotSlots(raw.hot_slots, errors, &config.hot_slots) &&
        CheckProbeMode(raw.probe_mode, errors, &config.probe_mode) &&
        CheckSweepIterator(raw.sweep_iterator, errors, &config.sweep_iterator) &&
+       CheckHttpStatusCodes(raw.http_status_codes, errors, &config.http_status_codes) &&
        CheckLogLevel(raw.log_level, errors, &config.log_level) &&
        CheckBuckets("buckets.connect-duration", raw.buckets_connect_duration, errors,
                     &config.buckets.connect_duration) &&
@@ -278,6 +287,8 @@ std::optional<Config> Validate(const RawFlags& raw, Errors* errors) {
                     &config.buckets.connection_duration) &&
        CheckBuckets("buckets.time-to-first-byte", raw.buckets_time_to_first_byte, errors,
                     &config.buckets.time_to_first_byte) &&
+       CheckBuckets("buckets.response-duration", raw.buckets_response_duration, errors,
+                    &config.buckets.response_duration) &&
        CheckBuckets("buckets.rtt", raw.buckets_rtt, errors, &config.buckets.rtt) &&
        CheckBuckets("buckets.requests-per-connection", raw.buckets_requests_per_connection, errors,
                     &config.buckets.requests_per_connection);

@@ -19,6 +19,7 @@ enum class Needs {
   kFentryAttach,     // an fentry program on `target` loads and attaches
   kKprobes,          // a kernel built with kprobes
   kStorageIterator,  // iterators over a socket-storage map load
+  kCgroup2,          // a cgroup v2 hierarchy to attach to
   kNothing,          // iter/tcp: every kernel that runs the rest has it
 };
 
@@ -37,6 +38,7 @@ enum class Choice {
   kSendMode,     // the candidate at the SendMode's position, or off (SendMode::kNone)
   kReceiveHook,  // the candidate at the plan's ReceiveHook's position
   kSweep,        // the first (socket storage) when the plan has it, else the second
+  kHttpStatus,   // its one program when the plan has it (--http-status-codes, load fallback)
 };
 
 struct Hook {
@@ -45,6 +47,8 @@ struct Hook {
   std::vector<Candidate> candidates;  // in order of preference
   const char* consequence = "";
   bool iterator = false;  // run by read(), attached with its own options
+  bool cgroup = false;    // attached to a cgroup (AttachStatusProgram()), not by bpf_program__attach()
+  const char* off = "";   // what --check says when it is off by choice
 };
 
 // The send hook's target in --check when it is off (the default).
@@ -112,6 +116,17 @@ const std::vector<Hook>& Hooks() {
                        Needs::kStorageIterator},
                       {&Programs::sweep_tcp_connections, "iter", "tcp", Needs::kNothing}},
        .iterator = true},
+      // HTTP/1.x status of responses, read from their first segment as it
+      // enters the host (bpf/http_status.bpf.c). Optional: without it the
+      // rest runs and no responses_total series appear.
+      {.name = "http_status",
+       .choice = Choice::kHttpStatus,
+       .candidates = {{&Programs::on_cgroup_ingress, "cgroup_skb", "ingress", Needs::kCgroup2}},
+       .consequence = "no sockeye_backend_responses_total (HTTP status classes); everything else "
+                      "is counted",
+       .cgroup = true,
+       .off = "--http-status-codes off, or the kernel refused the program: no "
+              "sockeye_backend_responses_total"},
   };
   return hooks;
 }
@@ -144,6 +159,10 @@ bool Offers(const btf* vmlinux, const Candidate& candidate, std::string* why) {
       return KernelHasKprobes();
     case Needs::kStorageIterator:
       return StorageIteratorAllowed(vmlinux, why);
+    case Needs::kCgroup2:
+      if (!Cgroup2MountPoint().empty()) return true;
+      *why = "no cgroup v2 hierarchy is mounted";
+      return false;
     case Needs::kNothing:
       break;
   }
@@ -163,6 +182,9 @@ const Candidate* Chosen(const Hook& hook, SendMode send_mode, const LoadPlan& pl
       return &hook.candidates.at(static_cast<size_t>(plan.receive));
     case Choice::kSweep:
       return &hook.candidates.at(plan.storage_sweep ? 0 : 1);
+    case Choice::kHttpStatus:
+      if (!plan.http_status) return nullptr;
+      break;
   }
   return &hook.candidates.front();
 }
@@ -249,7 +271,14 @@ bool ChoosePrograms(sockeye_bpf* skel, const btf* vmlinux, SendMode send_mode, c
     for (const Candidate& candidate : hook.candidates)
       bpf_program__set_autoload(skel->progs.*candidate.program, &candidate == chosen);
     if (chosen == nullptr) {
-      probes->push_back({hook.name, SendModeName(SendMode::kNone), kSendOff});
+      probes->push_back({hook.name, "off", *hook.off ? hook.off : kSendOff});
+      continue;
+    }
+    std::string why;
+    if (chosen->needs == Needs::kCgroup2 && !Offers(vmlinux, *chosen, &why)) {
+      bpf_program__set_autoload(skel->progs.*chosen->program, false);
+      probes->push_back({hook.name, "off", why + ": " + hook.consequence, true});
+      LogWarn(std::string(hook.name) + ": " + why + ": " + hook.consequence);
       continue;
     }
     if (chosen->needs == Needs::kTracepoint && !HasTracepoint(vmlinux, chosen->target)) {
@@ -276,7 +305,7 @@ bool ChoosePrograms(sockeye_bpf* skel, const btf* vmlinux, SendMode send_mode, c
 std::vector<bpf_program*> TracingPrograms(const sockeye_bpf* skel) {
   std::vector<bpf_program*> programs;
   for (const Hook& hook : Hooks()) {
-    if (hook.iterator) continue;
+    if (hook.iterator || hook.cgroup) continue;
     for (const Candidate& candidate : hook.candidates) {
       programs.push_back(skel->progs.*candidate.program);
       for (const auto& [main, standby] : kGuardedHooks) {

@@ -5,6 +5,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <fstream>
+#include <sstream>
 
 #include "agent/errno_text.h"
 #include "agent/unique_fd.h"
@@ -80,6 +82,22 @@ bool FentryAllowed(const btf* vmlinux, const char* function, std::string* why) {
     return false;
   }
   return true;
+}
+
+std::string Cgroup2MountPoint() {
+  // mountinfo: ID PARENT MAJ:MIN ROOT MOUNT-POINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPER
+  std::ifstream mountinfo("/proc/self/mountinfo");
+  std::string line;
+  while (std::getline(mountinfo, line)) {
+    std::istringstream fields(line);
+    std::string id, parent, devices, root, mount_point, field;
+    if (!(fields >> id >> parent >> devices >> root >> mount_point)) continue;
+    while (fields >> field && field != "-") {
+    }
+    std::string fstype;
+    if (fields >> fstype && fstype == "cgroup2" && root == "/") return mount_point;
+  }
+  return "";
 }
 
 }  // namespace sockeye

@@ -28,4 +28,9 @@ bool StorageIteratorAllowed(const btf* vmlinux, std::string* why);
 // then detached). Otherwise *why says what is missing or what the kernel said.
 bool FentryAllowed(const btf* vmlinux, const char* function, std::string* why);
 
+// Where a cgroup v2 hierarchy is mounted ("/sys/fs/cgroup", or
+// "/sys/fs/cgroup/unified" on hybrid hosts), from /proc/self/mountinfo;
+// empty when there is none.
+std::string Cgroup2MountPoint();
+
 }  // namespace sockeye

@@ -6,10 +6,12 @@ LoadFallbacks::LoadFallbacks(LoadPlan first, bool sweep_may_fall_back) {
   const bool receive_may_fall_back = first.receive != ReceiveHook::kTcpProbe;
   const bool sweep_falls_back = sweep_may_fall_back && first.storage_sweep;
   plans_.push_back(first);
-  if (receive_may_fall_back) plans_.push_back({first.storage_sweep, ReceiveHook::kTcpProbe});
+  if (receive_may_fall_back)
+    plans_.push_back({first.storage_sweep, ReceiveHook::kTcpProbe, first.http_status});
   if (sweep_falls_back) {
-    plans_.push_back({false, first.receive});
-    if (receive_may_fall_back) plans_.push_back({false, ReceiveHook::kTcpProbe});
+    plans_.push_back({false, first.receive, first.http_status});
+    if (receive_may_fall_back)
+      plans_.push_back({false, ReceiveHook::kTcpProbe, first.http_status});
   }
 }
 
@@ -18,6 +20,11 @@ std::optional<LoadPlan> LoadFallbacks::After(LoadStep step) {
   switch (step) {
     case LoadStep::kLoad:
       break;
+    case LoadStep::kStatusLoad:
+      // The status program is optional: every plan goes on without it.
+      if (!failed.http_status) return std::nullopt;
+      for (LoadPlan& plan : plans_) plan.http_status = false;
+      return current();
     case LoadStep::kSweepLoad:
     case LoadStep::kSweepAttach:
       if (!failed.storage_sweep) return std::nullopt;  // iter/tcp has no fallback

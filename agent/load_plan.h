@@ -23,8 +23,10 @@ enum class ReceiveHook { kDataReadyTracepoint, kDataReadyFentry, kTcpProbe };
 struct LoadPlan {
   bool storage_sweep = false;  // iter/bpf_sk_storage_map, else iter/tcp
   ReceiveHook receive = ReceiveHook::kTcpProbe;
+  bool http_status = true;  // the cgroup_skb status program (bpf/http_status.bpf.c)
   bool operator==(const LoadPlan& other) const {
-    return storage_sweep == other.storage_sweep && receive == other.receive;
+    return storage_sweep == other.storage_sweep && receive == other.receive &&
+           http_status == other.http_status;
   }
 };
 
@@ -36,6 +38,7 @@ enum class LoadStep {
   kLoad,
   kReceiveLoad,
   kSweepLoad,
+  kStatusLoad,  // the HTTP status program: the same plan again without it
   kOtherLoad,
   kSweepAttach,
   kReceiveAttach,

@@ -2,6 +2,7 @@
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
 
@@ -18,6 +19,8 @@
 #include "agent/capabilities.h"
 #include "agent/errno_text.h"
 #include "agent/hook_table.h"
+#include "agent/kernel_features.h"
+#include "agent/unique_fd.h"
 #include "agent/kernel_stats.h"
 #include "agent/load_time_immediates.h"
 #include "agent/log.h"
@@ -91,6 +94,8 @@ LoadStep LoadStepOf(const std::optional<LoadRefusal>& refusal, const sockeye_bpf
     return LoadStep::kReceiveLoad;
   if (refusal->name == bpf_program__name(SweepProgram(skel, plan.storage_sweep)))
     return LoadStep::kSweepLoad;
+  if (plan.http_status && refusal->name == bpf_program__name(skel->progs.on_cgroup_ingress))
+    return LoadStep::kStatusLoad;
   return LoadStep::kOtherLoad;
 }
 
@@ -213,6 +218,42 @@ bool AttachHooks(sockeye_bpf* skel, const LoadPlan& plan, std::vector<LinkPtr>* 
   return true;
 }
 
+// Attaches the HTTP status program, when loaded, to the cgroup v2 root with
+// a link: link-based cgroup attachments run beside whatever else is attached
+// there (BPF_F_ALLOW_MULTI semantics) and go away with the agent's process.
+// Every socket in the hierarchy is seen, so proxies in any service's cgroup
+// are. Optional: when it fails, the hook's --check entry says so and the
+// agent runs without it.
+void AttachStatusProgram(sockeye_bpf* skel, std::vector<LinkPtr>* links,
+                         std::vector<ProbeChoice>* probes) {
+  bpf_program* prog = skel->progs.on_cgroup_ingress;
+  if (!bpf_program__autoload(prog)) return;
+  const std::string root = Cgroup2MountPoint();
+  std::string failure;
+  UniqueFd cgroup(root.empty() ? -1 : open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!cgroup.valid()) {
+    failure = root.empty() ? "no cgroup v2 hierarchy is mounted"
+                           : "opening " + root + " failed: " + ErrnoText(errno);
+  } else {
+    LinkPtr link(AttachRefusedForTest(prog) ? nullptr
+                                            : bpf_program__attach_cgroup(prog, cgroup.get()));
+    if (link) {
+      links->push_back(std::move(link));
+      for (ProbeChoice& p : *probes)
+        if (p.hook == "http_status") p.target = "ingress (" + root + ")";
+      return;
+    }
+    failure = "attaching to " + root + " failed: " + ErrnoText(errno);
+  }
+  for (ProbeChoice& p : *probes) {
+    if (p.hook != "http_status") continue;
+    p.mode = "off";
+    p.target = failure + ": no sockeye_backend_responses_total";
+    p.reduced_coverage = true;
+  }
+  LogWarn("http_status: " + failure + "; no HTTP status classes are counted");
+}
+
 // Attaches the adoption iterator and the plan's sweep iterator.
 bool AttachIterators(sockeye_bpf* skel, const LoadPlan& plan, LinkPtr* adopt_link,
                      LinkPtr* sweep_link, std::string* error, LoadStep* failed_step) {
@@ -303,6 +344,7 @@ std::unique_ptr<BpfProbes::State> BpfProbes::LoadWith(const LoaderSettings& sett
 
   // 7. Attach the hooks, then the adoption and sweep iterators.
   if (!AttachHooks(skel, plan, &state->links, error, failed_step)) return nullptr;
+  AttachStatusProgram(skel, &state->links, &state->probes);
   if (!AttachIterators(skel, plan, &state->adopt_link, &state->sweep_link, error, failed_step))
     return nullptr;
 

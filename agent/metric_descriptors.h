@@ -75,6 +75,25 @@ inline constexpr MetricDescriptor kBackendTimeToFirstByte{
     .type = kHistogram,
     .labels = {"backend", "pool"},
     .help = "Time from the start of a request to the first byte of its response."};
+inline constexpr MetricDescriptor kBackendResponses{
+    .name = "sockeye_backend_responses_total",
+    .type = kCounter,
+    .labels = {"backend", "pool", "code"},
+    .help =
+        "Final HTTP/1.x responses from the backend, by status class (1xx..5xx, other), or by "
+        "status code with --http-status-codes exact."};
+inline constexpr MetricDescriptor kBackendRequestsUnanswered{
+    .name = "sockeye_backend_requests_unanswered_total",
+    .type = kCounter,
+    .labels = {"backend", "pool", "closed_by"},
+    .help =
+        "Requests whose connection closed before any byte of a response, by which side closed "
+        "first (local: the proxy gave up; remote: the backend hung up)."};
+inline constexpr MetricDescriptor kBackendResponseDuration{
+    .name = "sockeye_backend_response_duration_seconds",
+    .type = kHistogram,
+    .labels = {"backend", "pool"},
+    .help = "Time from the start of a request to the last byte of its response."};
 inline constexpr MetricDescriptor kBackendRequestsPerConnection{
     .name = "sockeye_backend_requests_per_connection",
     .type = kHistogram,
@@ -184,6 +203,9 @@ inline constexpr std::array kAggregatorFamilies = {
     &kBackendReceivedBytes,
     &kBackendRequests,
     &kBackendTimeToFirstByte,
+    &kBackendResponses,
+    &kBackendRequestsUnanswered,
+    &kBackendResponseDuration,
     &kBackendRequestsPerConnection,
     &kBackendRtt,
     &kBackendRetransmits,
@@ -251,6 +273,13 @@ inline constexpr MetricDescriptor kTurnsLost{
     .help =
         "Completed requests whose time-to-first-byte sample never reached "
         "the agent (its batch record found the ring buffer full)."};
+inline constexpr MetricDescriptor kStatusUnread{
+    .name = "sockeye_http_status_unread_total",
+    .type = kCounter,
+    .help =
+        "Responses on HTTP/1.x connections whose status could not be read (a first segment "
+        "shorter than a status line, or interim headers longer than 128 bytes); their requests "
+        "count without a status."};
 inline constexpr MetricDescriptor kAdoptionSocketsSkipped{
     .name = "sockeye_adoption_sockets_skipped_total",
     .type = kCounter,
@@ -315,6 +344,7 @@ inline constexpr std::array kProbesFamilies = {
     &kConnectionsUnfollowed,
     &kSendMarksFull,
     &kTurnsLost,
+    &kStatusUnread,
     &kAdoptionSocketsSkipped,
     &kAdoptionNetworkNamespaces,
     &kHotSlotFallbacks,

@@ -97,7 +97,7 @@ void Populate(sockeye::Aggregator& agg, uint32_t backends) {
         auto progress = Event(SOCKEYE_EV_PROGRESS, conn, b);
         progress.turn_count = 1;
         progress.turns[0].ttfb_us = 1000 * t;
-        progress.turns[0].srtt_us = 50 + t;
+        progress.turns[0].srtt_status = 50 + t;
         progress.totals.requests = t;
         progress.totals.bytes_sent = 100 * t;
         progress.totals.bytes_received = 1000 * t;

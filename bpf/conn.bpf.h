@@ -26,15 +26,50 @@ enum conn_phase {
 
 #define CLOSED_BY_UNKNOWN 0xff
 
+/* Whether a connection speaks HTTP/1.x, decided by its first response
+ * (bpf/http_status.bpf.c). */
+enum conn_http {
+	HTTP_UNKNOWN = 0,
+	HTTP_YES,
+	HTTP_NO, /* the first response was no status line: never looked at again */
+};
+
 /* What the per-segment hook (and, when attached, the send hook) reads and
  * writes for one open connection. It lives in a hot_slots entry the
  * connection owns, or, when its slot is taken, in its socket storage
- * (struct conn.hot): conn_hot() says which. */
+ * (struct conn.hot): conn_hot() says which. The fields every followed
+ * segment reads come first. */
 struct conn_hot {
 	/* Socket cookie of the connection this state belongs to; in a slot, 0
 	 * when free. The sweep re-reads it after reading the rest. */
 	__u64 owner;
+	__u32 seen_write_seq; /* write_seq when send progress was last seen */
+	__u32 seen_rcv_nxt;   /* rcv_nxt at the last sk_data_ready (on_data_ready()) */
+	__u32 request_seq;    /* write_seq where the waiting turn's request began */
+	__u32 requests;
+	__u8 phase;
+	__u8 tx_final; /* FIN queued: conn.final_write_seq holds the send total */
+	/* The response being received has its first byte, and its end
+	 * (last_rx_ns) has not been reported yet (take_response()). */
+	__u8 response_open;
+	/* The status program saw an interim (1xx) response: the turn waits
+	 * for the final one (on_data_ready()). */
+	__u8 status_hold;
+	/* Written by the status program (cgroup_skb ingress), before the
+	 * receive hook handles the same segment: the status of the response
+	 * whose first byte this is, taken by record_turn(). */
+	__u16 status;
+	__u8 http;          /* enum conn_http */
+	__u8 status_interim; /* the next status line starts at status_seq */
+	/* write_seq when the status program last found a response start: a
+	 * request sent since means the next response start is due. */
+	__u32 status_write_seq;
+	__u32 status_seq;
+	/* The previous response's duration, completed when the current request
+	 * started; carried by the current turn (struct sockeye_turn). */
+	__u32 prev_response_us;
 	__u64 turn_start_ns;
+	__u64 last_rx_ns; /* the response's last payload arrival */
 	/* Completed turns not yet handed to user space: turns[n % BATCH] for
 	 * turns_flushed <= n < turns_head. Only the receive hook (sk_data_ready,
 	 * its fentry twin on sock_def_readable, or tcp_probe) appends, under the
@@ -50,13 +85,7 @@ struct conn_hot {
 	/* The connection's conn_id, so that a batch record needs nothing else
 	 * (emit_turns()). */
 	__u64 conn_id;
-	__u32 seen_write_seq; /* write_seq when send progress was last seen */
-	__u32 seen_rcv_nxt;   /* rcv_nxt at the last sk_data_ready (on_data_ready()) */
-	__u32 request_seq;    /* write_seq where the waiting turn's request began */
-	__u32 requests;
-	__u32 phase;
-	__u8 tx_final; /* FIN queued: conn.final_write_seq holds the send total */
-	struct sockeye_turn turns[SOCKEYE_TURN_BATCH] __attribute__((aligned(64)));
+	struct sockeye_turn turns[SOCKEYE_TURN_BATCH];
 };
 
 /* One per followed socket, in BPF_MAP_TYPE_SK_STORAGE: freed with the

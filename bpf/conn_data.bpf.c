@@ -40,7 +40,7 @@ static __always_inline void on_segment(struct sock *sk, const struct sk_buff *sk
 		return;
 	consume_send_mark(sk, h);
 	note_send_progress(tp, h);
-	if (h->phase == PHASE_AWAITING_RESPONSE && skb_tcp_payload_len(skb) > 0)
+	if (skb_tcp_payload_len(skb) > 0)
 		note_response_bytes(tp, h);
 }
 
@@ -98,19 +98,26 @@ static __always_inline void on_data_ready(const struct sock *sk, const struct tc
 
 	h->seen_rcv_nxt = rcv_nxt;
 	/* Counts a request whose data moved write_seq; the turn_start_ns it
-	 * stamps is not used on this path (the start is rack.mstamp, below). */
+	 * stamps is replaced below by the request's departure. */
 	note_send_progress(tp, h);
-	if (h->phase != PHASE_AWAITING_RESPONSE)
-		return;
 	if (arrived &&
 	    (sk->__sk_common.skc_flags & (1UL << bpf_core_enum_value(enum sock_flags, SOCK_DONE))))
 		arrived -= 1; /* the FIN's sequence number */
+	if (h->phase != PHASE_AWAITING_RESPONSE) {
+		/* More of the response: where it ends so far. */
+		if (arrived && h->response_open)
+			h->last_rx_ns = tp->tcp_clock_cache;
+		return;
+	}
 	if (!arrived || (__s32)(tp->snd_una - h->request_seq) <= 0)
+		return;
+	/* An interim (1xx) response: the turn ends at the final one. */
+	if (h->status_hold)
 		return;
 	sent_us = tp->rack.mstamp;
 	now_ns = tp->tcp_clock_cache;
-	h->phase = PHASE_RECEIVING;
-	record_turn(tp, h, now_ns > sent_us * 1000 ? now_ns - sent_us * 1000 : 0);
+	h->turn_start_ns = sent_us * 1000;
+	response_started(tp, h, now_ns);
 }
 
 static __always_inline void data_ready(struct sock *sk)

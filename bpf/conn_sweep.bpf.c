@@ -101,9 +101,15 @@ int adopt_open_connections(struct bpf_iter__tcp *ctx)
 	return 0;
 }
 
-/* One followed socket's progress record, for either sweep below. */
+/* A response that received nothing for this long is complete, as far as
+ * a sweep can tell: one default sweep interval. */
+#define RESPONSE_IDLE_NS 1000000000ULL
+
+/* One followed socket's progress record, for either sweep below. Only a
+ * sweep that holds the socket lock (`locked`) may complete an idle
+ * response: the receive hook writes the same fields under that lock. */
 static __always_inline void sweep_socket(struct seq_file *seq, struct sock *sk,
-					 const struct tcp_sock *tp)
+					 const struct tcp_sock *tp, bool locked)
 {
 	struct sockeye_event e = {};
 	struct conn_hot *h;
@@ -123,8 +129,11 @@ static __always_inline void sweep_socket(struct seq_file *seq, struct sock *sk,
 		return;
 	/* Closed connections are reported only if they still moved (data the
 	 * application reads after a reset or a FIN already closed the socket). */
+	if (locked && c->lifecycle == CONN_OPEN)
+		e.response_us = take_response(
+			h, h->response_open && bpf_ktime_get_ns() - h->last_rx_ns > RESPONSE_IDLE_NS);
 	if ((!sweep_all || c->lifecycle == CONN_CLOSED) && !totals_moved(c, &e.totals) &&
-	    !turns_pending(h))
+	    !turns_pending(h) && !e.response_us)
 		return;
 	remember_reported(c, &e.totals);
 	take_turns(h, &e);
@@ -143,7 +152,7 @@ int sweep_connections(struct bpf_iter__bpf_sk_storage_map *ctx)
 		return 0;
 	tp = bpf_skc_to_tcp_sock(sk);
 	if (tp)
-		sweep_socket(ctx->meta->seq, sk, tp);
+		sweep_socket(ctx->meta->seq, sk, tp, false);
 	return 0;
 }
 
@@ -170,6 +179,6 @@ int sweep_tcp_connections(struct bpf_iter__tcp *ctx)
 		return 0;
 	tp = bpf_skc_to_tcp_sock(skc); /* full sockets only: no time-wait or request socks */
 	if (tp)
-		sweep_socket(ctx->meta->seq, (struct sock *)tp, tp);
+		sweep_socket(ctx->meta->seq, (struct sock *)tp, tp, true);
 	return 0;
 }

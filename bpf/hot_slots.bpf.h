@@ -86,6 +86,15 @@ static __always_inline void release_hot_slot(struct conn *c)
 	c->hot.requests = h->requests;
 	c->hot.phase = h->phase;
 	c->hot.tx_final = h->tx_final;
+	c->hot.response_open = h->response_open;
+	c->hot.status_hold = h->status_hold;
+	c->hot.status = h->status;
+	c->hot.http = h->http;
+	c->hot.status_interim = h->status_interim;
+	c->hot.status_write_seq = h->status_write_seq;
+	c->hot.status_seq = h->status_seq;
+	c->hot.prev_response_us = h->prev_response_us;
+	c->hot.last_rx_ns = h->last_rx_ns;
 	c->hot.turns_head = 0;
 	c->hot.turns_flushed = 0;
 	flushed = READ_ONCE_U64(h->turns_flushed);
@@ -114,6 +123,15 @@ static __always_inline struct conn_hot *conn_mark_open(struct sock *sk, const st
 	c->sent_high = 0;
 	c->received_high = 0;
 	h->phase = PHASE_IDLE;
+	/* No request is outstanding as far as we know: the status program
+	 * waits for the next one (an adopted connection may be mid-response). */
+	h->status_write_seq = c->base_write_seq;
+	h->response_open = 0;
+	h->status_hold = 0;
+	h->status = SOCKEYE_STATUS_NONE;
+	h->http = HTTP_UNKNOWN;
+	h->status_interim = 0;
+	h->prev_response_us = 0;
 	c->lifecycle = CONN_OPEN;
 	c->opened = 1;
 	return h;

@@ -107,6 +107,7 @@ static __always_inline void fill_event(struct sockeye_event *e, const struct soc
 	e->srtt_us = tp->srtt_us >> 3; /* stored <<3 by tcp_rtt_estimator() */
 	e->conn_id = c->conn_id;
 	e->duration_ns = duration_ns;
+	e->response_us = 0;
 	e->backend = c->backend;
 	read_totals(sk, tp, c, h, &e->totals);
 }
@@ -152,8 +153,15 @@ static __always_inline __u8 emit(const struct sock *sk, const struct tcp_sock *t
 	remember_reported(c, &e->totals);
 	take_turns(h, e);
 	e->reason = reason;
-	if (kind == SOCKEYE_EV_CLOSED && socket_orphaned(sk) && !turns_pending(h))
-		e->flags |= SOCKEYE_EVF_FINAL;
+	if (kind == SOCKEYE_EV_CLOSED) {
+		/* Closed under the socket lock: the open response, if any, ended
+		 * with its last byte, and a request still waiting got no answer. */
+		e->response_us = take_response(h, true);
+		if (h->phase == PHASE_AWAITING_RESPONSE)
+			e->flags |= SOCKEYE_EVF_UNANSWERED;
+		if (socket_orphaned(sk) && !turns_pending(h))
+			e->flags |= SOCKEYE_EVF_FINAL;
+	}
 	flags = e->flags;
 	bpf_ringbuf_submit(e, bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) > ringbuf_wakeup_bytes()
 				      ? BPF_RB_FORCE_WAKEUP

@@ -45,6 +45,9 @@ enum sockeye_event_kind {
  * dropped under memory pressure: CLOSE first, then the reset), which comes
  * as SOCKEYE_EV_RESET_AFTER_CLOSE. */
 #define SOCKEYE_EVF_FINAL 0x8
+/* On a CLOSED record: the last request on the connection got no byte of a
+ * response before it closed (by closed_by's side). */
+#define SOCKEYE_EVF_UNANSWERED 0x10
 
 /* A CONNECTED or CLOSED record for a transition the kernel skipped in both of
  * the state hook's programs (bpf/hook_guards.bpf.h), reported
@@ -87,6 +90,11 @@ enum sockeye_kernel_counter {
 	/* Not a loss: connections that opened while their hot slot was taken
 	 * and keep their per-segment state in socket storage (slower path). */
 	SOCKEYE_KC_HOT_SLOT_TAKEN,
+	/* Responses on an HTTP/1.x connection whose status could not be read:
+	 * a first segment too short for a status line, or interim (1xx)
+	 * headers longer than the program scans. Their turns count without a
+	 * status. */
+	SOCKEYE_KC_STATUS_UNREAD,
 	/* SOCKEYE_KC_NESTED_RECOVERED + guarded hook: events whose main program
 	 * the kernel skipped (it was already running on that CPU) and which the
 	 * hook's standby program handled instead. Not a loss. */
@@ -142,14 +150,30 @@ struct sockeye_conn_totals {
  * last ones; the periodic sweep those of idle connections). */
 #define SOCKEYE_TURN_BATCH 16 /* a power of two: slots are indexed by n & (BATCH - 1) */
 
-/* 8 bytes, so that 16 of them fit where 8 did: the hot slot and the socket
- * storage keep their size (192 B; struct conn 320 B, which with the kernel's
- * element header stays in a 512 B allocation). Microseconds lose nothing on
- * the default path, where a turn starts at tp->rack.mstamp (us). */
+/* 12 bytes: with 16 of them a followed socket's storage (struct conn, ~400 B)
+ * still fits, with the kernel's element header, in a 512 B allocation.
+ * Microseconds lose nothing on the default path, where a turn starts at
+ * tp->rack.mstamp (us). The smoothed RTT shares a word with the HTTP status:
+ * 22 bits of microseconds (4.19 s, saturated) and 10 of status. */
 struct sockeye_turn {
-	__u32 ttfb_us; /* request start to first response byte; at most ~71 min */
-	__u32 srtt_us; /* smoothed RTT when the response arrived, 0 if none */
+	__u32 ttfb_us;		/* request start to first response byte; at most ~71 min */
+	__u32 srtt_status;	/* SOCKEYE_TURN_SRTT_US(), SOCKEYE_TURN_STATUS() */
+	/* The previous response on the connection, request start to its last
+	 * byte, completed when this request started; 0 when none. */
+	__u32 prev_response_us;
 };
+
+#define SOCKEYE_TURN_SRTT_BITS 22
+#define SOCKEYE_TURN_SRTT_MAX ((1U << SOCKEYE_TURN_SRTT_BITS) - 1)
+#define SOCKEYE_TURN_SRTT_US(t) ((t).srtt_status & SOCKEYE_TURN_SRTT_MAX)
+#define SOCKEYE_TURN_STATUS(t) ((t).srtt_status >> SOCKEYE_TURN_SRTT_BITS)
+
+/* The HTTP status a turn carries (10 bits): none (not an HTTP/1.x
+ * connection, or the status line was not seen), other (an HTTP/1.x
+ * connection whose response did not start with a status line), or the
+ * three-digit code itself (100-999). */
+#define SOCKEYE_STATUS_NONE 0
+#define SOCKEYE_STATUS_OTHER 1
 
 struct sockeye_event {
 	__u8 kind;      /* enum sockeye_event_kind */
@@ -166,7 +190,11 @@ struct sockeye_event {
 	struct sockeye_endpoint backend;
 	struct sockeye_conn_totals totals;
 	__u32 turn_count; /* valid entries of turns[], at most SOCKEYE_TURN_BATCH */
-	__u32 pad;
+	/* CLOSED, and PROGRESS from a sweep that holds the socket lock: a
+	 * response that completed with this record (the connection closed, or
+	 * received nothing for a sweep interval), request start to last byte;
+	 * 0 when none. */
+	__u32 response_us;
 	struct sockeye_turn turns[SOCKEYE_TURN_BATCH];
 };
 

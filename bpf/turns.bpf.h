@@ -60,6 +60,56 @@ static __always_inline __u64 last_transmit_ns(const struct tcp_sock *tp)
 	return bpf_ktime_get_ns();
 }
 
+/* A response's duration, request start to its last payload byte, in us:
+ * at least 1, so that 0 can mean none. */
+static __always_inline __u32 response_duration_us(const struct conn_hot *h)
+{
+	__u64 ns = h->last_rx_ns > h->turn_start_ns ? h->last_rx_ns - h->turn_start_ns : 0;
+
+	if (ns >= 0xffffffffULL * 1000)
+		return 0xffffffffU;
+	return ns < 1000 ? 1 : (__u32)((ns + 500) / 1000);
+}
+
+/* The response being received is complete: its next request started, or
+ * its connection closed. Its duration, once, or 0. */
+static __always_inline __u32 finish_response(struct conn_hot *h)
+{
+	if (!h->response_open)
+		return 0;
+	h->response_open = 0;
+	return response_duration_us(h);
+}
+
+/* For a record (a close, or a sweep that holds the socket lock): a
+ * response completed and not yet reported, the previous request's or the
+ * current one's when `finish_current`. */
+static __always_inline __u32 take_response(struct conn_hot *h, bool finish_current)
+{
+	__u32 us = h->prev_response_us;
+
+	if (us) {
+		h->prev_response_us = 0;
+		return us;
+	}
+	return finish_current ? finish_response(h) : 0;
+}
+
+/* A new turn: the previous response ended before this request (HTTP/1.x
+ * without pipelining answers one request at a time). */
+static __always_inline void start_turn(struct conn_hot *h, __u64 when)
+{
+	__u32 previous = finish_response(h);
+
+	if (previous)
+		h->prev_response_us = previous;
+	h->turn_start_ns = when;
+	h->phase = PHASE_AWAITING_RESPONSE;
+	/* Plain add: an atomic would not make the rare concurrent start by the
+	 * send hook and tcp_probe exact either, and costs a locked op. */
+	h->requests += 1;
+}
+
 /* Called from every hook that sees a tracked, open socket: data queued
  * since we last looked starts a turn unless one is already waiting. The
  * turn counts as a request at once, so request totals never depend on a
@@ -78,11 +128,7 @@ static __always_inline void note_send_progress(const struct tcp_sock *tp, struct
 	h->seen_write_seq = write_seq;
 	if (h->phase == PHASE_AWAITING_RESPONSE)
 		return;
-	h->turn_start_ns = last_transmit_ns(tp);
-	h->phase = PHASE_AWAITING_RESPONSE;
-	/* Plain add: an atomic would not make the rare concurrent start by the
-	 * send hook and tcp_probe exact either, and costs a locked op. */
-	h->requests += 1;
+	start_turn(h, last_transmit_ns(tp));
 }
 
 /* A send is starting now (fentry/kprobe on tcp_sendmsg, before any data is
@@ -91,9 +137,7 @@ static __always_inline void note_send_start(struct conn_hot *h, __u64 when)
 {
 	if (h->tx_final || h->phase == PHASE_AWAITING_RESPONSE)
 		return;
-	h->turn_start_ns = when;
-	h->phase = PHASE_AWAITING_RESPONSE;
-	h->requests += 1;
+	start_turn(h, when);
 }
 
 static __always_inline void send_marks_add(const void *sk)
@@ -165,6 +209,7 @@ static __always_inline void record_turn(const struct tcp_sock *tp, struct conn_h
 	__u64 head = h->turns_head;
 	__u64 flushed = READ_ONCE_U64(h->turns_flushed);
 	struct sockeye_turn *slot;
+	__u32 srtt_us;
 
 	if (head - flushed >= SOCKEYE_TURN_BATCH) {
 		/* The last batch record found the ring buffer full. Try again; if
@@ -177,19 +222,40 @@ static __always_inline void record_turn(const struct tcp_sock *tp, struct conn_h
 	}
 	slot = &h->turns[head & (SOCKEYE_TURN_BATCH - 1)];
 	slot->ttfb_us = ttfb_ns >= 0xffffffffULL * 1000 ? 0xffffffffU : (__u32)((ttfb_ns + 500) / 1000);
-	slot->srtt_us = tp->srtt_us >> 3; /* stored <<3 by tcp_rtt_estimator() */
+	srtt_us = tp->srtt_us >> 3; /* stored <<3 by tcp_rtt_estimator() */
+	if (srtt_us > SOCKEYE_TURN_SRTT_MAX)
+		srtt_us = SOCKEYE_TURN_SRTT_MAX;
+	slot->srtt_status = srtt_us | ((__u32)(h->status & 0x3ff) << SOCKEYE_TURN_SRTT_BITS);
+	slot->prev_response_us = h->prev_response_us;
+	h->prev_response_us = 0;
+	h->status = SOCKEYE_STATUS_NONE;
 	asm volatile("" ::: "memory");
 	h->turns_head = head + 1;
 	if (head + 1 - READ_ONCE_U64(h->turns_flushed) >= SOCKEYE_TURN_BATCH)
 		emit_turns(h);
 }
 
+/* The first byte of the waiting turn's response arrived at `now`. */
+static __always_inline void response_started(const struct tcp_sock *tp, struct conn_hot *h,
+					     __u64 now)
+{
+	h->phase = PHASE_RECEIVING;
+	record_turn(tp, h, now > h->turn_start_ns ? now - h->turn_start_ns : 0);
+	h->response_open = 1;
+	h->last_rx_ns = now;
+}
+
+/* tcp_probe: a segment with payload. The clock is read only for a followed
+ * connection's data while a response is open (the fallback hook's cost:
+ * tcp_clock_cache is refreshed only after tcp_probe fires). */
 static __always_inline void note_response_bytes(const struct tcp_sock *tp, struct conn_hot *h)
 {
-	if (h->phase != PHASE_AWAITING_RESPONSE)
-		return;
-	h->phase = PHASE_RECEIVING;
-	record_turn(tp, h, bpf_ktime_get_ns() - h->turn_start_ns);
+	if (h->phase == PHASE_AWAITING_RESPONSE) {
+		if (!h->status_hold)
+			response_started(tp, h, bpf_ktime_get_ns());
+	} else if (h->response_open) {
+		h->last_rx_ns = bpf_ktime_get_ns();
+	}
 }
 
 #endif /* SOCKEYE_TURNS_BPF_H */

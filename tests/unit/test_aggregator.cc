@@ -29,14 +29,14 @@ TEST(Aggregator, TurnsCarriedByAnyRecordKindAreObserved) {
   auto batch = Event(SOCKEYE_EV_TURN, 1, sockeye_endpoint{});
   batch.turn_count = SOCKEYE_TURN_BATCH;
   for (uint32_t i = 0; i < SOCKEYE_TURN_BATCH; ++i)
-    batch.turns[i] = {.ttfb_us = 1'000 * (i + 1), .srtt_us = 0};
+    batch.turns[i] = {.ttfb_us = 1'000 * (i + 1), .srtt_status = 0, .prev_response_us = 0};
   agg.Handle(batch, now);
 
   // The CLOSED record carries the last two turns, one with an RTT.
   auto closed = Event(SOCKEYE_EV_CLOSED, 1, backend);
   closed.turn_count = 2;
-  closed.turns[0] = {.ttfb_us = 500, .srtt_us = 40};
-  closed.turns[1] = {.ttfb_us = 250, .srtt_us = 0};
+  closed.turns[0] = {.ttfb_us = 500, .srtt_status = 40, .prev_response_us = 0};
+  closed.turns[1] = {.ttfb_us = 250, .srtt_status = 0, .prev_response_us = 0};
   agg.Handle(closed, now);
 
   // A count past the batch size is not trusted: its turns are ignored and
@@ -101,7 +101,7 @@ TEST(Aggregator, ConnectionLifecycleCountsOnce) {
   auto turn = Event(SOCKEYE_EV_TURN, 1, backend);
   turn.turn_count = 1;
   turn.turns[0].ttfb_us = 2000;
-  turn.turns[0].srtt_us = 100;
+  turn.turns[0].srtt_status = 100;
   turn.totals.bytes_sent = 100;
   turn.totals.requests = 1;
   agg.Handle(turn, now);

@@ -229,6 +229,11 @@ TEST(MetricDeclarations, AggregatorProducesItsDeclaredFamilies) {
   Aggregator aggregator(options);
   const auto now = Aggregator::Clock::now();
   aggregator.Handle(Event(SOCKEYE_EV_CONNECTED, 1, 1, 8080), now);
+  // A response with a status: responses_total has series only then.
+  sockeye_event turn = Event(SOCKEYE_EV_TURN, 1, 1, 8080);
+  turn.turn_count = 1;
+  turn.turns[0].srtt_status = 200u << SOCKEYE_TURN_SRTT_BITS;
+  aggregator.Handle(turn, now);
   aggregator.Handle(Event(SOCKEYE_EV_CLOSED, 1, 1, 8080), now);
   aggregator.Handle(Event(SOCKEYE_EV_CONNECT_FAILED, 0, 2, 80), now);
   std::vector<MetricFamily> collected;

@@ -1,0 +1,208 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * HTTP/1.x status of each response on a followed connection, read from the
+ * first bytes of the response's first segment as it enters the host.
+ *
+ * A cgroup_skb/ingress program runs for every received packet of the
+ * sockets in the cgroups it is attached to (tcp_filter() in tcp_v4_rcv() and
+ * tcp_v6_rcv(), before TCP processes the segment and before the receive hook
+ * sees it). It may read the payload with bpf_skb_load_bytes() -- no probe
+ * read, so it runs under any lockdown -- and reach the socket's hot state.
+ * It leaves after a load or two for sockets sockeye does not follow, and for
+ * a followed one after one comparison unless a request was sent since the
+ * last response started. It must always return 1: 0 drops the packet.
+ *
+ * Which segment starts the response: the one at rcv_nxt (the next in-order
+ * byte; a retransmission of older data or an out-of-order segment is not it,
+ * and the missing one comes later at rcv_nxt) that acknowledges some of the
+ * request, as in on_data_ready(). Pipelined requests (several sent before the
+ * first response) get the status of the first response only.
+ */
+#include "sockeye.bpf.h"
+#include "http_status.h"
+
+/* How far an interim response's header block is searched for its end: "100
+ * Continue" takes 25 bytes; 103 Early Hints with long Link headers can take
+ * more, and then the response counts without a status
+ * (SOCKEYE_KC_STATUS_UNREAD). A power of two. */
+#define INTERIM_SCAN_BYTES 128
+
+struct segment {
+	__u32 seq;
+	__u32 ack;
+	__u32 payload;	   /* offset of the payload from the network header */
+	__u32 payload_len;
+};
+
+/* The TCP header's sequence numbers and where the payload starts. */
+static __always_inline bool read_segment(struct __sk_buff *skb, struct segment *s)
+{
+	__u8 first, next_header;
+	__u32 tcp_off;
+	__u8 th[16];
+
+	if (bpf_skb_load_bytes(skb, 0, &first, 1))
+		return false;
+	if ((first >> 4) == 4) {
+		tcp_off = (first & 0xf) * 4;
+	} else if ((first >> 4) == 6) {
+		/* Extension headers are not followed: TCP right after the fixed header. */
+		if (bpf_skb_load_bytes(skb, 6, &next_header, 1) || next_header != IPPROTO_TCP)
+			return false;
+		tcp_off = 40;
+	} else {
+		return false;
+	}
+	if (bpf_skb_load_bytes(skb, tcp_off, th, sizeof(th)))
+		return false;
+	s->seq = ((__u32)th[4] << 24) | ((__u32)th[5] << 16) | ((__u32)th[6] << 8) | th[7];
+	s->ack = ((__u32)th[8] << 24) | ((__u32)th[9] << 16) | ((__u32)th[10] << 8) | th[11];
+	s->payload = tcp_off + (th[12] >> 4) * 4;
+	s->payload_len = skb->len > s->payload ? skb->len - s->payload : 0;
+	return true;
+}
+
+/* Offset just past the "\r\n\r\n" that ends a header block starting at
+ * `from`, if it is within the first INTERIM_SCAN_BYTES of it in this
+ * segment; else 0. Each position is tested on its own, with no state carried
+ * from one to the next, so that the verifier's walk of the loop stays short. */
+static __always_inline __u32 header_block_end(struct __sk_buff *skb, __u32 from, __u32 end)
+{
+	__u8 buf[INTERIM_SCAN_BYTES] = {};
+	__u32 len;
+
+	if (from >= end)
+		return 0;
+	len = end - from;
+	if (len > INTERIM_SCAN_BYTES)
+		len = INTERIM_SCAN_BYTES;
+	/* 1..INTERIM_SCAN_BYTES in a form the verifier can bound. */
+	len = ((len - 1) & (INTERIM_SCAN_BYTES - 1)) + 1;
+	if (bpf_skb_load_bytes(skb, from, buf, len))
+		return 0;
+	/* Bytes past len stay 0 and never match. */
+	for (__u32 i = 0; i + 4 <= INTERIM_SCAN_BYTES; i++) {
+		if (buf[i] == '\r' && buf[i + 1] == '\n' && buf[i + 2] == '\r' && buf[i + 3] == '\n')
+			return from + i + 4;
+	}
+	return 0;
+}
+
+/* The status line at `at`: its code, -1 if it is none, or 0 if the
+ * segment ends before one could be read. */
+static __always_inline int status_at(struct __sk_buff *skb, __u32 at, __u32 end)
+{
+	unsigned char line[SOCKEYE_STATUS_LINE_LEN];
+
+	if (at >= end || end - at < SOCKEYE_STATUS_LINE_LEN ||
+	    bpf_skb_load_bytes(skb, at, line, sizeof(line)))
+		return 0;
+	return sockeye_http_status(line);
+}
+
+/* Reads the status line at the start of a response in this segment, and
+ * the final one after an interim response in the same segment. */
+static __always_inline void read_status(struct __sk_buff *skb, struct conn_hot *h,
+					const struct segment *s)
+{
+	__u32 end = s->payload + s->payload_len;
+	__u32 next;
+	int code;
+
+	h->status_interim = 0;
+	h->status_hold = 0;
+	code = status_at(skb, s->payload, end);
+	if (code < 0) {
+		/* Not a status line: on a connection known to speak HTTP/1.x a
+		 * response of some other shape; else not HTTP/1.x at all. */
+		if (h->http == HTTP_YES)
+			h->status = SOCKEYE_STATUS_OTHER;
+		else
+			h->http = HTTP_NO;
+		return;
+	}
+	if (code == 0) {
+		if (h->http == HTTP_YES)
+			count_kernel(SOCKEYE_KC_STATUS_UNREAD);
+		return;
+	}
+	h->http = HTTP_YES;
+	if (!sockeye_http_status_is_interim(code)) {
+		h->status = code;
+		return;
+	}
+	next = header_block_end(skb, s->payload + SOCKEYE_STATUS_LINE_LEN, end);
+	if (!next) {
+		count_kernel(SOCKEYE_KC_STATUS_UNREAD);
+		return;
+	}
+	if (next >= end) {
+		/* The final status comes in a later segment: the turn waits. */
+		h->status_interim = 1;
+		h->status_hold = 1;
+		h->status_seq = s->seq + (end - s->payload);
+		return;
+	}
+	code = status_at(skb, next, end);
+	if (code > 0 && !sockeye_http_status_is_interim(code))
+		h->status = code;
+	else if (code < 0)
+		h->status = SOCKEYE_STATUS_OTHER;
+	else
+		count_kernel(SOCKEYE_KC_STATUS_UNREAD);
+}
+
+static __always_inline void segment_arrived(struct __sk_buff *skb, const struct tcp_sock *tp,
+					    struct conn_hot *h)
+{
+	struct segment s;
+	__u32 write_seq;
+
+	if (h->http == HTTP_NO)
+		return;
+	write_seq = tp->write_seq;
+	if (write_seq == h->status_write_seq && !h->status_interim)
+		return; /* no request since the last response started */
+	if (!read_segment(skb, &s) || !s.payload_len)
+		return;
+	if (h->status_interim) {
+		if (s.seq != h->status_seq)
+			return;
+	} else {
+		if (s.seq != tp->rcv_nxt)
+			return;
+		/* Sent before the backend had any of the request: not its answer. */
+		if ((__s32)(s.ack - h->status_write_seq) <= 0)
+			return;
+	}
+	h->status_write_seq = write_seq;
+	read_status(skb, h, &s);
+}
+
+SEC("cgroup_skb/ingress")
+int on_cgroup_ingress(struct __sk_buff *skb)
+{
+	struct bpf_sock *bsk = skb->sk;
+	struct tcp_sock *tp;
+	struct conn_hot *h;
+	struct sock *sk;
+	struct conn *c;
+
+	if (!bsk)
+		return 1;
+	tp = bpf_skc_to_tcp_sock(bsk);
+	if (!tp)
+		return 1;
+	sk = (struct sock *)tp;
+	if (!may_be_followed(sk))
+		return 1;
+	h = owned_hot_slot((__u64)sk->__sk_common.skc_cookie.counter);
+	if (!h) {
+		c = bpf_sk_storage_get(&conns, sk, 0, 0);
+		if (!c || c->lifecycle != CONN_OPEN)
+			return 1;
+		h = &c->hot;
+	}
+	segment_arrived(skb, tp, h);
+	return 1;
+}
