@@ -89,15 +89,30 @@ static __always_inline __u32 header_block_end(struct __sk_buff *skb, __u32 from,
 }
 
 /* The status line at `at`: its code, -1 if it is none, or 0 if the
- * segment ends before one could be read. */
+ * segment ends before one could be read and what it holds could start one. */
 static __always_inline int status_at(struct __sk_buff *skb, __u32 at, __u32 end)
 {
-	unsigned char line[SOCKEYE_STATUS_LINE_LEN];
+	static const char prefix[] = "HTTP/1.";
+	unsigned char line[SOCKEYE_STATUS_LINE_LEN] = {};
+	__u32 len;
 
-	if (at >= end || end - at < SOCKEYE_STATUS_LINE_LEN ||
-	    bpf_skb_load_bytes(skb, at, line, sizeof(line)))
+	if (at >= end)
 		return 0;
-	return sockeye_http_status(line);
+	len = end - at;
+	if (len >= SOCKEYE_STATUS_LINE_LEN) {
+		if (bpf_skb_load_bytes(skb, at, line, sizeof(line)))
+			return 0;
+		return sockeye_http_status(line);
+	}
+	/* 1..SOCKEYE_STATUS_LINE_LEN - 1 in a form the verifier can bound. */
+	len = ((len - 1) & 15) + 1;
+	if (len >= SOCKEYE_STATUS_LINE_LEN || bpf_skb_load_bytes(skb, at, line, len))
+		return 0;
+	for (__u32 i = 0; i < sizeof(prefix) - 1; i++) {
+		if (i < len && line[i] != prefix[i])
+			return -1;
+	}
+	return 0;
 }
 
 /* Reads the status line at the start of a response in this segment, and

@@ -239,6 +239,7 @@ mnt tmpfs /tmp mode=1777
 mnt tmpfs /run mode=0755
 mnt devpts /dev/pts
 mnt tmpfs /dev/shm mode=1777
+mnt cgroup2 /sys/fs/cgroup
 mnt bpf /sys/fs/bpf
 mnt debugfs /sys/kernel/debug
 mnt tracefs /sys/kernel/tracing

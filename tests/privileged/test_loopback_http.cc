@@ -1,0 +1,355 @@
+// LoopbackTraffic: HTTP/1.x status classes, response durations and requests
+// left unanswered, against a small HTTP server the test runs on loopback.
+// Every count is exact; the duration is checked against the server's own
+// timing.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "loopback_fixture.h"
+
+namespace sockeye {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::ClientWait;
+using testing::kClockSlack;
+using testing::LoopbackTraffic;
+
+void WriteAll(int fd, const std::string& data) {
+  size_t done = 0;
+  while (done < data.size()) {
+    const ssize_t n = write(fd, data.data() + done, data.size() - done);
+    if (n <= 0) return;
+    done += static_cast<size_t>(n);
+  }
+}
+
+// Answers one command line at a time on each connection:
+//   "S <code> <header-ms> <body-ms>"  status line and headers after header-ms,
+//                                     the 5-byte body body-ms later
+//   "I <code>"  "100 Continue", then the final response in a later segment
+//   "J <code>"  "100 Continue" and the final response in one segment
+//   "P"         "+OK\r\n": a protocol that is not HTTP
+//   "H"         closes the connection without an answer
+//   "M"         never answers
+class HttpServer {
+ public:
+  explicit HttpServer(const char* address) {
+    listen_fd_ = socket(AF_INET, SOCK_STREAM, 0);
+    int one = 1;
+    setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    inet_pton(AF_INET, address, &sa.sin_addr);
+    bind(listen_fd_, reinterpret_cast<sockaddr*>(&sa), sizeof(sa));
+    listen(listen_fd_, 16);
+    socklen_t len = sizeof(sa);
+    getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&sa), &len);
+    port_ = ntohs(sa.sin_port);
+    address_ = address;
+    acceptor_ = std::thread([this] { Accept(); });
+  }
+  ~HttpServer() {
+    stop_ = true;
+    shutdown(listen_fd_, SHUT_RDWR);
+    close(listen_fd_);
+    acceptor_.join();
+    for (auto& t : workers_) t.join();
+  }
+  std::string backend() const { return address_ + ":" + std::to_string(port_); }
+  uint16_t port() const { return port_; }
+  const std::string& address() const { return address_; }
+
+ private:
+  void Accept() {
+    for (;;) {
+      const int fd = accept(listen_fd_, nullptr, nullptr);
+      if (fd < 0) return;
+      int one = 1;
+      setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+      workers_.emplace_back([this, fd] { Serve(fd); });
+    }
+  }
+  void Serve(int fd) {
+    std::string buffer;
+    char chunk[256];
+    for (;;) {
+      const size_t eol = buffer.find('\n');
+      if (eol == std::string::npos) {
+        const ssize_t n = read(fd, chunk, sizeof(chunk));
+        if (n <= 0) break;
+        buffer.append(chunk, static_cast<size_t>(n));
+        continue;
+      }
+      const std::string line = buffer.substr(0, eol);
+      buffer.erase(0, eol + 1);
+      char kind = 0;
+      int code = 0, header_ms = 0, body_ms = 0;
+      std::sscanf(line.c_str(), "%c %d %d %d", &kind, &code, &header_ms, &body_ms);
+      const std::string final_response =
+          "HTTP/1.1 " + std::to_string(code) + " X\r\nContent-Length: 5\r\n\r\n";
+      if (kind == 'S') {
+        std::this_thread::sleep_for(std::chrono::milliseconds(header_ms));
+        WriteAll(fd, final_response);
+        std::this_thread::sleep_for(std::chrono::milliseconds(body_ms));
+        WriteAll(fd, "hello");
+      } else if (kind == 'I') {
+        WriteAll(fd, "HTTP/1.1 100 Continue\r\n\r\n");
+        std::this_thread::sleep_for(20ms);
+        WriteAll(fd, final_response + "hello");
+      } else if (kind == 'J') {
+        WriteAll(fd, "HTTP/1.1 100 Continue\r\n\r\n" + final_response + "hello");
+      } else if (kind == 'P') {
+        WriteAll(fd, "+OK\r\n");
+      } else if (kind == 'H') {
+        break;
+      } else if (kind == 'M') {
+        while (!stop_ && read(fd, chunk, sizeof(chunk)) > 0) {
+        }
+        break;
+      }
+    }
+    close(fd);
+  }
+
+  int listen_fd_ = -1;
+  uint16_t port_ = 0;
+  std::string address_;
+  std::atomic<bool> stop_{false};
+  std::thread acceptor_;
+  std::vector<std::thread> workers_;
+};
+
+// One client connection that sends command lines and reads answers.
+class HttpClient {
+ public:
+  explicit HttpClient(const HttpServer& server) {
+    fd_ = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(server.port());
+    inet_pton(AF_INET, server.address().c_str(), &sa.sin_addr);
+    connected_ = connect(fd_, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) == 0;
+    int one = 1;
+    setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  }
+  ~HttpClient() { Close(); }
+  bool connected() const { return connected_; }
+  void Close() {
+    if (fd_ >= 0) close(fd_);
+    fd_ = -1;
+  }
+  // Sends `command` and reads until the answer ends with `last`.
+  bool Ask(const std::string& command, const std::string& last) {
+    WriteAll(fd_, command + "\n");
+    std::string got;
+    char chunk[512];
+    while (got.size() < last.size() || got.compare(got.size() - last.size(), last.size(), last)) {
+      const ssize_t n = read(fd_, chunk, sizeof(chunk));
+      if (n <= 0) return false;
+      got.append(chunk, static_cast<size_t>(n));
+    }
+    return true;
+  }
+  void Send(const std::string& command) { WriteAll(fd_, command + "\n"); }
+  // Reads until the server closes.
+  void WaitForClose() {
+    char chunk[64];
+    while (read(fd_, chunk, sizeof(chunk)) > 0) {
+    }
+  }
+
+ private:
+  int fd_ = -1;
+  bool connected_ = false;
+};
+
+// Whether the agent attached its status program. Where the kernel refused it
+// (it loads without it, and says so in --check) the status tests skip with
+// that reason; the host's CI kernel always attaches it.
+bool StatusProgramAttached(Agent& agent) {
+  return testing::Value(agent.Gather(), "sockeye_probe_info",
+                        {{"hook", "http_status"}, {"mode", "cgroup_skb"}})
+      .has_value();
+}
+
+#define REQUIRE_STATUS_PROGRAM()                                                      \
+  do {                                                                                \
+    if (!agent_) return;                                                              \
+    if (!StatusProgramAttached(*agent_))                                              \
+      GTEST_SKIP() << "the HTTP status program is off here (sockeye --check says why)"; \
+  } while (0)
+
+TEST_F(LoopbackTraffic, HttpStatusClassesAreCountedExactly) {
+  StartAgent();
+  REQUIRE_STATUS_PROGRAM();
+  HttpServer server("127.0.0.3");
+  const std::map<std::string, int> expected = {
+      {"1xx", 1}, {"2xx", 5}, {"3xx", 2}, {"4xx", 3}, {"5xx", 4}, {"other", 1}};
+  {
+    HttpClient client(server);
+    ASSERT_TRUE(client.connected());
+    for (int code : {200, 204, 301, 304, 404, 404, 499, 500, 502, 503, 503, 200, 200, 200, 101})
+      ASSERT_TRUE(client.Ask("S " + std::to_string(code) + " 0 0", "hello"));
+    // An HTTP/1.x connection that answers with something else: "other".
+    ASSERT_TRUE(client.Ask("P", "+OK\r\n"));
+  }
+  // A connection whose first response is not HTTP/1.x is never counted.
+  {
+    HttpClient client(server);
+    ASSERT_TRUE(client.connected());
+    ASSERT_TRUE(client.Ask("P", "+OK\r\n"));
+    ASSERT_TRUE(client.Ask("S 500 0 0", "hello"));
+  }
+  const std::string b = server.backend();
+  EXPECT_EQ(WaitForMetric("sockeye_backend_requests_total", {{"backend", b}}, 18), 18);
+  EXPECT_EQ(WaitForMetric("sockeye_backend_connections_closed_total",
+                          {{"backend", b}, {"closed_by", "local"}}, 2),
+            2);
+  for (const auto& [code, count] : expected) {
+    EXPECT_EQ(Metric("sockeye_backend_responses_total", {{"backend", b}, {"code", code}}), count)
+        << code;
+  }
+  EXPECT_EQ(Metric("sockeye_http_status_unread_total", {}), 0);
+}
+
+// 100 Continue is not final: the status after it counts, whether it comes
+// in the same segment or a later one, and the turn ends at the final one.
+TEST_F(LoopbackTraffic, InterimResponsesCountTheFinalStatus) {
+  StartAgent();
+  REQUIRE_STATUS_PROGRAM();
+  HttpServer server("127.0.0.3");
+  {
+    HttpClient client(server);
+    ASSERT_TRUE(client.connected());
+    ASSERT_TRUE(client.Ask("I 201", "hello"));
+    ASSERT_TRUE(client.Ask("J 404", "hello"));
+    ASSERT_TRUE(client.Ask("I 503", "hello"));
+  }
+  const std::string b = server.backend();
+  EXPECT_EQ(WaitForMetric("sockeye_backend_requests_total", {{"backend", b}}, 3), 3);
+  EXPECT_EQ(WaitForMetric("sockeye_backend_responses_total", {{"backend", b}, {"code", "5xx"}}, 1),
+            1);
+  EXPECT_EQ(Metric("sockeye_backend_responses_total", {{"backend", b}, {"code", "2xx"}}), 1);
+  EXPECT_EQ(Metric("sockeye_backend_responses_total", {{"backend", b}, {"code", "4xx"}}), 1);
+  EXPECT_EQ(Metric("sockeye_backend_responses_total", {{"backend", b}, {"code", "1xx"}}), -1);
+  // The turn of "I" ends at the final status, 20 ms after the interim one.
+  EXPECT_GE(Metric("sockeye_backend_time_to_first_byte_seconds_sum", {{"backend", b}}), 0.040);
+}
+
+TEST_F(LoopbackTraffic, ExactStatusCodes) {
+  StartAgent([](Config& config) { config.http_status_codes = HttpStatusCodes::kExact; });
+  REQUIRE_STATUS_PROGRAM();
+  HttpServer server("127.0.0.3");
+  {
+    HttpClient client(server);
+    ASSERT_TRUE(client.connected());
+    for (int code : {418, 418, 503}) ASSERT_TRUE(client.Ask("S " + std::to_string(code) + " 0 0", "hello"));
+  }
+  const std::string b = server.backend();
+  EXPECT_EQ(WaitForMetric("sockeye_backend_responses_total", {{"backend", b}, {"code", "418"}}, 2),
+            2);
+  EXPECT_EQ(Metric("sockeye_backend_responses_total", {{"backend", b}, {"code", "503"}}), 1);
+}
+
+// Request start to the last byte: the body follows the headers by 200 ms.
+TEST_F(LoopbackTraffic, ResponseDurationEndsAtTheLastByte) {
+  StartAgent();
+  REQUIRE_STATUS_PROGRAM();
+  HttpServer server("127.0.0.3");
+  const std::string b = server.backend();
+  std::chrono::duration<double> waited{0};
+  {
+    HttpClient client(server);
+    ASSERT_TRUE(client.connected());
+    for (int i = 0; i < 3; ++i) {
+      const ClientWait wait(waited);
+      ASSERT_TRUE(client.Ask("S 200 10 200", "hello"));
+    }
+    // Two completed at the next request; the last one completes at close.
+    EXPECT_EQ(WaitForMetric("sockeye_backend_response_duration_seconds_count", {{"backend", b}}, 2),
+              2);
+  }
+  EXPECT_EQ(WaitForMetric("sockeye_backend_response_duration_seconds_count", {{"backend", b}}, 3),
+            3);
+  const double mean = Metric("sockeye_backend_response_duration_seconds_sum", {{"backend", b}}) / 3;
+  EXPECT_GE(mean, 0.210);
+  EXPECT_LE(mean, waited.count() / 3 + kClockSlack);
+  // Time to first byte stops at the headers.
+  const double ttfb = Metric("sockeye_backend_time_to_first_byte_seconds_sum", {{"backend", b}}) / 3;
+  EXPECT_GE(ttfb, 0.010);
+  EXPECT_LT(ttfb, 0.200);
+}
+
+// A keep-alive connection that stays idle: the sweep (over iter/tcp, which
+// holds the socket lock) completes its last response without a close.
+TEST_F(LoopbackTraffic, AnIdleConnectionsLastResponseCompletesAtASweep) {
+  StartAgent([](Config& config) { config.sweep_iterator = SweepIterator::kTcp; });
+  REQUIRE_STATUS_PROGRAM();
+  HttpServer server("127.0.0.3");
+  const std::string b = server.backend();
+  HttpClient client(server);
+  ASSERT_TRUE(client.connected());
+  ASSERT_TRUE(client.Ask("S 200 0 30", "hello"));
+  EXPECT_EQ(WaitForMetric("sockeye_backend_response_duration_seconds_count", {{"backend", b}}, 1),
+            1);
+  EXPECT_GE(Metric("sockeye_backend_response_duration_seconds_sum", {{"backend", b}}), 0.030);
+  client.Close();
+  EXPECT_EQ(WaitForMetric("sockeye_backend_connections_closed_total",
+                          {{"backend", b}, {"closed_by", "local"}}, 1),
+            1);
+  EXPECT_EQ(Metric("sockeye_backend_response_duration_seconds_count", {{"backend", b}}), 1);
+}
+
+TEST_F(LoopbackTraffic, UnansweredRequestsByWhoClosed) {
+  StartAgent();
+  REQUIRE_STATUS_PROGRAM();
+  HttpServer server("127.0.0.3");
+  const std::string b = server.backend();
+  {
+    // The backend hangs up on the second request (nginx's 502).
+    HttpClient client(server);
+    ASSERT_TRUE(client.connected());
+    ASSERT_TRUE(client.Ask("S 200 0 0", "hello"));
+    client.Send("H");
+    client.WaitForClose();
+  }
+  {
+    // The client gives up on a backend that never answers (nginx's 504).
+    HttpClient client(server);
+    ASSERT_TRUE(client.connected());
+    client.Send("M");
+    std::this_thread::sleep_for(50ms);
+  }
+  {
+    // Answered, then closed by the client: not unanswered.
+    HttpClient client(server);
+    ASSERT_TRUE(client.connected());
+    ASSERT_TRUE(client.Ask("S 200 0 0", "hello"));
+  }
+  EXPECT_EQ(WaitForMetric("sockeye_backend_requests_unanswered_total",
+                          {{"backend", b}, {"closed_by", "local"}}, 1),
+            1);
+  EXPECT_EQ(WaitForMetric("sockeye_backend_requests_unanswered_total",
+                          {{"backend", b}, {"closed_by", "remote"}}, 1),
+            1);
+  EXPECT_EQ(WaitForMetric("sockeye_backend_connections_closed_total",
+                          {{"backend", b}, {"closed_by", "local"}}, 2),
+            2);
+  EXPECT_EQ(Metric("sockeye_backend_requests_total", {{"backend", b}}), 4);
+  EXPECT_EQ(Metric("sockeye_backend_responses_total", {{"backend", b}, {"code", "2xx"}}), 2);
+}
+
+}  // namespace
+}  // namespace sockeye
