@@ -153,7 +153,7 @@ std::string DescribeFallback(const LoadPlan& plan, const LoadPlan& next, const s
   return change;
 }
 
-// "8192 of 192 B (1.5 MiB of kernel memory)", or "off (...)".
+// "8192 of 280 B (2.2 MiB of kernel memory)", or "off (...)".
 std::string HotSlotsSummary(uint32_t hot_slots, size_t slot_bytes) {
   if (hot_slots == 0) return "off (every connection's per-segment state in socket storage)";
   char text[96];

@@ -135,7 +135,7 @@ class BpfProbes {
   // Features this kernel lacks and what that costs, for --check.
   const std::vector<std::string>& unavailable() const;
   const std::string& btf_source() const;
-  // "8192 of 192 B (1.5 MiB of kernel memory)", or "off (...)".
+  // "8192 of 280 B (2.2 MiB of kernel memory)", or "off (...)".
   const std::string& hot_slots_summary() const;
 
  private:

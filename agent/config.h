@@ -75,7 +75,7 @@ struct Config {
   // agent drains it every 100 ms.
   size_t ringbuf_bytes = 4u << 20;  // power of two, >= 4096
   // Open connections whose per-segment state can sit in an array slot
-  // rather than in socket storage (bpf/hot_slots.bpf.h): 192 bytes
+  // rather than in socket storage (bpf/hot_slots.bpf.h): 280 bytes
   // each, kernel memory. A power of two; 0 turns the slots off.
   uint32_t hot_slots = 8192;
   bool bpf_stats = false;

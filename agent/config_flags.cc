@@ -128,7 +128,7 @@ void DefineFlags(CLI::App* app, RawFlags* raw) {
       ->group(tracking);
   scalar(app->add_option("--hot-slots", raw->hot_slots,
                          "Open backend connections whose per-segment state sits in a kernel array "
-                         "slot (192 bytes each) instead of socket storage, the cheaper path per "
+                         "slot (280 bytes each) instead of socket storage, the cheaper path per "
                          "received segment; the rest fall back, counted in "
                          "sockeye_hot_slot_fallbacks_total. A power of two up to 1048576, 0 = off"))
       ->type_name("N")
