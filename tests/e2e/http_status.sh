@@ -9,6 +9,8 @@
 #   sockeye_backend_requests_unanswered_total     = nginx's 504s of the mute backend
 #   sockeye_backend_response_duration_seconds     mean within max(1 ms, 5 %) of nginx's
 #                                                   $upstream_response_time
+# A real Prometheus scrapes the agent: its rate() and histogram_quantile() of the
+# new families agree with the agent's own numbers.
 # Traffic stays on loopback (127.0.78.x, 127.0.79.x); every load is a bounded
 # number of requests.
 #
@@ -17,7 +19,7 @@ set -euo pipefail
 agent=$(realpath "${1:?usage: http_status.sh path/to/sockeye}")
 here=$(cd "$(dirname "$0")" && pwd)
 [ "$(id -u)" -eq 0 ] || { echo "http_status.sh: needs root" >&2; exit 1; }
-for tool in nginx haproxy curl python3; do
+for tool in nginx haproxy curl python3 prometheus; do
   command -v $tool >/dev/null || {
     echo "http_status.sh: $tool missing (bash packaging/install-deps.sh --test)" >&2
     exit 1
@@ -103,6 +105,16 @@ pids+=($!)
 "$agent" --include 127.0.78.0/24 --include 127.0.79.0/24 --web.listen-address "127.0.0.1:$port" \
   >"$work/agent.log" 2>&1 &
 pids+=($!)
+prom=127.0.0.1:19583
+cat >"$work/prometheus.yml" <<PROM
+global: { scrape_interval: 1s }
+scrape_configs:
+  - job_name: sockeye
+    static_configs: [ { targets: ["127.0.0.1:$port"] } ]
+PROM
+prometheus --config.file="$work/prometheus.yml" --storage.tsdb.path="$work/prom" \
+  --web.listen-address="$prom" --log.level=warn >"$work/prometheus.log" 2>&1 &
+pids+=($!)
 for _ in $(seq 100); do
   curl -fs "127.0.0.1:$port/healthz" >/dev/null 2>&1 && curl -fs -o /dev/null 127.0.78.100:8080/b0 &&
     curl -fs -o /dev/null 127.0.79.100:8404/metrics && break
@@ -171,6 +183,28 @@ for i in 0 1 2 3 4; do
     check "$addr (h$i) code=$class" "$(settled sockeye_backend_responses_total "backend=\"$addr\" code=\"$class\"" "$hap")" "$hap"
   done
 done
+
+echo "--- Prometheus: the same numbers through rate() and histogram_quantile()"
+query() { # PROMQL: the first result's value, or "none"
+  curl -fsG "http://$prom/api/v1/query" --data-urlencode "query=$1" |
+    python3 -c 'import json,sys; r=json.load(sys.stdin)["data"]["result"]; print(r[0]["value"][1] if r else "none")'
+}
+for _ in $(seq 60); do
+  [ "$(query "up{job=\"sockeye\"}")" = 1 ] && [ "$(query "sum(sockeye_backend_responses_total{backend=\"${hap_backends[4]%=*}\"})")" != none ] && break
+  sleep 0.5
+done
+sleep 2 # a last scrape after the counts settled
+for i in 3 4; do
+  addr=${ngx_backends[$i]%=*}
+  check "Prometheus: $addr 5xx responses as scraped" \
+    "$(query "sum(sockeye_backend_responses_total{backend=\"$addr\",code=\"5xx\"})")" \
+    "$(metric sockeye_backend_responses_total "backend=\"$addr\" code=\"5xx\"")"
+done
+p50=$(query "histogram_quantile(0.5, sum by (le) (sockeye_backend_response_duration_seconds_bucket{backend=\"$slow\"}))")
+in_bucket=$(awk -v q="$p50" 'BEGIN { print (q > 0.1 && q <= 0.25) ? "yes" : "no" }')
+check "Prometheus: median response duration of $slow ($p50 s) in the (0.1 s, 0.25 s] bucket of 0.2 s bodies" "$in_bucket" yes
+ratio=$(query "sum(rate(sockeye_backend_responses_total{backend=~\"127.0.78.*\",code=\"5xx\"}[1m])) / sum(rate(sockeye_backend_responses_total{backend=~\"127.0.78.*\"}[1m])) > 0")
+check "Prometheus: a 5xx ratio over nginx's backends is computed (rate)" "$([ "$ratio" != none ] && echo yes || echo no)" yes
 
 [ $fail -eq 0 ] && echo "http status: all checks passed" || echo "http status: FAILED"
 exit $fail
