@@ -3,6 +3,7 @@
 #include <malloc.h>
 
 #include "agent/capabilities.h"
+#include "agent/listener_collector.h"
 #include "agent/log.h"
 #include "agent/probes_collector.h"
 #include "agent/version.h"
@@ -70,6 +71,12 @@ std::unique_ptr<Agent> Agent::Start(const Config& config, std::string* error) {
   agent->registry_->Register(agent->aggregator_);
   agent->registry_->Register(std::make_shared<ProbesCollector>(*agent->probes_));
   agent->registry_->Register(std::make_shared<metrics::ProcessCollector>());
+  if (config.frontends) {
+    agent->registry_->Register(std::make_shared<ListenerCollector>(ListenerCollectorOptions{
+        .processes = config.processes,
+        .include = config.frontend_include,
+        .exclude = config.frontend_exclude}));
+  }
 
   metrics::HttpServerOptions http;
   http.listen_address = config.listen_address;

@@ -82,6 +82,10 @@ struct Config {
   bool check_only = false;         // --check: report what would be attached, then exit
   std::string btf_path;            // --btf-path: kernel BTF when /sys/kernel/btf/vmlinux is absent
   bool keep_capabilities = false;  // --keep-capabilities: do not drop them after attaching
+  // The listeners' saturation (agent/listener_collector.h).
+  bool frontends = true;
+  std::vector<CidrMatch> frontend_include;
+  std::vector<CidrMatch> frontend_exclude;
   ProbeMode probe_mode = ProbeMode::kAuto;
   SweepIterator sweep_iterator = SweepIterator::kAuto;
   HttpStatusCodes http_status_codes = HttpStatusCodes::kClass;

@@ -100,6 +100,20 @@ void DefineFlags(CLI::App* app, RawFlags* raw) {
                        "At most 32 --include and --exclude in total (default: none)"),
        "CIDR[:PORT]")
       ->group(selection);
+  app->add_flag("--frontends,!--no-frontends", raw->frontends,
+                "Serve the listeners' accept queues and drops (sockeye_frontend_*); "
+                "--frontends=false turns them off (default: true)")
+      ->group(selection);
+  list(app->add_option("--frontend-include", raw->frontend_include,
+                       "Only report listeners bound in this network, e.g. 0.0.0.0/0:443 (any "
+                       "IPv4 address, port 443, wildcard listeners included); repeatable "
+                       "(default: every listener)"),
+       "CIDR[:PORT]")
+      ->group(selection);
+  list(app->add_option("--frontend-exclude", raw->frontend_exclude,
+                       "Never report listeners bound in this network; repeatable (default: none)"),
+       "CIDR[:PORT]")
+      ->group(selection);
   list(app->add_option("--pool", raw->pools,
                        "Label backends in this network with pool=NAME; NAME matches "
                        "[a-zA-Z_][a-zA-Z0-9_.-]*, several networks may share a NAME, and the "

@@ -34,6 +34,9 @@ struct RawFlags {
   bool bpf_stats = false;
   bool check_only = false;
   bool keep_capabilities = false;
+  bool frontends = true;
+  std::vector<std::string> frontend_include;
+  std::vector<std::string> frontend_exclude;
   std::string btf_path;
   std::string probe_mode = "auto";
   std::string sweep_iterator = "auto";

@@ -252,7 +252,11 @@ std::optional<Config> Validate(const RawFlags& raw, Errors* errors) {
             CheckTelemetryPath(raw.telemetry_path, errors, &config.telemetry_path) &&
             CheckProcesses(raw.processes, errors, &config.processes) &&
             CheckFilters("include", raw.include, errors, &config.include) &&
-            CheckFilters("exclude", raw.exclude, errors, &config.exclude);
+            CheckFilters("exclude", raw.exclude, errors, &config.exclude) &&
+            CheckFilters("frontend-include", raw.frontend_include, errors,
+                         &config.frontend_include) &&
+            CheckFilters("frontend-exclude", raw.frontend_exclude, errors,
+                         &config.frontend_exclude);
   if (ok && config.include.size() + config.exclude.size() > kMaxFilters) {
     const std::string where =
         errors->Where("include") == "--include" && errors->Where("exclude") == "--exclude"
@@ -299,6 +303,7 @@ std::optional<Config> Validate(const RawFlags& raw, Errors* errors) {
   config.bpf_stats = raw.bpf_stats;
   config.check_only = raw.check_only;
   config.keep_capabilities = raw.keep_capabilities;
+  config.frontends = raw.frontends;
   config.btf_path = raw.btf_path;
   return config;
 }

@@ -120,6 +120,33 @@ inline constexpr MetricDescriptor kBackendResetsSent{.name = "sockeye_backend_re
                                                      .help = "TCP resets sent to the backend."};
 
 // ---------------------------------------------------------------------------
+// ListenerCollector: the client side's listeners (label `listener`, the
+// address and port the listening socket is bound to).
+
+inline constexpr MetricDescriptor kFrontendAcceptQueueLength{
+    .name = "sockeye_frontend_accept_queue_length",
+    .type = kGauge,
+    .labels = {"listener"},
+    .help = "Connections the listener has completed and the proxy has not accepted yet."};
+inline constexpr MetricDescriptor kFrontendAcceptQueueLimit{
+    .name = "sockeye_frontend_accept_queue_limit",
+    .type = kGauge,
+    .labels = {"listener"},
+    .help = "The listener's accept queue limit (its listen() backlog, capped by somaxconn)."};
+inline constexpr MetricDescriptor kFrontendListenDrops{
+    .name = "sockeye_frontend_listen_drops_total",
+    .type = kCounter,
+    .labels = {"listener"},
+    .help =
+        "SYNs and completed handshakes the listener dropped because its SYN or accept queue was "
+        "full (the kernel's per-socket sk_drops)."};
+inline constexpr std::array kListenerFamilies = {
+    &kFrontendAcceptQueueLength,
+    &kFrontendAcceptQueueLimit,
+    &kFrontendListenDrops,
+};
+
+// ---------------------------------------------------------------------------
 // Aggregator: its own bookkeeping.
 
 inline constexpr MetricDescriptor kEvents{

@@ -167,6 +167,8 @@ std::map<std::string, FamilyShape> DeclaredFamilies() {
                                                 families::kAggregatorFamilies.end());
   declared.insert(declared.end(), families::kProbesFamilies.begin(),
                   families::kProbesFamilies.end());
+  declared.insert(declared.end(), families::kListenerFamilies.begin(),
+                  families::kListenerFamilies.end());
   declared.push_back(&families::kBuildInfo);
   declared.insert(declared.end(), metrics::kProcessFamilies.begin(),
                   metrics::kProcessFamilies.end());
