@@ -288,7 +288,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       }
       case 21: {
         std::vector<sockeye::PoolMapping> pools;
-        // None, or 10.0.0.A/24-31.
+        // None, or one pool: 10.0.0.A/24 to /27.
         if (const uint8_t pool = in.Byte(); pool & 0x80) {
           std::string error;
           auto match = sockeye::ParseCidrMatch("10.0.0." + std::to_string(pool & 0x1f) + "/" +

@@ -10,10 +10,12 @@ if [ ! -x "$target" ]; then
   echo "run.sh: $target is missing: build it with -DSOCKEYE_FUZZ=ON (scripts/test.sh: build-fuzz/)" >&2
   exit 1
 fi
-rm -rf "$work/corpus"
+# Anew each time, so that a crash-* file there is this run's.
+rm -rf "$work"
 mkdir -p "$work/corpus"
 cp "$seeds"/* "$work/corpus/"
 cd "$work"
-# -timeout: one input taking this long is a hang, reported like a crash.
+# -timeout: one input taking this long is a hang, reported like a crash. A
+# crash, a sanitizer report or a violated property exits non-zero.
 exec "$target" -max_total_time="$seconds" -timeout=10 -print_final_stats=1 \
   -artifact_prefix="$work/" "$work/corpus"
