@@ -11,7 +11,7 @@ cmake --build build-sanitize --target sockeye_unit_tests sockeye_bpf_tests
 cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSOCKEYE_FUZZ=ON \
   -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DSOCKEYE_BUILD_TESTS=OFF \
   -DSOCKEYE_BUILD_BENCH=OFF >/dev/null
-cmake --build build-fuzz --target sockeye_fuzz_targets
+cmake --build build-fuzz --target fuzz_targets
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DSOCKEYE_SANITIZER_BUILD="$PWD/build-sanitize" -DSOCKEYE_FUZZ_BUILD="$PWD/build-fuzz" >/dev/null
 cmake --build build
