@@ -38,6 +38,13 @@ Endpoint ToEndpoint(const sockeye_endpoint& e) {
 
 constexpr double kNanosPerSecond = 1e9;
 
+// Counters stop at the top instead of wrapping to a small value, which a
+// scrape would read as a reset. Only records with absurd totals (2^64 bytes)
+// get there, but a corrupt record must not make a counter go backwards.
+void AddSaturating(uint64_t& counter, uint64_t amount) {
+  counter = amount > UINT64_MAX - counter ? UINT64_MAX : counter + amount;
+}
+
 }  // namespace
 
 const char* EventKindName(size_t kind) {
@@ -127,7 +134,7 @@ void Aggregator::ApplyTotals(Backend* backend, Connection& conn,
                              const sockeye_conn_totals& totals) {
   auto advance = [](auto& last, auto current, uint64_t& counter) {
     if (current > last) {
-      counter += current - last;
+      AddSaturating(counter, current - last);
       last = current;
     }
   };
@@ -178,9 +185,9 @@ void Aggregator::Handle(const sockeye_event& event, Clock::time_point now) {
   if (event.kind == SOCKEYE_EV_CONNECT_FAILED) {
     Backend* backend = BackendFor(ToEndpoint(event.backend), now);
     backend->failures[std::min<size_t>(event.reason, SOCKEYE_FAIL_OTHER)] += 1;
-    backend->retransmits += event.totals.retransmits;
-    backend->resets_sent += event.totals.resets_sent;
-    backend->resets_received += event.totals.resets_received;
+    AddSaturating(backend->retransmits, event.totals.retransmits);
+    AddSaturating(backend->resets_sent, event.totals.resets_sent);
+    AddSaturating(backend->resets_received, event.totals.resets_received);
     return;
   }
 

@@ -22,6 +22,7 @@ test_deps=(
   prometheus curl iproute2 python3 nginx haproxy wrk tcpdump strace
   libcap2-bin  # capsh: tests/e2e/container_restart.sh starts the agent without CAP_SYS_ADMIN
   qemu-system-x86 busybox-static cpio  # the kernel matrix's guests (tests/vm)
+  libclang-rt-dev  # libFuzzer and the sanitizers' runtimes for clang (tests/fuzz)
 )
 packaging_deps=(
   dpkg-dev     # dpkg-shlibdeps, dpkg-buildflags, dpkg-architecture

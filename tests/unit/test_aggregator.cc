@@ -301,5 +301,28 @@ TEST(Aggregator, MalformedKindIsCountedNotApplied) {
   EXPECT_EQ(m["sockeye_backends{}"], 0);
 }
 
+// Found by tests/fuzz/fuzz_aggregator: the increments of two connections
+// with absurd totals wrapped the backend's counter around to a small value,
+// which a scrape reads as a counter reset.
+TEST(Aggregator, CountersSaturateInsteadOfWrapping) {
+  Aggregator agg(SmallOptions());
+  auto now = Clock::now();
+  auto backend = V4(10, 0, 0, 7, 80);
+  const std::string key = "sockeye_backend_sent_bytes_total{backend=10.0.0.7:80}";
+  for (uint64_t conn_id : {1, 2}) {
+    agg.Handle(Event(SOCKEYE_EV_CONNECTED, conn_id, backend), now);
+    auto progress = Event(SOCKEYE_EV_PROGRESS, conn_id, backend);
+    progress.totals.bytes_sent = (uint64_t{1} << 63) + (uint64_t{1} << 62);
+    agg.Handle(progress, now);
+  }
+  EXPECT_EQ(Scrape(agg)[key], static_cast<double>(UINT64_MAX));
+  // A connection failure's retransmits and resets are added as they come.
+  auto failed = Event(SOCKEYE_EV_CONNECT_FAILED, 3, backend);
+  failed.totals.retransmits = 5;
+  agg.Handle(failed, now);
+  agg.Handle(failed, now);
+  EXPECT_EQ(Scrape(agg)["sockeye_backend_retransmits_total{backend=10.0.0.7:80}"], 10);
+}
+
 }  // namespace
 }  // namespace sockeye
