@@ -34,29 +34,52 @@ struct segment {
 	__u32 payload_len;
 };
 
-/* The TCP header's sequence numbers and where the payload starts. */
+static __always_inline __u32 be32(const __u8 *p)
+{
+	return ((__u32)p[0] << 24) | ((__u32)p[1] << 16) | ((__u32)p[2] << 8) | p[3];
+}
+
+/* The TCP header's sequence numbers and where the payload starts. The
+ * headers are read in place when they are in the packet's linear part (as
+ * they are on every path TCP receives from): each bpf_skb_load_bytes() call
+ * cost ~25 ns on the measuring host, once per response
+ * (bench/results/hook_cost_http_status_split_2026-12-07.txt). */
 static __always_inline bool read_segment(struct __sk_buff *skb, struct segment *s)
 {
-	__u8 first, next_header;
+	const __u8 *data = (const __u8 *)(long)skb->data;
+	const __u8 *data_end = (const __u8 *)(long)skb->data_end;
+	__u8 first, next_header, th_copy[16];
+	const __u8 *th;
 	__u32 tcp_off;
-	__u8 th[16];
 
-	if (bpf_skb_load_bytes(skb, 0, &first, 1))
-		return false;
+	if (data + 1 > data_end) {
+		if (bpf_skb_load_bytes(skb, 0, &first, 1))
+			return false;
+	} else {
+		first = data[0];
+	}
 	if ((first >> 4) == 4) {
 		tcp_off = (first & 0xf) * 4;
 	} else if ((first >> 4) == 6) {
 		/* Extension headers are not followed: TCP right after the fixed header. */
-		if (bpf_skb_load_bytes(skb, 6, &next_header, 1) || next_header != IPPROTO_TCP)
+		if (data + 7 <= data_end)
+			next_header = data[6];
+		else if (bpf_skb_load_bytes(skb, 6, &next_header, 1))
+			return false;
+		if (next_header != IPPROTO_TCP)
 			return false;
 		tcp_off = 40;
 	} else {
 		return false;
 	}
-	if (bpf_skb_load_bytes(skb, tcp_off, th, sizeof(th)))
-		return false;
-	s->seq = ((__u32)th[4] << 24) | ((__u32)th[5] << 16) | ((__u32)th[6] << 8) | th[7];
-	s->ack = ((__u32)th[8] << 24) | ((__u32)th[9] << 16) | ((__u32)th[10] << 8) | th[11];
+	th = data + tcp_off;
+	if (th + 16 > data_end) {
+		if (bpf_skb_load_bytes(skb, tcp_off, th_copy, sizeof(th_copy)))
+			return false;
+		th = th_copy;
+	}
+	s->seq = be32(th + 4);
+	s->ack = be32(th + 8);
 	s->payload = tcp_off + (th[12] >> 4) * 4;
 	s->payload_len = skb->len > s->payload ? skb->len - s->payload : 0;
 	return true;
@@ -194,30 +217,77 @@ static __always_inline void segment_arrived(struct __sk_buff *skb, const struct 
 	read_status(skb, h, &s);
 }
 
+/* A followed connection's hot state, or NULL. `bsk` is the packet's socket
+ * as the helpers take it: bpf_sk_storage_get() needs a trusted pointer. */
+static __always_inline struct conn_hot *followed_state(const struct sock *sk, struct bpf_sock *bsk)
+{
+	struct bpf_sock *fsk;
+	struct conn *c;
+	struct conn_hot *h = owned_hot_slot((__u64)sk->__sk_common.skc_cookie.counter);
+
+	if (h)
+		return h;
+	fsk = bpf_sk_fullsock(bsk);
+	if (!fsk)
+		return NULL;
+	c = bpf_sk_storage_get(&conns, fsk, 0, 0);
+	if (!c || c->lifecycle != CONN_OPEN)
+		return NULL;
+	return &c->hot;
+}
+
+/*
+ * Linux 6.2+ ("bpf: Add a kfunc for generic type cast"): bpf_rdonly_cast()
+ * turns the packet's socket into a struct sock the program may read, and the
+ * verifier replaces the call by a register move. So a socket sockeye does
+ * not follow costs three loads and no call: +2.8 ns over an empty program
+ * where bpf_skc_to_tcp_sock() (below) cost +24 to +25 ns, every helper call
+ * paying for a return-stack mitigation on the measuring host
+ * (bench/results/hook_cost_http_status_split_2026-12-07.txt).
+ */
+extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym __weak;
+
 SEC("cgroup_skb/ingress")
 int on_cgroup_ingress(struct __sk_buff *skb)
 {
 	struct bpf_sock *bsk = skb->sk;
+	const struct tcp_sock *tp;
+	const struct sock *sk;
+	struct conn_hot *h;
+	__u32 state;
+
+	if (!bsk)
+		return 1;
+	/* Time-wait and request sockets are not full sockets: no storage. */
+	state = bsk->state;
+	if (state == TCP_TIME_WAIT || state == TCP_NEW_SYN_RECV)
+		return 1;
+	sk = bpf_rdonly_cast(bsk, bpf_core_type_id_kernel(struct sock));
+	if (!may_be_followed(sk) || sk->sk_protocol != IPPROTO_TCP)
+		return 1;
+	h = followed_state(sk, bsk);
+	if (!h)
+		return 1;
+	tp = bpf_rdonly_cast(bsk, bpf_core_type_id_kernel(struct tcp_sock));
+	segment_arrived(skb, tp, h);
+	return 1;
+}
+
+/* Kernels before 6.2: the same through bpf_skc_to_tcp_sock(). */
+SEC("cgroup_skb/ingress")
+int on_cgroup_ingress_compat(struct __sk_buff *skb)
+{
+	struct bpf_sock *bsk = skb->sk;
 	struct tcp_sock *tp;
 	struct conn_hot *h;
-	struct sock *sk;
-	struct conn *c;
 
 	if (!bsk)
 		return 1;
 	tp = bpf_skc_to_tcp_sock(bsk);
-	if (!tp)
+	if (!tp || !may_be_followed((struct sock *)tp))
 		return 1;
-	sk = (struct sock *)tp;
-	if (!may_be_followed(sk))
-		return 1;
-	h = owned_hot_slot((__u64)sk->__sk_common.skc_cookie.counter);
-	if (!h) {
-		c = bpf_sk_storage_get(&conns, sk, 0, 0);
-		if (!c || c->lifecycle != CONN_OPEN)
-			return 1;
-		h = &c->hot;
-	}
-	segment_arrived(skb, tp, h);
+	h = followed_state((struct sock *)tp, bsk);
+	if (h)
+		segment_arrived(skb, tp, h);
 	return 1;
 }

@@ -226,8 +226,10 @@ sockeye_event SmallRecord(Input& in) {
   e.turn_count = in.Byte() % (SOCKEYE_TURN_BATCH + 2);
   for (uint32_t i = 0; i < std::min<uint32_t>(e.turn_count, SOCKEYE_TURN_BATCH); ++i) {
     e.turns[i].ttfb_us = in.Total<uint32_t>();
-    e.turns[i].srtt_us = in.Total<uint32_t>();
+    e.turns[i].srtt_status = in.Total<uint32_t>();  // any status, any RTT
+    e.turns[i].prev_response_us = in.Total<uint32_t>();
   }
+  e.response_us = in.Total<uint32_t>();
   return e;
 }
 
