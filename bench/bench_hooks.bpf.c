@@ -9,6 +9,7 @@
  */
 #include "vmlinux.h"
 #include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 
@@ -19,7 +20,7 @@ const volatile __u16 server_port; /* host order */
 const volatile __u16 batch_port;
 
 enum { SIDE_CLIENT = 0, SIDE_SERVER, SIDE_OTHER, SIDES };
-enum { HOOK_STATE = 0, HOOK_SEND, HOOK_SEGMENT, HOOK_DATA_READY, HOOKS };
+enum { HOOK_STATE = 0, HOOK_SEND, HOOK_SEGMENT, HOOK_DATA_READY, HOOK_CGROUP_INGRESS, HOOKS };
 
 __u64 invocations[HOOKS][SIDES];
 
@@ -41,6 +42,11 @@ SEC("tp_btf/tcp_probe")
 int BPF_PROG(warm_tcp_probe) { return 0; }
 SEC("tp_btf/sk_data_ready")
 int BPF_PROG(warm_sk_data_ready) { return 0; }
+/* The same on cgroup_skb/ingress, where hook_cost attaches the programs by
+ * hand in this order (warm, empty, count) before the agent adds its own.
+ * Every cgroup_skb program returns 1: 0 drops the packet. */
+SEC("cgroup_skb/ingress")
+int warm_cgroup_ingress(struct __sk_buff *skb) { return 1; }
 
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(empty_inet_sock_set_state) { return 0; }
@@ -50,11 +56,11 @@ SEC("tp_btf/tcp_probe")
 int BPF_PROG(empty_tcp_probe) { return 0; }
 SEC("tp_btf/sk_data_ready")
 int BPF_PROG(empty_sk_data_ready) { return 0; }
+SEC("cgroup_skb/ingress")
+int empty_cgroup_ingress(struct __sk_buff *skb) { return 1; }
 
-static __always_inline void count(int hook, const struct sock *sk)
+static __always_inline void count_ports(int hook, __u16 local, __u16 remote)
 {
-	__u16 local = BPF_CORE_READ(sk, __sk_common.skc_num);
-	__u16 remote = __builtin_bswap16(BPF_CORE_READ(sk, __sk_common.skc_dport));
 	int side = SIDE_OTHER;
 
 	if (local == server_port || (batch_port && local == batch_port))
@@ -66,6 +72,12 @@ static __always_inline void count(int hook, const struct sock *sk)
 		__sync_fetch_and_add(&invocations[hook][side], 1);
 }
 
+static __always_inline void count(int hook, const struct sock *sk)
+{
+	count_ports(hook, BPF_CORE_READ(sk, __sk_common.skc_num),
+		    __builtin_bswap16(BPF_CORE_READ(sk, __sk_common.skc_dport)));
+}
+
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(count_inet_sock_set_state, const struct sock *sk) { count(HOOK_STATE, sk); return 0; }
 SEC("tp_btf/sock_send_length")
@@ -74,6 +86,16 @@ SEC("tp_btf/tcp_probe")
 int BPF_PROG(count_tcp_probe, struct sock *sk) { count(HOOK_SEGMENT, sk); return 0; }
 SEC("tp_btf/sk_data_ready")
 int BPF_PROG(count_sk_data_ready, struct sock *sk) { count(HOOK_DATA_READY, sk); return 0; }
+
+/* local_port is in host order; remote_port holds the port in network order
+ * as a 32-bit big-endian word (the kernel shifts the 16-bit skc_dport up on
+ * little-endian), so it converts with bpf_ntohl(), not bpf_ntohs(). */
+SEC("cgroup_skb/ingress")
+int count_cgroup_ingress(struct __sk_buff *skb)
+{
+	count_ports(HOOK_CGROUP_INGRESS, skb->local_port, bpf_ntohl(skb->remote_port));
+	return 1;
+}
 
 /* Cost of one clock read, for reading the numbers above: the same hook
  * calling bpf_ktime_get_ns() once. */
@@ -141,4 +163,70 @@ int BPF_PROG(time_storage_lookup, struct sock *sk)
 	array_first_ns += (__s64)(tb - ta) - (__s64)(t3 - t2);
 	storage_samples += 1;
 	return 0;
+}
+
+/*
+ * Where the status program's unfollowed time goes (hook_cost --cgroup-split
+ * N, one variant per run, attached after the counter and before sockeye's
+ * program, so that each variant makes the first touches sockeye's would):
+ * 1 reads skb->sk, 2 also calls bpf_skc_to_tcp_sock(), 3 also loads
+ * sk_bpf_storage (sockeye's whole unfollowed path), 4 reaches the same load
+ * without the helper: the protocol from struct bpf_sock, then the socket
+ * through bpf_rdonly_cast() (TCP only ever runs this hook with a full socket:
+ * tcp_v4_rcv() sends TIME_WAIT away before tcp_filter()).
+ */
+extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym __weak;
+
+SEC("cgroup_skb/ingress")
+int split_cgroup_sk(struct __sk_buff *skb)
+{
+	struct bpf_sock *bsk = skb->sk;
+
+	barrier_var(bsk);
+	return 1;
+}
+
+SEC("cgroup_skb/ingress")
+int split_cgroup_cast(struct __sk_buff *skb)
+{
+	struct bpf_sock *bsk = skb->sk;
+	struct tcp_sock *tp;
+
+	if (!bsk)
+		return 1;
+	tp = bpf_skc_to_tcp_sock(bsk);
+	barrier_var(tp);
+	return 1;
+}
+
+__u64 split_followed;
+
+SEC("cgroup_skb/ingress")
+int split_cgroup_storage(struct __sk_buff *skb)
+{
+	struct bpf_sock *bsk = skb->sk;
+	struct tcp_sock *tp;
+
+	if (!bsk)
+		return 1;
+	tp = bpf_skc_to_tcp_sock(bsk);
+	if (!tp)
+		return 1;
+	if (((struct sock *)tp)->sk_bpf_storage)
+		split_followed++;
+	return 1;
+}
+
+SEC("cgroup_skb/ingress")
+int split_cgroup_rdonly(struct __sk_buff *skb)
+{
+	struct bpf_sock *bsk = skb->sk;
+	struct sock *sk;
+
+	if (!bsk || bsk->protocol != IPPROTO_TCP)
+		return 1;
+	sk = bpf_rdonly_cast(bsk, bpf_core_type_id_kernel(struct sock));
+	if (sk->sk_bpf_storage)
+		split_followed++;
+	return 1;
 }
