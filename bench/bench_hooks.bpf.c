@@ -230,3 +230,34 @@ int split_cgroup_rdonly(struct __sk_buff *skb)
 		split_followed++;
 	return 1;
 }
+
+/* 5: variant 3, then for a socket with storage (sockeye's followed client
+ * sockets) the payload reads the status program makes for a response's
+ * first segment: the IP header's first byte, 16 bytes of TCP header, the
+ * first 16 bytes of payload. Its followed figure is read against sockeye's. */
+__u64 split_sink;
+
+SEC("cgroup_skb/ingress")
+int split_cgroup_loads(struct __sk_buff *skb)
+{
+	struct bpf_sock *bsk = skb->sk;
+	__u8 first, th[16], line[16];
+	struct tcp_sock *tp;
+	__u32 off;
+
+	if (!bsk)
+		return 1;
+	tp = bpf_skc_to_tcp_sock(bsk);
+	if (!tp || !((struct sock *)tp)->sk_bpf_storage)
+		return 1;
+	if (bpf_skb_load_bytes(skb, 0, &first, 1))
+		return 1;
+	off = (first & 0xf) * 4;
+	if (bpf_skb_load_bytes(skb, off, th, sizeof(th)))
+		return 1;
+	off += (th[12] >> 4) * 4;
+	if (skb->len < off + sizeof(line) || bpf_skb_load_bytes(skb, off, line, sizeof(line)))
+		return 1;
+	split_sink += line[9] + tp->rcv_nxt;
+	return 1;
+}

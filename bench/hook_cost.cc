@@ -6,7 +6,7 @@
 //   sudo ./build/bench/hook_cost [--rounds N] [--connections N] [--requests N] [--cpu N]
 //                                [--storage-timing 1] [--probe-mode MODE] [--hot-slots N]
 //                                [--ringbuf-size BYTES] [--batch N] [--cgroup-warmup 0|1]
-//                                [--http-responses 0|1]
+//                                [--http-responses 0|1] [--cgroup-split N]
 //
 // --probe-mode is the agent's (default auto: no send hook, so the
 // sock_send_length row reads "not attached", and responses timed at
@@ -39,7 +39,9 @@
 // under the table gives its followed cost per response, the unit its target
 // is set in. Responses start with an HTTP/1.1 status line, so that program
 // reads each one (--http-responses 0: padding only, which it gives up on
-// after a connection's first response).
+// after a connection's first response). --cgroup-split N (1-5) adds one of
+// that program's partial paths (bench_hooks.bpf.c) as a row of its own; it
+// runs before sockeye's, so the cgroup_skb rows of that run read low.
 //
 // --batch N adds two phases per round (BatchedListener below): the same
 // exchanges over N connections at a time, unfollowed then followed, with
@@ -407,13 +409,13 @@ int main(int argc, char** argv) {
   bench->rodata->server_port = port;
   bench->rodata->batch_port = batch_listener.port();
   bpf_program__set_autoload(bench->progs.time_storage_lookup, storage_timing != 0);
-  // --cgroup-split N (1-4): one of the status program's partial paths
+  // --cgroup-split N (1-5): one of the status program's partial paths
   // (bench_hooks.bpf.c), a row of its own.
   bpf_program* const splits[] = {bench->progs.split_cgroup_sk, bench->progs.split_cgroup_cast,
                                  bench->progs.split_cgroup_storage,
-                                 bench->progs.split_cgroup_rdonly};
-  if (cgroup_split < 0 || cgroup_split > 4) {
-    std::fprintf(stderr, "hook_cost: --cgroup-split is 0 (off) or 1 to 4\n");
+                                 bench->progs.split_cgroup_rdonly, bench->progs.split_cgroup_loads};
+  if (cgroup_split < 0 || cgroup_split > 5) {
+    std::fprintf(stderr, "hook_cost: --cgroup-split is 0 (off) or 1 to 5\n");
     return 2;
   }
   bpf_program* const split = cgroup_split ? splits[cgroup_split - 1] : nullptr;
@@ -461,7 +463,7 @@ int main(int argc, char** argv) {
       {"cgroup_skb ingress", "on_cgroup_ingress", "empty_cgroup_ingress", 4},
   };
   std::map<std::string, Stat> unfollowed_sum, followed_sum, empty_sum;
-  Stat split_sum;  // --cgroup-split: the variant's run time in phase A
+  Stat split_sum, split_b_sum;  // --cgroup-split: the variant's run time in phases A and B
   std::map<std::string, uint64_t> followed_client_calls;
   // sk_data_ready (and cgroup_skb ingress, UDP only) on unix and UDP sockets,
   // by row.
@@ -492,9 +494,12 @@ int main(int argc, char** argv) {
     agent->Tick(0);
     Stats b1 = Snapshot(*agent, bench);
     if (split) {
-      const Stat sa = Delta(a0, a1, bpf_program__name(split));
+      const Stat sa = Delta(a0, a1, bpf_program__name(split)),
+                 sb = Delta(b0, b1, bpf_program__name(split));
       split_sum.ns += sa.ns;
       split_sum.calls += sa.calls;
+      split_b_sum.ns += sb.ns;
+      split_b_sum.calls += sb.calls;
     }
     for (const auto& h : hooks) {
       Stat ua = Delta(a0, a1, h.sockeye), ub = Delta(b0, b1, h.sockeye);
@@ -602,9 +607,16 @@ int main(int argc, char** argv) {
     const Stat& e = empty_sum["cgroup_skb ingress"];
     const double empty_ns = e.calls ? double(e.ns) / double(e.calls) : 0;
     const double split_ns = double(split_sum.ns) / double(split_sum.calls);
-    std::printf("%-22s %12llu %10.1f %14.1f %14s %12.1f %12s\n", bpf_program__name(split),
-                static_cast<unsigned long long>(split_sum.calls), empty_ns, split_ns, "-",
-                split_ns - empty_ns, "-");
+    // Followed as for the table's rows: phase B's other packets at the
+    // phase A figure, the rest over the followed client's packets.
+    const uint64_t client = followed_client_calls["cgroup_skb ingress"];
+    const double followed_ns =
+        client ? (double(split_b_sum.ns) - double(split_b_sum.calls - client) * split_ns) /
+                     double(client)
+               : 0;
+    std::printf("%-22s %12llu %10.1f %14.1f %14.1f %12.1f %12.1f\n", bpf_program__name(split),
+                static_cast<unsigned long long>(split_sum.calls + split_b_sum.calls), empty_ns,
+                split_ns, followed_ns, split_ns - empty_ns, followed_ns - empty_ns);
   }
   for (const auto& [kind, sums] : other_sockets) {
     if (!sums.sockeye.calls) continue;
