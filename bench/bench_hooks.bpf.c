@@ -171,9 +171,9 @@ int BPF_PROG(time_storage_lookup, struct sock *sk)
  * program, so that each variant makes the first touches sockeye's would):
  * 1 reads skb->sk, 2 also calls bpf_skc_to_tcp_sock(), 3 also loads
  * sk_bpf_storage (sockeye's whole unfollowed path), 4 reaches the same load
- * without the helper: the protocol from struct bpf_sock, then the socket
- * through bpf_rdonly_cast() (TCP only ever runs this hook with a full socket:
- * tcp_v4_rcv() sends TIME_WAIT away before tcp_filter()).
+ * without the helper: the socket's state from struct bpf_sock (not a
+ * time-wait or request socket), then its protocol and sk_bpf_storage through
+ * bpf_rdonly_cast().
  */
 extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym __weak;
 
@@ -223,9 +223,13 @@ int split_cgroup_rdonly(struct __sk_buff *skb)
 	struct bpf_sock *bsk = skb->sk;
 	struct sock *sk;
 
-	if (!bsk || bsk->protocol != IPPROTO_TCP)
+	/* struct bpf_sock's protocol needs a full socket (another helper);
+	 * its state does not. */
+	if (!bsk || bsk->state == BPF_TCP_TIME_WAIT || bsk->state == BPF_TCP_NEW_SYN_RECV)
 		return 1;
 	sk = bpf_rdonly_cast(bsk, bpf_core_type_id_kernel(struct sock));
+	if (sk->sk_protocol != IPPROTO_TCP)
+		return 1;
 	if (sk->sk_bpf_storage)
 		split_followed++;
 	return 1;
@@ -258,6 +262,64 @@ int split_cgroup_loads(struct __sk_buff *skb)
 	off += (th[12] >> 4) * 4;
 	if (skb->len < off + sizeof(line) || bpf_skb_load_bytes(skb, off, line, sizeof(line)))
 		return 1;
+	split_sink += line[9] + tp->rcv_nxt;
+	return 1;
+}
+
+/* 6: variant 5 without the payload read: what the two header reads and
+ * rcv_nxt cost, so that 5 minus 6 is the payload's read. */
+SEC("cgroup_skb/ingress")
+int split_cgroup_headers(struct __sk_buff *skb)
+{
+	struct bpf_sock *bsk = skb->sk;
+	__u8 first, th[16];
+	struct tcp_sock *tp;
+
+	if (!bsk)
+		return 1;
+	tp = bpf_skc_to_tcp_sock(bsk);
+	if (!tp || !((struct sock *)tp)->sk_bpf_storage)
+		return 1;
+	if (bpf_skb_load_bytes(skb, 0, &first, 1))
+		return 1;
+	if (bpf_skb_load_bytes(skb, (first & 0xf) * 4, th, sizeof(th)))
+		return 1;
+	split_sink += th[12] + tp->rcv_nxt;
+	return 1;
+}
+
+/* 7: the same work as 5 with one helper call instead of four: the socket
+ * as in 4, the IPv4 and TCP headers by direct packet access (the linear
+ * part holds them), only the payload (in page fragments on loopback) with
+ * bpf_skb_load_bytes(). */
+SEC("cgroup_skb/ingress")
+int split_cgroup_direct(struct __sk_buff *skb)
+{
+	void *data = (void *)(long)skb->data, *data_end = (void *)(long)skb->data_end;
+	struct bpf_sock *bsk = skb->sk;
+	struct tcp_sock *tp;
+	struct tcphdr *th;
+	struct iphdr *ip;
+	struct sock *sk;
+	__u8 line[16];
+	__u32 off;
+
+	if (!bsk || bsk->state == BPF_TCP_TIME_WAIT || bsk->state == BPF_TCP_NEW_SYN_RECV)
+		return 1;
+	sk = bpf_rdonly_cast(bsk, bpf_core_type_id_kernel(struct sock));
+	if (sk->sk_protocol != IPPROTO_TCP || !sk->sk_bpf_storage)
+		return 1;
+	ip = data;
+	if ((void *)(ip + 1) > data_end || ip->version != 4)
+		return 1;
+	off = ip->ihl * 4;
+	th = data + off;
+	if ((void *)(th + 1) > data_end)
+		return 1;
+	off += th->doff * 4;
+	if (skb->len < off + sizeof(line) || bpf_skb_load_bytes(skb, off, line, sizeof(line)))
+		return 1;
+	tp = bpf_rdonly_cast(sk, bpf_core_type_id_kernel(struct tcp_sock));
 	split_sink += line[9] + tp->rcv_nxt;
 	return 1;
 }

@@ -39,7 +39,7 @@
 // under the table gives its followed cost per response, the unit its target
 // is set in. Responses start with an HTTP/1.1 status line, so that program
 // reads each one (--http-responses 0: padding only, which it gives up on
-// after a connection's first response). --cgroup-split N (1-5) adds one of
+// after a connection's first response). --cgroup-split N (1-7) adds one of
 // that program's partial paths (bench_hooks.bpf.c) as a row of its own; it
 // runs before sockeye's, so the cgroup_skb rows of that run read low.
 //
@@ -409,13 +409,15 @@ int main(int argc, char** argv) {
   bench->rodata->server_port = port;
   bench->rodata->batch_port = batch_listener.port();
   bpf_program__set_autoload(bench->progs.time_storage_lookup, storage_timing != 0);
-  // --cgroup-split N (1-5): one of the status program's partial paths
+  // --cgroup-split N (1-7): one of the status program's partial paths
   // (bench_hooks.bpf.c), a row of its own.
-  bpf_program* const splits[] = {bench->progs.split_cgroup_sk, bench->progs.split_cgroup_cast,
-                                 bench->progs.split_cgroup_storage,
-                                 bench->progs.split_cgroup_rdonly, bench->progs.split_cgroup_loads};
-  if (cgroup_split < 0 || cgroup_split > 5) {
-    std::fprintf(stderr, "hook_cost: --cgroup-split is 0 (off) or 1 to 5\n");
+  bpf_program* const splits[] = {
+      bench->progs.split_cgroup_sk,      bench->progs.split_cgroup_cast,
+      bench->progs.split_cgroup_storage, bench->progs.split_cgroup_rdonly,
+      bench->progs.split_cgroup_loads,   bench->progs.split_cgroup_headers,
+      bench->progs.split_cgroup_direct};
+  if (cgroup_split < 0 || cgroup_split > 7) {
+    std::fprintf(stderr, "hook_cost: --cgroup-split is 0 (off) or 1 to 7\n");
     return 2;
   }
   bpf_program* const split = cgroup_split ? splits[cgroup_split - 1] : nullptr;
