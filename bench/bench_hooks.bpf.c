@@ -289,9 +289,9 @@ int split_cgroup_headers(struct __sk_buff *skb)
 }
 
 /* 7: the same work as 5 with one helper call instead of four: the socket
- * as in 4, the IPv4 and TCP headers by direct packet access (the linear
- * part holds them), only the payload (in page fragments on loopback) with
- * bpf_skb_load_bytes(). */
+ * as in 4, the IPv4 and TCP headers by direct packet access (tcp_v4_rcv()
+ * pulls them into the linear part before the filter runs), only the payload,
+ * which need not be linear, with bpf_skb_load_bytes(). */
 SEC("cgroup_skb/ingress")
 int split_cgroup_direct(struct __sk_buff *skb)
 {
