@@ -9,6 +9,7 @@
  */
 #include "vmlinux.h"
 #include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 
@@ -19,7 +20,7 @@ const volatile __u16 server_port; /* host order */
 const volatile __u16 batch_port;
 
 enum { SIDE_CLIENT = 0, SIDE_SERVER, SIDE_OTHER, SIDES };
-enum { HOOK_STATE = 0, HOOK_SEND, HOOK_SEGMENT, HOOK_DATA_READY, HOOKS };
+enum { HOOK_STATE = 0, HOOK_SEND, HOOK_SEGMENT, HOOK_DATA_READY, HOOK_CGROUP_INGRESS, HOOKS };
 
 __u64 invocations[HOOKS][SIDES];
 
@@ -41,6 +42,11 @@ SEC("tp_btf/tcp_probe")
 int BPF_PROG(warm_tcp_probe) { return 0; }
 SEC("tp_btf/sk_data_ready")
 int BPF_PROG(warm_sk_data_ready) { return 0; }
+/* The same on cgroup_skb/ingress, where hook_cost attaches the programs by
+ * hand in this order (warm, empty, count) before the agent adds its own.
+ * Every cgroup_skb program returns 1: 0 drops the packet. */
+SEC("cgroup_skb/ingress")
+int warm_cgroup_ingress(struct __sk_buff *skb) { return 1; }
 
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(empty_inet_sock_set_state) { return 0; }
@@ -50,11 +56,11 @@ SEC("tp_btf/tcp_probe")
 int BPF_PROG(empty_tcp_probe) { return 0; }
 SEC("tp_btf/sk_data_ready")
 int BPF_PROG(empty_sk_data_ready) { return 0; }
+SEC("cgroup_skb/ingress")
+int empty_cgroup_ingress(struct __sk_buff *skb) { return 1; }
 
-static __always_inline void count(int hook, const struct sock *sk)
+static __always_inline void count_ports(int hook, __u16 local, __u16 remote)
 {
-	__u16 local = BPF_CORE_READ(sk, __sk_common.skc_num);
-	__u16 remote = __builtin_bswap16(BPF_CORE_READ(sk, __sk_common.skc_dport));
 	int side = SIDE_OTHER;
 
 	if (local == server_port || (batch_port && local == batch_port))
@@ -66,6 +72,12 @@ static __always_inline void count(int hook, const struct sock *sk)
 		__sync_fetch_and_add(&invocations[hook][side], 1);
 }
 
+static __always_inline void count(int hook, const struct sock *sk)
+{
+	count_ports(hook, BPF_CORE_READ(sk, __sk_common.skc_num),
+		    __builtin_bswap16(BPF_CORE_READ(sk, __sk_common.skc_dport)));
+}
+
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(count_inet_sock_set_state, const struct sock *sk) { count(HOOK_STATE, sk); return 0; }
 SEC("tp_btf/sock_send_length")
@@ -74,6 +86,16 @@ SEC("tp_btf/tcp_probe")
 int BPF_PROG(count_tcp_probe, struct sock *sk) { count(HOOK_SEGMENT, sk); return 0; }
 SEC("tp_btf/sk_data_ready")
 int BPF_PROG(count_sk_data_ready, struct sock *sk) { count(HOOK_DATA_READY, sk); return 0; }
+
+/* local_port is in host order; remote_port holds the port in network order
+ * as a 32-bit big-endian word (the kernel shifts the 16-bit skc_dport up on
+ * little-endian), so it converts with bpf_ntohl(), not bpf_ntohs(). */
+SEC("cgroup_skb/ingress")
+int count_cgroup_ingress(struct __sk_buff *skb)
+{
+	count_ports(HOOK_CGROUP_INGRESS, skb->local_port, bpf_ntohl(skb->remote_port));
+	return 1;
+}
 
 /* Cost of one clock read, for reading the numbers above: the same hook
  * calling bpf_ktime_get_ns() once. */
@@ -141,4 +163,163 @@ int BPF_PROG(time_storage_lookup, struct sock *sk)
 	array_first_ns += (__s64)(tb - ta) - (__s64)(t3 - t2);
 	storage_samples += 1;
 	return 0;
+}
+
+/*
+ * Where the status program's unfollowed time goes (hook_cost --cgroup-split
+ * N, one variant per run, attached after the counter and before sockeye's
+ * program, so that each variant makes the first touches sockeye's would):
+ * 1 reads skb->sk, 2 also calls bpf_skc_to_tcp_sock(), 3 also loads
+ * sk_bpf_storage (sockeye's whole unfollowed path), 4 reaches the same load
+ * without the helper: the socket's state from struct bpf_sock (not a
+ * time-wait or request socket), then its protocol and sk_bpf_storage through
+ * bpf_rdonly_cast().
+ */
+extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym __weak;
+
+SEC("cgroup_skb/ingress")
+int split_cgroup_sk(struct __sk_buff *skb)
+{
+	struct bpf_sock *bsk = skb->sk;
+
+	barrier_var(bsk);
+	return 1;
+}
+
+SEC("cgroup_skb/ingress")
+int split_cgroup_cast(struct __sk_buff *skb)
+{
+	struct bpf_sock *bsk = skb->sk;
+	struct tcp_sock *tp;
+
+	if (!bsk)
+		return 1;
+	tp = bpf_skc_to_tcp_sock(bsk);
+	barrier_var(tp);
+	return 1;
+}
+
+__u64 split_followed;
+
+SEC("cgroup_skb/ingress")
+int split_cgroup_storage(struct __sk_buff *skb)
+{
+	struct bpf_sock *bsk = skb->sk;
+	struct tcp_sock *tp;
+
+	if (!bsk)
+		return 1;
+	tp = bpf_skc_to_tcp_sock(bsk);
+	if (!tp)
+		return 1;
+	if (((struct sock *)tp)->sk_bpf_storage)
+		split_followed++;
+	return 1;
+}
+
+SEC("cgroup_skb/ingress")
+int split_cgroup_rdonly(struct __sk_buff *skb)
+{
+	struct bpf_sock *bsk = skb->sk;
+	struct sock *sk;
+
+	/* struct bpf_sock's protocol needs a full socket (another helper);
+	 * its state does not. */
+	if (!bsk || bsk->state == BPF_TCP_TIME_WAIT || bsk->state == BPF_TCP_NEW_SYN_RECV)
+		return 1;
+	sk = bpf_rdonly_cast(bsk, bpf_core_type_id_kernel(struct sock));
+	if (sk->sk_protocol != IPPROTO_TCP)
+		return 1;
+	if (sk->sk_bpf_storage)
+		split_followed++;
+	return 1;
+}
+
+/* 5: variant 3, then for a socket with storage (sockeye's followed client
+ * sockets) the payload reads the status program makes for a response's
+ * first segment: the IP header's first byte, 16 bytes of TCP header, the
+ * first 16 bytes of payload. Its followed figure is read against sockeye's. */
+__u64 split_sink;
+
+SEC("cgroup_skb/ingress")
+int split_cgroup_loads(struct __sk_buff *skb)
+{
+	struct bpf_sock *bsk = skb->sk;
+	__u8 first, th[16], line[16];
+	struct tcp_sock *tp;
+	__u32 off;
+
+	if (!bsk)
+		return 1;
+	tp = bpf_skc_to_tcp_sock(bsk);
+	if (!tp || !((struct sock *)tp)->sk_bpf_storage)
+		return 1;
+	if (bpf_skb_load_bytes(skb, 0, &first, 1))
+		return 1;
+	off = (first & 0xf) * 4;
+	if (bpf_skb_load_bytes(skb, off, th, sizeof(th)))
+		return 1;
+	off += (th[12] >> 4) * 4;
+	if (skb->len < off + sizeof(line) || bpf_skb_load_bytes(skb, off, line, sizeof(line)))
+		return 1;
+	split_sink += line[9] + tp->rcv_nxt;
+	return 1;
+}
+
+/* 6: variant 5 without the payload read: what the two header reads and
+ * rcv_nxt cost, so that 5 minus 6 is the payload's read. */
+SEC("cgroup_skb/ingress")
+int split_cgroup_headers(struct __sk_buff *skb)
+{
+	struct bpf_sock *bsk = skb->sk;
+	__u8 first, th[16];
+	struct tcp_sock *tp;
+
+	if (!bsk)
+		return 1;
+	tp = bpf_skc_to_tcp_sock(bsk);
+	if (!tp || !((struct sock *)tp)->sk_bpf_storage)
+		return 1;
+	if (bpf_skb_load_bytes(skb, 0, &first, 1))
+		return 1;
+	if (bpf_skb_load_bytes(skb, (first & 0xf) * 4, th, sizeof(th)))
+		return 1;
+	split_sink += th[12] + tp->rcv_nxt;
+	return 1;
+}
+
+/* 7: the same work as 5 with one helper call instead of four: the socket
+ * as in 4, the IPv4 and TCP headers by direct packet access (tcp_v4_rcv()
+ * pulls them into the linear part before the filter runs), only the payload,
+ * which need not be linear, with bpf_skb_load_bytes(). */
+SEC("cgroup_skb/ingress")
+int split_cgroup_direct(struct __sk_buff *skb)
+{
+	void *data = (void *)(long)skb->data, *data_end = (void *)(long)skb->data_end;
+	struct bpf_sock *bsk = skb->sk;
+	struct tcp_sock *tp;
+	struct tcphdr *th;
+	struct iphdr *ip;
+	struct sock *sk;
+	__u8 line[16];
+	__u32 off;
+
+	if (!bsk || bsk->state == BPF_TCP_TIME_WAIT || bsk->state == BPF_TCP_NEW_SYN_RECV)
+		return 1;
+	sk = bpf_rdonly_cast(bsk, bpf_core_type_id_kernel(struct sock));
+	if (sk->sk_protocol != IPPROTO_TCP || !sk->sk_bpf_storage)
+		return 1;
+	ip = data;
+	if ((void *)(ip + 1) > data_end || ip->version != 4)
+		return 1;
+	off = ip->ihl * 4;
+	th = data + off;
+	if ((void *)(th + 1) > data_end)
+		return 1;
+	off += th->doff * 4;
+	if (skb->len < off + sizeof(line) || bpf_skb_load_bytes(skb, off, line, sizeof(line)))
+		return 1;
+	tp = bpf_rdonly_cast(sk, bpf_core_type_id_kernel(struct tcp_sock));
+	split_sink += line[9] + tp->rcv_nxt;
+	return 1;
 }

@@ -5,7 +5,8 @@
 //
 //   sudo ./build/bench/hook_cost [--rounds N] [--connections N] [--requests N] [--cpu N]
 //                                [--storage-timing 1] [--probe-mode MODE] [--hot-slots N]
-//                                [--ringbuf-size BYTES] [--batch N]
+//                                [--ringbuf-size BYTES] [--batch N] [--cgroup-warmup 0|1]
+//                                [--http-responses 0|1] [--cgroup-split N]
 //
 // --probe-mode is the agent's (default auto: no send hook, so the
 // sock_send_length row reads "not attached", and responses timed at
@@ -28,7 +29,19 @@
 // defaults) measures the forced wakeups past its quarter mark instead.
 //
 // A third phase per round repeats the exchanges over a unix stream pair, then
-// a UDP pair on loopback (a row each): sk_data_ready fires for those sockets too.
+// a UDP pair on loopback (a row each): sk_data_ready fires for those sockets too,
+// and the cgroup_skb ingress program for the UDP pair.
+//
+// The HTTP status program (cgroup_skb/ingress on the cgroup v2 root) has its
+// own empty and counting programs attached by hand to the same cgroup, before
+// the agent, behind an unmeasured first one (--cgroup-warmup 0 leaves that
+// out, to see whether it matters). Its row is per received packet; the line
+// under the table gives its followed cost per response, the unit its target
+// is set in. Responses start with an HTTP/1.1 status line, so that program
+// reads each one (--http-responses 0: padding only, which it gives up on
+// after a connection's first response). --cgroup-split N (1-7) adds one of
+// that program's partial paths (bench_hooks.bpf.c) as a row of its own; it
+// runs before sockeye's, so the cgroup_skb rows of that run read low.
 //
 // --batch N adds two phases per round (BatchedListener below): the same
 // exchanges over N connections at a time, unfollowed then followed, with
@@ -55,6 +68,7 @@
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <fcntl.h>
 #include <liburing.h>
 #include <netinet/in.h>
 #include <sched.h>
@@ -66,6 +80,7 @@
 #include <cstring>
 #include <iterator>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -74,6 +89,7 @@
 
 #include "agent/agent.h"
 #include "agent/config.h"
+#include "agent/kernel_features.h"
 #include "agent/unique_fd.h"
 #include "bench_hooks.skel.h"
 #include "tests/privileged/loopback_server.h"
@@ -82,6 +98,39 @@ namespace {
 
 using sockeye::testing::Client;
 using sockeye::testing::LoopbackServer;
+
+struct LinkDeleter {
+  void operator()(bpf_link* link) const { bpf_link__destroy(link); }
+};
+using LinkPtr = std::unique_ptr<bpf_link, LinkDeleter>;
+
+// Attaches the bench's cgroup_skb/ingress programs to the cgroup v2 root, in
+// the order they run: the kernel runs a cgroup's multi-attached programs in
+// attach order, and the agent attaches its own after these. Returns the root,
+// or "" (and no links) where there is none or attaching fails.
+std::string AttachCgroupIngress(bench_hooks_bpf* bench, bool warmup, bpf_program* split,
+                                std::vector<LinkPtr>* links) {
+  const std::string root = sockeye::Cgroup2MountPoint();
+  if (root.empty()) return "";
+  sockeye::UniqueFd cgroup(open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!cgroup.valid()) return "";
+  std::vector<bpf_program*> progs;
+  if (warmup) progs.push_back(bench->progs.warm_cgroup_ingress);
+  progs.push_back(bench->progs.empty_cgroup_ingress);
+  progs.push_back(bench->progs.count_cgroup_ingress);
+  if (split) progs.push_back(split);
+  for (bpf_program* prog : progs) {
+    LinkPtr link(bpf_program__attach_cgroup(prog, cgroup.get()));
+    if (!link) {
+      std::fprintf(stderr, "hook_cost: attaching %s to %s: %s\n", bpf_program__name(prog),
+                   root.c_str(), std::strerror(errno));
+      links->clear();
+      return "";
+    }
+    links->push_back(std::move(link));
+  }
+  return root;
+}
 
 struct Stat {
   uint64_t ns = 0;
@@ -263,7 +312,7 @@ bool DriveBatched(io_uring* ring, const BatchedConnections& c, int exchanges) {
 
 int main(int argc, char** argv) {
   int rounds = 5, connections = 20, requests = 500, cpu = -1, storage_timing = 0;
-  int hot_slots = 8192, batch = 0;
+  int hot_slots = 8192, batch = 0, cgroup_warmup = 1, http_responses = 1, cgroup_split = 0;
   size_t ringbuf_bytes = sockeye::Config{}.ringbuf_bytes;
   const char* probe_mode_flag = sockeye::ProbeModeName(sockeye::ProbeMode::kAuto);
   for (int i = 1; i + 1 < argc; i += 2) {
@@ -285,6 +334,12 @@ int main(int argc, char** argv) {
       hot_slots = value;
     else if (flag == "--batch")
       batch = value;
+    else if (flag == "--cgroup-warmup")
+      cgroup_warmup = value;
+    else if (flag == "--http-responses")
+      http_responses = value;
+    else if (flag == "--cgroup-split")
+      cgroup_split = value;
     else if (flag == "--ringbuf-size")
       ringbuf_bytes = std::strtoull(argv[i + 1], nullptr, 10);
     else {
@@ -327,6 +382,11 @@ int main(int argc, char** argv) {
   LoopbackServer unfollowed("127.0.0.31", sockeye::testing::Behavior::kRespond,
                             std::chrono::milliseconds(0), followed.port());
   const uint16_t port = followed.port();
+  if (http_responses) {
+    // What the status program reads; the other programs ignore the payload.
+    for (LoopbackServer* server : {&followed, &unfollowed})
+      server->set_response_head("HTTP/1.1 200 OK\r\n");
+  }
   BatchedListener batch_listener;
   io_uring ring{};
   if (batch < 0 || batch > 4096) {
@@ -349,10 +409,26 @@ int main(int argc, char** argv) {
   bench->rodata->server_port = port;
   bench->rodata->batch_port = batch_listener.port();
   bpf_program__set_autoload(bench->progs.time_storage_lookup, storage_timing != 0);
+  // --cgroup-split N (1-7): one of the status program's partial paths
+  // (bench_hooks.bpf.c), a row of its own.
+  bpf_program* const splits[] = {
+      bench->progs.split_cgroup_sk,      bench->progs.split_cgroup_cast,
+      bench->progs.split_cgroup_storage, bench->progs.split_cgroup_rdonly,
+      bench->progs.split_cgroup_loads,   bench->progs.split_cgroup_headers,
+      bench->progs.split_cgroup_direct};
+  if (cgroup_split < 0 || cgroup_split > 7) {
+    std::fprintf(stderr, "hook_cost: --cgroup-split is 0 (off) or 1 to 7\n");
+    return 2;
+  }
+  bpf_program* const split = cgroup_split ? splits[cgroup_split - 1] : nullptr;
+  for (bpf_program* prog : splits) bpf_program__set_autoload(prog, prog == split);
   if (bench_hooks_bpf__load(bench) || bench_hooks_bpf__attach(bench)) {
     std::fprintf(stderr, "hook_cost: loading the reference programs failed\n");
     return 1;
   }
+  std::vector<LinkPtr> cgroup_links;
+  const std::string cgroup_root =
+      AttachCgroupIngress(bench, cgroup_warmup != 0, split, &cgroup_links);
 
   sockeye::Config config;
   config.listen_address = "127.0.0.1:0";
@@ -385,10 +461,14 @@ int main(int argc, char** argv) {
       {"sock_send_length", "on_sock_send_length", "empty_sock_send_length", 1},
       {"tcp_probe", "on_tcp_probe", "empty_tcp_probe", 2},
       {"sk_data_ready", "on_sk_data_ready", "empty_sk_data_ready", 3},
+      // Every received packet of the cgroup's sockets, pure ACKs included.
+      {"cgroup_skb ingress", "on_cgroup_ingress", "empty_cgroup_ingress", 4},
   };
   std::map<std::string, Stat> unfollowed_sum, followed_sum, empty_sum;
+  Stat split_sum, split_b_sum;  // --cgroup-split: the variant's run time in phases A and B
   std::map<std::string, uint64_t> followed_client_calls;
-  // sk_data_ready on unix and UDP sockets, by kind.
+  // sk_data_ready (and cgroup_skb ingress, UDP only) on unix and UDP sockets,
+  // by row.
   struct OtherSums {
     Stat sockeye, empty;
   };
@@ -415,6 +495,14 @@ int main(int argc, char** argv) {
     Drive(followed.address(), port, connections, requests);
     agent->Tick(0);
     Stats b1 = Snapshot(*agent, bench);
+    if (split) {
+      const Stat sa = Delta(a0, a1, bpf_program__name(split)),
+                 sb = Delta(b0, b1, bpf_program__name(split));
+      split_sum.ns += sa.ns;
+      split_sum.calls += sa.calls;
+      split_b_sum.ns += sb.ns;
+      split_b_sum.calls += sb.calls;
+    }
     for (const auto& h : hooks) {
       Stat ua = Delta(a0, a1, h.sockeye), ub = Delta(b0, b1, h.sockeye);
       Stat ea = Delta(a0, a1, h.empty), eb = Delta(b0, b1, h.empty);
@@ -435,12 +523,22 @@ int main(int argc, char** argv) {
         return 1;
       }
       Stats c1 = Snapshot(*agent, bench);
-      Stat uc = Delta(c0, c1, "on_sk_data_ready"), ec = Delta(c0, c1, "empty_sk_data_ready");
-      OtherSums& sums = other_sockets[kind];
-      sums.sockeye.ns += uc.ns;
-      sums.sockeye.calls += uc.calls;
-      sums.empty.ns += ec.ns;
-      sums.empty.calls += ec.calls;
+      // program name suffix, row
+      const std::pair<const char*, const char*> rows[] = {{"sk_data_ready", "sk_data_ready"},
+                                                          {"cgroup_ingress", "cgroup_skb ingress"}};
+      for (const auto& [hook, row] : rows) {
+        // cgroup_skb runs for inet sockets only; what it counted during the
+        // unix phase was other sockets' traffic.
+        if (std::string_view(kind) == "unix" && std::string_view(hook) == "cgroup_ingress")
+          continue;
+        Stat uc = Delta(c0, c1, std::string("on_") + hook),
+             ec = Delta(c0, c1, std::string("empty_") + hook);
+        OtherSums& sums = other_sockets[std::string(row) + " " + kind];
+        sums.sockeye.ns += uc.ns;
+        sums.sockeye.calls += uc.calls;
+        sums.empty.ns += ec.ns;
+        sums.empty.calls += ec.calls;
+      }
     }
     if (batch == 0) continue;
     // Phases D and E: batched exchanges, not followed then followed. The
@@ -479,12 +577,13 @@ int main(int argc, char** argv) {
 
   std::printf(
       "hook cost, %d rounds x 2 phases x %d connections x %d requests (64 B / 512 B), %s, "
-      "--probe-mode %s, --hot-slots %d, --ringbuf-size %zu\n",
+      "--probe-mode %s, --hot-slots %d, --ringbuf-size %zu, --cgroup-warmup %d, --http-responses "
+      "%d\n",
       rounds, connections, requests,
       cpu >= 0 ? ("all threads on CPU " + std::to_string(cpu)).c_str() : "threads unpinned",
-      sockeye::ProbeModeName(*probe_mode), hot_slots, ringbuf_bytes);
-  std::printf("%-20s %12s %10s %14s %14s %12s %12s\n", "tracepoint", "calls", "empty ns",
-              "unfollowed ns", "followed ns", "+unfollowed", "+followed");
+      sockeye::ProbeModeName(*probe_mode), hot_slots, ringbuf_bytes, cgroup_warmup, http_responses);
+  std::printf("%-22s %12s %10s %14s %14s %12s %12s\n", "hook", "calls", "empty ns", "unfollowed ns",
+              "followed ns", "+unfollowed", "+followed");
   for (const auto& h : hooks) {
     const Stat& e = empty_sum[h.name];
     const Stat& u = unfollowed_sum[h.name];
@@ -493,21 +592,39 @@ int main(int argc, char** argv) {
     double unfollowed_ns = u.calls ? double(u.ns) / double(u.calls) : 0;
     uint64_t client = followed_client_calls[h.name];
     if (u.calls + f.calls == 0) {
-      std::printf("%-20s %12s %10.1f   not attached (--probe-mode %s)\n", h.name, "0", empty_ns,
-                  sockeye::ProbeModeName(*probe_mode));
+      const bool cgroup = std::string_view(h.sockeye) == "on_cgroup_ingress";
+      std::printf(
+          "%-22s %12s %10.1f   not attached (%s)\n", h.name, "0", empty_ns,
+          cgroup ? (cgroup_root.empty() ? "no cgroup v2 root" : "see the agent's log")
+                 : ("--probe-mode " + std::string(sockeye::ProbeModeName(*probe_mode))).c_str());
       continue;
     }
     double followed_ns =
         client ? (double(f.ns) - double(f.calls - client) * unfollowed_ns) / double(client) : 0;
-    std::printf("%-20s %12llu %10.1f %14.1f %14.1f %12.1f %12.1f\n", h.name,
+    std::printf("%-22s %12llu %10.1f %14.1f %14.1f %12.1f %12.1f\n", h.name,
                 static_cast<unsigned long long>(u.calls + f.calls), empty_ns, unfollowed_ns,
                 followed_ns, unfollowed_ns - empty_ns, followed_ns - empty_ns);
+  }
+  if (split && split_sum.calls) {
+    const Stat& e = empty_sum["cgroup_skb ingress"];
+    const double empty_ns = e.calls ? double(e.ns) / double(e.calls) : 0;
+    const double split_ns = double(split_sum.ns) / double(split_sum.calls);
+    // Followed as for the table's rows: phase B's other packets at the
+    // phase A figure, the rest over the followed client's packets.
+    const uint64_t client = followed_client_calls["cgroup_skb ingress"];
+    const double followed_ns =
+        client ? (double(split_b_sum.ns) - double(split_b_sum.calls - client) * split_ns) /
+                     double(client)
+               : 0;
+    std::printf("%-22s %12llu %10.1f %14.1f %14.1f %12.1f %12.1f\n", bpf_program__name(split),
+                static_cast<unsigned long long>(split_sum.calls + split_b_sum.calls), empty_ns,
+                split_ns, followed_ns, split_ns - empty_ns, followed_ns - empty_ns);
   }
   for (const auto& [kind, sums] : other_sockets) {
     if (!sums.sockeye.calls) continue;
     const double sockeye_ns = double(sums.sockeye.ns) / double(sums.sockeye.calls);
     const double empty_ns = sums.empty.calls ? double(sums.empty.ns) / double(sums.empty.calls) : 0;
-    std::printf("%-20s %12llu %10.1f %14.1f %14s %12.1f %12s\n", ("sk_data_ready " + kind).c_str(),
+    std::printf("%-22s %12llu %10.1f %14.1f %14s %12.1f %12s\n", kind.c_str(),
                 static_cast<unsigned long long>(sums.sockeye.calls), empty_ns, sockeye_ns, "-",
                 sockeye_ns - empty_ns, "-");
   }
@@ -519,7 +636,7 @@ int main(int argc, char** argv) {
     const double followed_ns = (double(sums.followed.ns) -
                                 double(sums.followed.calls - sums.client_calls) * unfollowed_ns) /
                                double(sums.client_calls);
-    std::printf("%-20s %12llu %10.1f %14.1f %14.1f %12.1f %12.1f\n",
+    std::printf("%-22s %12llu %10.1f %14.1f %14.1f %12.1f %12.1f\n",
                 (std::string(h.name) + " x" + std::to_string(batch)).c_str(),
                 static_cast<unsigned long long>(sums.unfollowed.calls + sums.followed.calls),
                 empty_ns, unfollowed_ns, followed_ns, unfollowed_ns - empty_ns,
@@ -542,11 +659,36 @@ int main(int argc, char** argv) {
                 e.calls ? double(e.ns) / double(e.calls) : 0);
   }
   std::printf(
-      "(followed calls per hook: state %llu, send %llu, tcp_probe %llu, sk_data_ready %llu)\n",
+      "(followed calls per hook: state %llu, send %llu, tcp_probe %llu, sk_data_ready %llu, "
+      "cgroup_skb ingress %llu)\n",
       static_cast<unsigned long long>(followed_client_calls["inet_sock_set_state"]),
       static_cast<unsigned long long>(followed_client_calls["sock_send_length"]),
       static_cast<unsigned long long>(followed_client_calls["tcp_probe"]),
-      static_cast<unsigned long long>(followed_client_calls["sk_data_ready"]));
+      static_cast<unsigned long long>(followed_client_calls["sk_data_ready"]),
+      static_cast<unsigned long long>(followed_client_calls["cgroup_skb ingress"]));
+  {
+    // The status program's followed work happens once per response (its
+    // first segment) while it runs for every packet of the connection, so
+    // its target is per response: the followed client's run time over the
+    // empty program's for the same packets, per response it received.
+    const char* row = "cgroup_skb ingress";
+    const Stat& e = empty_sum[row];
+    const Stat& u = unfollowed_sum[row];
+    const Stat& f = followed_sum[row];
+    const uint64_t client = followed_client_calls[row];
+    const uint64_t responses = uint64_t(rounds) * uint64_t(connections) * uint64_t(requests);
+    if (client && e.calls && u.calls && responses) {
+      const double empty_ns = double(e.ns) / double(e.calls);
+      const double unfollowed_ns = double(u.ns) / double(u.calls);
+      const double client_ns = double(f.ns) - double(f.calls - client) * unfollowed_ns;
+      std::printf(
+          "cgroup_skb ingress per followed response: %.1f ns over the empty program (%llu "
+          "responses, %.2f followed packets each; %.1f ns per followed packet)\n",
+          (client_ns - empty_ns * double(client)) / double(responses),
+          static_cast<unsigned long long>(responses), double(client) / double(responses),
+          client_ns / double(client) - empty_ns);
+    }
+  }
   if (storage_timing) {
     double n = static_cast<double>(bench->bss->storage_samples);
     std::printf(
@@ -562,6 +704,7 @@ int main(int argc, char** argv) {
         n ? static_cast<double>(bench->bss->array_first_ns) / n : 0,
         n ? static_cast<double>(bench->bss->clock_pair_ns) / n : 0);
   }
+  cgroup_links.clear();
   bench_hooks_bpf__destroy(bench);
   close(stats_fd);
   return 0;

@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -92,6 +93,10 @@ class LoopbackServer {
   }
 
   uint16_t port() const { return port_; }
+  // Every response starts with these bytes (cut to the response's length),
+  // e.g. an HTTP/1.1 status line; the rest stays padding. Call before any
+  // client connects.
+  void set_response_head(std::string head) { response_head_ = std::move(head); }
   const std::string& address() const { return address_; }
 
   static sockaddr_storage MakeAddress(const std::string& address, uint16_t port) {
@@ -147,6 +152,7 @@ class LoopbackServer {
         }
         if (delay_.count() > 0) std::this_thread::sleep_for(delay_);
         std::string body(response_bytes, 'r');
+        body.replace(0, std::min(response_head_.size(), body.size()), response_head_);
         size_t sent = 0;
         while (sent < body.size()) {
           ssize_t w = send(fd, body.data() + sent, body.size() - sent, MSG_NOSIGNAL);
@@ -162,6 +168,8 @@ class LoopbackServer {
     }
   }
 
+  // Set before any client connects (the serving threads read it unlocked).
+  std::string response_head_;
   Behavior behavior_;
   std::chrono::milliseconds delay_;
   int family_ = AF_INET;
