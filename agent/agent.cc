@@ -34,6 +34,9 @@ Agent::~Agent() {
 std::unique_ptr<Agent> Agent::Start(const Config& config, std::string* error) {
   auto agent = std::make_unique<Agent>(Key{});
   agent->config_ = config;
+  // Before the probes load: a broken web configuration file is reported at
+  // once, by file and key.
+  if (!metrics::CheckWebConfigFile(config.web_config_file, error)) return nullptr;
 
   LoaderSettings settings = LoaderSettingsFrom(config);
   agent->probes_ = BpfProbes::Load(settings, error);

@@ -239,6 +239,10 @@ bool MetricsHttpServer::ReloadWebConfig(const std::string& path, std::string* er
   return true;
 }
 
+bool CheckWebConfigFile(const std::string& path, std::string* error) {
+  return LoadWebSettings(path, error) != nullptr;
+}
+
 std::shared_ptr<const WebSettings> LoadWebSettings(const std::string& path, std::string* error) {
   auto settings = std::make_shared<WebSettings>();
   settings->path = path;

@@ -83,6 +83,11 @@ class MetricsHttpServer {
   std::unique_ptr<Impl> impl_;
 };
 
+// Reads and checks a web configuration file as Start would, loading its
+// certificates and keys, so that a broken one is reported before anything
+// slow starts. An empty path is fine (no file).
+bool CheckWebConfigFile(const std::string& path, std::string* error);
+
 // Helper, exposed for tests.
 
 // Splits HOST:PORT as described for HttpServerOptions::listen_address.
