@@ -47,8 +47,7 @@ class InlineTaskQueue final : public httplib::TaskQueue {
 // binds, accepts, parses requests and writes responses.
 class GuardedServer final : public httplib::Server {
  public:
-  GuardedServer(std::shared_ptr<ScrapeStatsCollector> stats,
-                ConnectionDispatcher::TlsSource tls)
+  GuardedServer(std::shared_ptr<ScrapeStatsCollector> stats, ConnectionDispatcher::TlsSource tls)
       : dispatcher_(
             [this](httplib::Stream& stream, bool close_connection, bool& connection_closed) {
               return process_request(stream, close_connection, connection_closed, {});
@@ -225,9 +224,8 @@ bool MetricsHttpServer::ReloadWebConfig(const std::string& path, std::string* er
   auto next = LoadWebSettings(path, &message);
   std::lock_guard<std::mutex> lock(impl_->web_mu);
   if (next && static_cast<bool>(next->tls) != static_cast<bool>(impl_->web->tls)) {
-    message = (path.empty() ? impl_->web->path : path) +
-              ": tls_server_config: turning TLS " + (next->tls ? "on" : "off") +
-              " needs a restart";
+    message = (path.empty() ? impl_->web->path : path) + ": tls_server_config: turning TLS " +
+              (next->tls ? "on" : "off") + " needs a restart";
     next = nullptr;
   }
   if (!next) {

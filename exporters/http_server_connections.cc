@@ -118,11 +118,11 @@ struct ConnectionDispatcher::Connection {
   Connection& operator=(const Connection&) = delete;
 
   const int fd;
-  SslPtr ssl;  // null: plain HTTP
+  SslPtr ssl;                      // null: plain HTTP
   bool watching_writable = false;  // epoll also waits for EPOLLOUT (a TLS write is stuck)
-  std::string client;   // set once admitted: counted in open_by_client_
-  std::string buffer;   // received, not yet handed to httplib
-  size_t requests = 0;  // served on this connection
+  std::string client;              // set once admitted: counted in open_by_client_
+  std::string buffer;              // received, not yet handed to httplib
+  size_t requests = 0;             // served on this connection
   Clock::time_point header_deadline;
   // A kept-alive connection is closed quietly if nothing arrives by then.
   Clock::time_point idle_deadline = Clock::time_point::max();

@@ -22,7 +22,7 @@ namespace sockeye::metrics {
 // What the web configuration file (--web.config.file) sets, as the server
 // uses it; replaced whole on reload, so a request sees one file's settings.
 struct WebSettings {
-  std::string path;                   // empty: no file
+  std::string path;                       // empty: no file
   std::shared_ptr<const BasicAuth> auth;  // null: no authentication
   std::vector<std::pair<std::string, std::string>> headers;
   TlsContext tls;  // null: plain HTTP

@@ -110,8 +110,8 @@ ssize_t ConnectionStream::TlsTransfer(const char* write_from, char* read_into, s
   const bool writing = write_from != nullptr;
   for (;;) {
     TlsStep step = TlsStep::kProgress;
-    const size_t n = writing ? TlsWrite(ssl_, write_from, size, &step)
-                             : TlsRead(ssl_, read_into, size, &step);
+    const size_t n =
+        writing ? TlsWrite(ssl_, write_from, size, &step) : TlsRead(ssl_, read_into, size, &step);
     if (n > 0) return static_cast<ssize_t>(n);
     const Clock::time_point deadline = writing ? write_deadline_ : read_deadline_;
     const Timeout reason = writing ? Timeout::kWrite : Timeout::kRead;

@@ -9,8 +9,8 @@ namespace {
 // Label values of sockeye_http_connections_rejected_total, in RejectReason's
 // order.
 constexpr std::array<const char*, kRejectReasonCount> kRejectReasonNames = {
-    "client_limit",     "server_limit", "header_timeout",
-    "header_too_large", "read_timeout", "write_timeout", "tls_handshake"};
+    "client_limit", "server_limit",  "header_timeout", "header_too_large",
+    "read_timeout", "write_timeout", "tls_handshake"};
 
 }  // namespace
 

@@ -102,8 +102,8 @@ std::string FilePath(const YAML::Node& node, const std::string& key, const std::
 
 TlsVersion Version(const YAML::Node& node, const std::string& key) {
   const std::string text = Scalar(node, key);
-  for (TlsVersion v : {TlsVersion::kTls10, TlsVersion::kTls11, TlsVersion::kTls12,
-                       TlsVersion::kTls13}) {
+  for (TlsVersion v :
+       {TlsVersion::kTls10, TlsVersion::kTls11, TlsVersion::kTls12, TlsVersion::kTls13}) {
     if (text == TlsVersionName(v)) return v;
   }
   Fail(key, node, Quote(text) + " is not one of TLS10, TLS11, TLS12, TLS13");
@@ -156,8 +156,8 @@ TlsSettings ReadTls(const YAML::Node& node, const std::string& dir) {
   }
   // As exporter-toolkit: any of these turns TLS on, and then both the
   // certificate and its key are needed.
-  tls.enabled = !tls.cert_file.empty() || !tls.key_file.empty() || !tls.client_ca_file.empty() ||
-                auth_given;
+  tls.enabled =
+      !tls.cert_file.empty() || !tls.key_file.empty() || !tls.client_ca_file.empty() || auth_given;
   if (!tls.enabled) return tls;
   if (tls.cert_file.empty()) Fail(Join(where, "cert_file"), section_node, "missing");
   if (tls.key_file.empty()) Fail(Join(where, "key_file"), section_node, "missing");
@@ -196,7 +196,8 @@ const std::vector<AllowedHeader> kAllowedHeaders = {
 
 bool EqualsIgnoringCase(std::string_view a, std::string_view b) {
   return std::equal(a.begin(), a.end(), b.begin(), b.end(), [](char x, char y) {
-    return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
+    return std::tolower(static_cast<unsigned char>(x)) ==
+           std::tolower(static_cast<unsigned char>(y));
   });
 }
 
@@ -227,7 +228,8 @@ void ReadHttp(const YAML::Node& node, WebConfig* config) {
           std::none_of(allowed->values.begin(), allowed->values.end(),
                        [&](const char* v) { return EqualsIgnoringCase(text, v); })) {
         std::string expected;
-        for (const char* v : allowed->values) expected += (expected.empty() ? "" : " or ") + Quote(v);
+        for (const char* v : allowed->values)
+          expected += (expected.empty() ? "" : " or ") + Quote(v);
         Fail(header_key, header_value, Quote(text) + " is not " + expected);
       }
       config->headers.emplace_back(name, text);

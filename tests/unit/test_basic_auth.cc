@@ -16,7 +16,8 @@ namespace {
 using test_util::Bcrypt;
 
 std::string Header(const std::string& credentials) {
-  static const char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  static const char kAlphabet[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
   std::string out;
   size_t i = 0;
   for (; i + 2 < credentials.size(); i += 3) {
@@ -38,7 +39,7 @@ std::string Header(const std::string& credentials) {
 TEST(BasicAuthTest, AcceptsOnlyTheRightPassword) {
   BasicAuth auth({{"alice", Bcrypt("wonderland")}, {"bob", Bcrypt("pa:ss")}});
   EXPECT_TRUE(auth.Check(Header("alice:wonderland")));
-  EXPECT_TRUE(auth.Check(Header("bob:pa:ss")));  // the first ':' splits
+  EXPECT_TRUE(auth.Check(Header("bob:pa:ss")));                              // the first ':' splits
   EXPECT_TRUE(auth.Check("basic " + Header("alice:wonderland").substr(6)));  // scheme case
   EXPECT_FALSE(auth.Check(Header("alice:Wonderland")));
   EXPECT_FALSE(auth.Check(Header("alice:")));
@@ -89,13 +90,20 @@ TEST(BasicAuthTest, ARefusalTakesAsLongAsAnAcceptance) {
 TEST(BasicAuthTest, BcryptHashFormat) {
   std::string problem;
   EXPECT_TRUE(IsBcryptHash(Bcrypt("x"), &problem)) << problem;
-  EXPECT_TRUE(IsBcryptHash("$2y$10$X0h1gDsPszWURQaxFh.zoubFi6DXncSjhoQNJgRrnGs7EsimhC7zG", &problem));
-  EXPECT_TRUE(IsBcryptHash("$2a$10$X0h1gDsPszWURQaxFh.zoubFi6DXncSjhoQNJgRrnGs7EsimhC7zG", &problem));
-  EXPECT_FALSE(IsBcryptHash("$2x$10$X0h1gDsPszWURQaxFh.zoubFi6DXncSjhoQNJgRrnGs7EsimhC7zG", &problem));
-  EXPECT_FALSE(IsBcryptHash("$2y$1x$X0h1gDsPszWURQaxFh.zoubFi6DXncSjhoQNJgRrnGs7EsimhC7zG", &problem));
-  EXPECT_FALSE(IsBcryptHash("$2y$32$X0h1gDsPszWURQaxFh.zoubFi6DXncSjhoQNJgRrnGs7EsimhC7zG", &problem));
-  EXPECT_FALSE(IsBcryptHash("$2y$10$X0h1gDsPszWURQaxFh.zoubFi6DXncSjhoQNJgRrnGs7EsimhC7z", &problem));
-  EXPECT_FALSE(IsBcryptHash("$2y$10$X0h1gDsPszWURQaxFh.zoubFi6DXncSjhoQNJgRrnGs7Esim:C7zG", &problem));
+  EXPECT_TRUE(
+      IsBcryptHash("$2y$10$X0h1gDsPszWURQaxFh.zoubFi6DXncSjhoQNJgRrnGs7EsimhC7zG", &problem));
+  EXPECT_TRUE(
+      IsBcryptHash("$2a$10$X0h1gDsPszWURQaxFh.zoubFi6DXncSjhoQNJgRrnGs7EsimhC7zG", &problem));
+  EXPECT_FALSE(
+      IsBcryptHash("$2x$10$X0h1gDsPszWURQaxFh.zoubFi6DXncSjhoQNJgRrnGs7EsimhC7zG", &problem));
+  EXPECT_FALSE(
+      IsBcryptHash("$2y$1x$X0h1gDsPszWURQaxFh.zoubFi6DXncSjhoQNJgRrnGs7EsimhC7zG", &problem));
+  EXPECT_FALSE(
+      IsBcryptHash("$2y$32$X0h1gDsPszWURQaxFh.zoubFi6DXncSjhoQNJgRrnGs7EsimhC7zG", &problem));
+  EXPECT_FALSE(
+      IsBcryptHash("$2y$10$X0h1gDsPszWURQaxFh.zoubFi6DXncSjhoQNJgRrnGs7EsimhC7z", &problem));
+  EXPECT_FALSE(
+      IsBcryptHash("$2y$10$X0h1gDsPszWURQaxFh.zoubFi6DXncSjhoQNJgRrnGs7Esim:C7zG", &problem));
   EXPECT_FALSE(IsBcryptHash("", &problem));
 }
 

@@ -216,7 +216,8 @@ bool NonLocalBindAllowed() {
 
 TEST(HttpServerStartTest, UnavailableAddressNamesIt) {
   if (NonLocalBindAllowed()) GTEST_SKIP() << "net.ipv4.ip_nonlocal_bind is set";
-  MetricsHttpServer server({"192.0.2.1:0", "/metrics", "", {}, {}}, nullptr, nullptr);  // TEST-NET-1
+  MetricsHttpServer server({"192.0.2.1:0", "/metrics", "", {}, {}}, nullptr,
+                           nullptr);  // TEST-NET-1
   std::string error;
   EXPECT_FALSE(server.Start(&error));
   EXPECT_NE(error.find("\"192.0.2.1:0\""), std::string::npos) << error;

@@ -1,13 +1,20 @@
 // The metrics server with a web configuration file: Basic authentication on
 // every path, the extra headers, TLS with client certificates through the
 // same connection handling as plain HTTP, and reloads.
+#include <arpa/inet.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <httplib.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
+#include <chrono>
 #include <memory>
 #include <string>
+#include <thread>
+#include <vector>
 
+#include "agent/unique_fd.h"
 #include "exporters/http_server.h"
 #include "tests/unit/http_server_test_util.h"
 #include "tests/unit/web_config_test_util.h"
@@ -70,7 +77,8 @@ class WebServerTest : public ::testing::Test {
   }
   double ReloadFailures() {
     for (const MetricFamily& family : Stats()) {
-      if (family.name == "sockeye_web_config_reload_failures_total") return family.samples.at(0).value;
+      if (family.name == "sockeye_web_config_reload_failures_total")
+        return family.samples.at(0).value;
     }
     return -1;
   }
@@ -82,7 +90,8 @@ class WebServerTest : public ::testing::Test {
 
   std::string TlsConfig(const std::string& auth = "RequireAndVerifyClientCert") {
     return "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n"
-           "  client_auth_type: " + auth + "\n  client_ca_file: ca.crt\n";
+           "  client_auth_type: " +
+           auth + "\n  client_ca_file: ca.crt\n";
   }
 
   TempDir dir_;
@@ -94,7 +103,8 @@ class WebServerTest : public ::testing::Test {
 };
 
 TEST_F(WebServerTest, EveryPathNeedsCredentials) {
-  Start("basic_auth_users:\n  prom: " + Bcrypt("scrape") + "\n"
+  Start("basic_auth_users:\n  prom: " + Bcrypt("scrape") +
+        "\n"
         "http_server_config:\n  headers:\n    X-Frame-Options: deny\n");
   auto client = Plain();
   for (const char* path : {"/metrics", "/", "/healthz", "/nope"}) {
@@ -178,8 +188,8 @@ TEST_F(WebServerTest, LargePagesStreamOverTls) {
   HttpServerOptions options;
   options.listen_address = "127.0.0.1:0";
   options.web_config_file = dir_.Write("web.yml", kServerCertOnly);
-  server_ = std::make_unique<MetricsHttpServer>(options, test_util::LargeFamilies,
-                                                [] { return ""; });
+  server_ =
+      std::make_unique<MetricsHttpServer>(options, test_util::LargeFamilies, [] { return ""; });
   std::string error;
   ASSERT_TRUE(server_->Start(&error)) << error;
   auto client = Tls("");
@@ -201,8 +211,9 @@ TEST_F(WebServerTest, ReloadAppliesAGoodFileAndKeepsTheOldOneOtherwise) {
   dir_.Write("web.yml", "basic_auth_users:\n  prom: not-a-hash\n");
   std::string error;
   EXPECT_FALSE(server_->ReloadWebConfig(path, &error));
-  EXPECT_EQ(error, path + ": basic_auth_users.prom: not a bcrypt hash (expected $2a$, $2b$ or "
-                          "$2y$, e.g. from htpasswd -nBC 10) (line 2)");
+  EXPECT_EQ(error, path +
+                       ": basic_auth_users.prom: not a bcrypt hash (expected $2a$, $2b$ or "
+                       "$2y$, e.g. from htpasswd -nBC 10) (line 2)");
   EXPECT_EQ(ReloadFailures(), 1);
   EXPECT_EQ(client->Get("/healthz")->status, 200);
 
@@ -243,6 +254,51 @@ TEST_F(WebServerTest, TlsReloadTakesANewCertificateForNewConnections) {
   auto fresh = Tls("");
   fresh->set_ca_cert_path(dir_.Path("other-ca.crt"));
   EXPECT_TRUE(fresh->Get("/healthz"));
+}
+
+// A TCP connection from `source` that sends the first bytes of a TLS record
+// and then nothing.
+UniqueFd StalledHandshake(const std::string& source, int port) {
+  UniqueFd fd(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_in local{};
+  local.sin_family = AF_INET;
+  inet_pton(AF_INET, source.c_str(), &local.sin_addr);
+  sockaddr_in remote{};
+  remote.sin_family = AF_INET;
+  remote.sin_port = htons(static_cast<uint16_t>(port));
+  remote.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (!fd.valid() || bind(fd.get(), reinterpret_cast<sockaddr*>(&local), sizeof(local)) != 0 ||
+      connect(fd.get(), reinterpret_cast<sockaddr*>(&remote), sizeof(remote)) != 0 ||
+      send(fd.get(), "\x16\x03\x01", 3, MSG_NOSIGNAL) != 3) {
+    return UniqueFd();
+  }
+  return fd;
+}
+
+// The limits hold with TLS: stalled handshakes wait on the header reader,
+// not on a worker, and are dropped at the header deadline.
+TEST_F(WebServerTest, StalledHandshakesHoldNoWorkerAndExpire) {
+  Start(kServerCertOnly);
+  constexpr int kStalled = 200;
+  std::vector<UniqueFd> stalled;
+  for (int i = 0; i < kStalled; ++i) {
+    // 20 addresses, 10 connections each: under the per-client cap.
+    stalled.push_back(StalledHandshake("127.0.2." + std::to_string(1 + i / 10), server_->port()));
+    ASSERT_TRUE(stalled.back().valid()) << i;
+  }
+  const auto start = std::chrono::steady_clock::now();
+  auto res = Tls("")->Get("/healthz");
+  const auto took = std::chrono::steady_clock::now() - start;
+  ASSERT_TRUE(res) << httplib::to_string(res.error());
+  EXPECT_EQ(res->status, 200);
+  EXPECT_LT(took, std::chrono::seconds(1));
+
+  const auto deadline = start + std::chrono::seconds(10);
+  while (Rejected("header_timeout") < kStalled && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_EQ(Rejected("header_timeout"), kStalled);
+  EXPECT_EQ(Rejected("tls_handshake"), 0);
 }
 
 TEST_F(WebServerTest, ABrokenFileAtStartNamesFileAndKey) {

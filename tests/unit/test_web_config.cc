@@ -65,7 +65,9 @@ TEST_F(WebConfigTest, ReadsEveryKey) {
   auto config = Parse(
       "tls_server_config:\n"
       "  cert_file: server.crt\n"  // relative: to the file's directory
-      "  key_file: " + dir_.Path("server.key") + "\n"
+      "  key_file: " +
+      dir_.Path("server.key") +
+      "\n"
       "  client_auth_type: RequireAndVerifyClientCert\n"
       "  client_ca_file: ca.crt\n"
       "  min_version: TLS13\n"
@@ -80,8 +82,11 @@ TEST_F(WebConfigTest, ReadsEveryKey) {
       "    X-Frame-Options: SAMEORIGIN\n"
       "    X-XSS-Protection: \"1; mode=block\"\n"
       "basic_auth_users:\n"
-      "  alice: " + hash + "\n"
-      "  bob: '" + hash + "'\n");
+      "  alice: " +
+      hash +
+      "\n"
+      "  bob: '" +
+      hash + "'\n");
   ASSERT_TRUE(config) << error_;
   EXPECT_TRUE(config->tls.enabled);
   EXPECT_EQ(config->tls.cert_file, dir_.Path("server.crt"));
@@ -156,8 +161,8 @@ TEST_F(WebConfigTest, SyntaxAndStructureErrors) {
 }
 
 TEST_F(WebConfigTest, KeysSockeyeDoesNotImplementAreRefused) {
-  for (const std::string key : {"cert", "key", "client_ca", "client_allowed_sans", "cipher_suites",
-                                "curve_preferences"}) {
+  for (const std::string key :
+       {"cert", "key", "client_ca", "client_allowed_sans", "cipher_suites", "curve_preferences"}) {
     ExpectError("tls_server_config:\n  " + key + ": x\n", "tls_server_config." + key,
                 "not supported by sockeye");
   }

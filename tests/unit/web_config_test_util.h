@@ -23,7 +23,8 @@ namespace sockeye::metrics::test_util {
 class TempDir {
  public:
   TempDir() {
-    std::string pattern = (std::filesystem::temp_directory_path() / "sockeye-webcfg-XXXXXX").string();
+    std::string pattern =
+        (std::filesystem::temp_directory_path() / "sockeye-webcfg-XXXXXX").string();
     if (mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
     path_ = pattern;
   }
@@ -80,7 +81,8 @@ class Identity {
     X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
                                reinterpret_cast<const unsigned char*>(common_name.c_str()), -1, -1,
                                0);
-    X509_set_issuer_name(cert, issuer != nullptr ? X509_get_subject_name(issuer->cert_.get()) : name);
+    X509_set_issuer_name(cert,
+                         issuer != nullptr ? X509_get_subject_name(issuer->cert_.get()) : name);
     X509V3_CTX ctx;
     X509V3_set_ctx(&ctx, issuer != nullptr ? issuer->cert_.get() : cert, cert, nullptr, nullptr, 0);
     AddExtension(&ctx, NID_basic_constraints, is_ca ? "critical,CA:TRUE" : "CA:FALSE");
@@ -88,7 +90,9 @@ class Identity {
     X509_sign(cert, issuer != nullptr ? issuer->key_.get() : key_.get(), EVP_sha256());
   }
 
-  std::string CertPem() const { return ToPem([this](BIO* bio) { PEM_write_bio_X509(bio, cert_.get()); }); }
+  std::string CertPem() const {
+    return ToPem([this](BIO* bio) { PEM_write_bio_X509(bio, cert_.get()); });
+  }
   std::string KeyPem() const {
     return ToPem([this](BIO* bio) {
       PEM_write_bio_PrivateKey(bio, key_.get(), nullptr, nullptr, 0, nullptr, nullptr);
