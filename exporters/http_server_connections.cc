@@ -1,6 +1,8 @@
 // ConnectionDispatcher: a connection from accept to close. It stays in one
 // file (over 400 lines): the reader and the workers hand connections to each
-// other, and both keep the per-client counts the caps rest on.
+// other, both keep the per-client counts the caps rest on, and a TLS
+// handshake is one more step of reading a request header (the TLS calls
+// themselves are in http_server_tls.cc).
 #include "exporters/http_server_connections.h"
 
 #include <arpa/inet.h>

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <signal.h>
 
 #include <algorithm>
 #include <array>
@@ -31,8 +32,26 @@ TlsStep StepOf(SSL* ssl, int result) {
 
 void SslDeleter::operator()(SSL* ssl) const {
   // Best effort and non-blocking: a client that stopped reading gets no
-  // close_notify, and only its own connection is affected.
-  if (SSL_is_init_finished(ssl)) SSL_shutdown(ssl);
+  // close_notify, and only its own connection is affected. Sessions are
+  // also freed on threads other than the server's (Stop), where SIGPIPE is
+  // not blocked: block it around the write, and take back the one that
+  // write may have raised before unblocking.
+  if (SSL_is_init_finished(ssl)) {
+    sigset_t pipe;
+    sigset_t previous;
+    sigemptyset(&pipe);
+    sigaddset(&pipe, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe, &previous);
+    SSL_shutdown(ssl);
+    if (!sigismember(&previous, SIGPIPE)) {
+      sigset_t pending;
+      const timespec no_wait{0, 0};
+      if (sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE)) {
+        sigtimedwait(&pipe, nullptr, &no_wait);
+      }
+      pthread_sigmask(SIG_SETMASK, &previous, nullptr);
+    }
+  }
   ERR_clear_error();
   SSL_free(ssl);
 }
