@@ -38,8 +38,10 @@ struct HttpServerOptions {
   // kernel there). Must not throw.
   std::function<void()> after_scrape;
   // The exporter-toolkit web configuration file (exporters/web_config.h):
-  // TLS, Basic authentication, extra headers. Empty: plain HTTP, open.
-  std::string web_config_file;
+  // TLS, Basic authentication, extra headers. Empty: plain HTTP, open. (The
+  // initializer lets positional initializers that stop before it compile
+  // without a missing-initializer warning.)
+  std::string web_config_file = {};
 };
 
 class MetricsHttpServer {

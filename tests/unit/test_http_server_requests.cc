@@ -201,7 +201,7 @@ TEST_F(HttpServerTest, StopIsIdempotentAndRestartable) {
 TEST(HttpServerStartTest, BadListenAddressNamesIt) {
   for (const char* address : {"256.1.1.1:80", "127.0.0.1:notaport", "127.0.0.1:65536", "::1:80",
                               "127.0.0.1", "[::1:80", "[nonsense]:80", "host name:80", ""}) {
-    MetricsHttpServer server({address, "/metrics", "", {}, {}}, nullptr, nullptr);
+    MetricsHttpServer server({address, "/metrics", "", {}}, nullptr, nullptr);
     std::string error;
     EXPECT_FALSE(server.Start(&error)) << address;
     EXPECT_NE(error.find(std::string("\"") + address + "\""), std::string::npos) << error;
@@ -216,19 +216,18 @@ bool NonLocalBindAllowed() {
 
 TEST(HttpServerStartTest, UnavailableAddressNamesIt) {
   if (NonLocalBindAllowed()) GTEST_SKIP() << "net.ipv4.ip_nonlocal_bind is set";
-  MetricsHttpServer server({"192.0.2.1:0", "/metrics", "", {}, {}}, nullptr,
-                           nullptr);  // TEST-NET-1
+  MetricsHttpServer server({"192.0.2.1:0", "/metrics", "", {}}, nullptr, nullptr);  // TEST-NET-1
   std::string error;
   EXPECT_FALSE(server.Start(&error));
   EXPECT_NE(error.find("\"192.0.2.1:0\""), std::string::npos) << error;
 }
 
 TEST(HttpServerStartTest, PortInUse) {
-  MetricsHttpServer first({"127.0.0.1:0", "/metrics", "", {}, {}}, nullptr, nullptr);
+  MetricsHttpServer first({"127.0.0.1:0", "/metrics", "", {}}, nullptr, nullptr);
   std::string error;
   ASSERT_TRUE(first.Start(&error)) << error;
   const std::string address = "127.0.0.1:" + std::to_string(first.port());
-  MetricsHttpServer second({address, "/metrics", "", {}, {}}, nullptr, nullptr);
+  MetricsHttpServer second({address, "/metrics", "", {}}, nullptr, nullptr);
   EXPECT_FALSE(second.Start(&error));
   EXPECT_NE(error.find("\"" + address + "\""), std::string::npos) << error;
   EXPECT_NE(error.find("in use"), std::string::npos) << error;
@@ -236,7 +235,7 @@ TEST(HttpServerStartTest, PortInUse) {
 
 TEST(HttpServerStartTest, EmptyHostListensEverywhere) {
   MetricsHttpServer server(
-      {":0", "/metrics", "", {}, {}}, [] { return FixedFamilies(); }, nullptr);
+      {":0", "/metrics", "", {}}, [] { return FixedFamilies(); }, nullptr);
   std::string error;
   ASSERT_TRUE(server.Start(&error)) << error;
   httplib::Client v4("127.0.0.1", server.port());
