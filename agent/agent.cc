@@ -35,6 +35,9 @@ Agent::~Agent() {
 std::unique_ptr<Agent> Agent::Start(const Config& config, std::string* error) {
   auto agent = std::make_unique<Agent>(Key{});
   agent->config_ = config;
+  // Before the probes load: a broken web configuration file is reported at
+  // once, by file and key.
+  if (!metrics::CheckWebConfigFile(config.web_config_file, error)) return nullptr;
 
   LoaderSettings settings = LoaderSettingsFrom(config);
   agent->probes_ = BpfProbes::Load(settings, error);
@@ -81,6 +84,7 @@ std::unique_ptr<Agent> Agent::Start(const Config& config, std::string* error) {
   metrics::HttpServerOptions http;
   http.listen_address = config.listen_address;
   http.telemetry_path = config.telemetry_path;
+  http.web_config_file = config.web_config_file;
   http.version = SOCKEYE_VERSION;
   // A scrape of thousands of backends allocates megabytes of short-lived
   // model and text; glibc keeps freed memory in each server thread's arena,
@@ -182,6 +186,12 @@ void Agent::Reload(const Config& config) {
     LogError("reload: keeping the previous filters: " + error);
   }
   aggregator_->SetPools(config.pools);
+  if (!server_->ReloadWebConfig(config.web_config_file, &error)) {
+    LogError("reload: keeping the previous web configuration: " + error);
+  } else if (!config.web_config_file.empty()) {
+    LogInfo("web configuration reloaded from " + config.web_config_file +
+            " (new connections and requests; TLS sessions already open keep theirs)");
+  }
   LogInfo("configuration reloaded: " + std::to_string(config.processes.size()) + " processes, " +
           std::to_string(config.include.size()) + " includes, " +
           std::to_string(config.exclude.size()) + " excludes, " +

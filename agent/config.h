@@ -63,6 +63,9 @@ struct Config {
   std::string config_file;  // empty when none was given
   std::string listen_address = ":19480";
   std::string telemetry_path = "/metrics";
+  // exporter-toolkit's web configuration file (TLS, Basic authentication,
+  // headers; exporters/web_config.h); empty when none was given.
+  std::string web_config_file;
   std::vector<std::string> processes;  // comm names, at most 8, each <= 15 chars
   std::vector<CidrMatch> include;      // empty = every backend
   std::vector<CidrMatch> exclude;

@@ -83,6 +83,13 @@ void DefineFlags(CLI::App* app, RawFlags* raw) {
                          "\"/\" or \"/healthz\""))
       ->type_name("PATH")
       ->group(web);
+  scalar(app->add_option("--web.config.file", raw->web_config_file,
+                         "exporter-toolkit web configuration file (YAML) that turns on TLS, "
+                         "client certificates, Basic authentication and extra headers, as for "
+                         "node_exporter; re-read on SIGHUP (docs/security.md) (default: none, "
+                         "plain HTTP open to all)"))
+      ->type_name("FILE")
+      ->group(web);
 
   const std::string selection = "Selection";
   list(app->add_option("--process", raw->processes,

@@ -22,6 +22,7 @@ inline constexpr const char* kProgram = "sockeye";
 struct RawFlags {
   std::string listen_address;
   std::string telemetry_path;
+  std::string web_config_file;
   std::vector<std::string> processes;
   std::vector<std::string> include;
   std::vector<std::string> exclude;

@@ -299,7 +299,13 @@ std::optional<Config> Validate(const RawFlags& raw, Errors* errors) {
   if (ok && !raw.btf_path.empty() && access(raw.btf_path.c_str(), R_OK) != 0) {
     ok = errors->Fail("btf-path", Quote(raw.btf_path) + ": " + std::strerror(errno));
   }
+  // Read in full when the server starts (and on SIGHUP), where a broken file
+  // is reported by file and key; here only whether it can be read at all.
+  if (ok && !raw.web_config_file.empty() && access(raw.web_config_file.c_str(), R_OK) != 0) {
+    ok = errors->Fail("web.config.file", Quote(raw.web_config_file) + ": " + std::strerror(errno));
+  }
   if (!ok) return std::nullopt;
+  config.web_config_file = raw.web_config_file;
   config.bpf_stats = raw.bpf_stats;
   config.check_only = raw.check_only;
   config.keep_capabilities = raw.keep_capabilities;

@@ -60,6 +60,8 @@ const char* StatusText(int status) {
   switch (status) {
     case 400:
       return "bad request";
+    case 401:
+      return "unauthorized";
     case 404:
       return "page not found";
     case 405:
@@ -166,7 +168,10 @@ struct StreamedScrape {
 void MetricsHttpServer::Impl::InstallHandlers(httplib::Server& srv) {
   // Methods are checked before routing so every other method gets 405, not
   // httplib's 404 for "no handler registered for this method".
-  srv.set_pre_routing_handler([](const httplib::Request& req, httplib::Response& res) {
+  // Authentication comes first, as in exporter-toolkit: without credentials
+  // a client learns nothing, not even which paths or methods exist.
+  srv.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+    if (Authenticate(req, res)) return httplib::Server::HandlerResponse::Handled;
     if (req.method == "GET" || req.method == "HEAD") {
       return httplib::Server::HandlerResponse::Unhandled;
     }
@@ -194,6 +199,17 @@ void MetricsHttpServer::Impl::InstallHandlers(httplib::Server& srv) {
   srv.set_post_routing_handler([stats = stats](const httplib::Request&, httplib::Response& res) {
     stats->RecordResponse(res.status);
   });
+}
+
+bool MetricsHttpServer::Impl::Authenticate(const httplib::Request& req, httplib::Response& res) {
+  const std::shared_ptr<const WebSettings> settings = Web();
+  for (const auto& [name, value] : settings->headers) res.set_header(name, value);
+  if (!settings->auth || settings->auth->Check(req.get_header_value("Authorization"))) {
+    return false;
+  }
+  res.set_header("WWW-Authenticate", "Basic");
+  SetTextResponse(res, 401, "401 unauthorized\n");
+  return true;
 }
 
 void MetricsHttpServer::Impl::Route(const httplib::Request& req, httplib::Response& res) {

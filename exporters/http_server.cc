@@ -15,6 +15,7 @@
 #include <exception>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <system_error>
 #include <thread>
@@ -23,6 +24,7 @@
 #include "exporters/http_server_connections.h"
 #include "exporters/http_server_impl.h"
 #include "exporters/http_server_limits.h"
+#include "exporters/web_config.h"
 
 namespace sockeye::metrics {
 namespace {
@@ -45,12 +47,12 @@ class InlineTaskQueue final : public httplib::TaskQueue {
 // binds, accepts, parses requests and writes responses.
 class GuardedServer final : public httplib::Server {
  public:
-  explicit GuardedServer(std::shared_ptr<ScrapeStatsCollector> stats)
+  GuardedServer(std::shared_ptr<ScrapeStatsCollector> stats, ConnectionDispatcher::TlsSource tls)
       : dispatcher_(
             [this](httplib::Stream& stream, bool close_connection, bool& connection_closed) {
               return process_request(stream, close_connection, connection_closed, {});
             },
-            std::move(stats)) {
+            std::move(stats), std::move(tls)) {
     new_task_queue = [] { return new InlineTaskQueue; };
   }
   // Requests being served still need the handlers of the base class.
@@ -146,6 +148,14 @@ bool MetricsHttpServer::Start(std::string* error) {
   };
   if (impl_->server) return fail("metrics server on \"" + address + "\" is already running");
 
+  std::string web_error;
+  auto web = LoadWebSettings(impl_->options.web_config_file, &web_error);
+  if (!web) return fail(web_error);
+  {
+    std::lock_guard<std::mutex> web_lock(impl_->web_mu);
+    impl_->web = std::move(web);
+  }
+
   std::string host;
   int port = 0;
   std::string parse_error;
@@ -155,7 +165,8 @@ bool MetricsHttpServer::Start(std::string* error) {
 
   std::unique_ptr<GuardedServer> server;
   try {
-    server = std::make_unique<GuardedServer>(impl_->stats);
+    Impl* impl = impl_.get();
+    server = std::make_unique<GuardedServer>(impl_->stats, [impl] { return impl->Web()->tls; });
   } catch (const std::exception& e) {  // no threads or no epoll instance
     return fail("cannot serve \"" + address + "\": " + e.what());
   }
@@ -207,6 +218,45 @@ void MetricsHttpServer::Stop() {
 }
 
 int MetricsHttpServer::port() const { return impl_->port.load(); }
+
+bool MetricsHttpServer::ReloadWebConfig(const std::string& path, std::string* error) {
+  std::string message;
+  auto next = LoadWebSettings(path, &message);
+  std::lock_guard<std::mutex> lock(impl_->web_mu);
+  if (next && static_cast<bool>(next->tls) != static_cast<bool>(impl_->web->tls)) {
+    message = (path.empty() ? impl_->web->path : path) + ": tls_server_config: turning TLS " +
+              (next->tls ? "on" : "off") + " needs a restart";
+    next = nullptr;
+  }
+  if (!next) {
+    impl_->stats->RecordWebConfigReloadFailure();
+    if (error != nullptr) *error = message;
+    return false;
+  }
+  impl_->web = std::move(next);
+  return true;
+}
+
+bool CheckWebConfigFile(const std::string& path, std::string* error) {
+  return LoadWebSettings(path, error) != nullptr;
+}
+
+std::shared_ptr<const WebSettings> LoadWebSettings(const std::string& path, std::string* error) {
+  auto settings = std::make_shared<WebSettings>();
+  settings->path = path;
+  if (path.empty()) return settings;
+  std::optional<WebConfig> config = ReadWebConfig(path, error);
+  if (!config) return nullptr;
+  if (config->tls.enabled) {
+    settings->tls = MakeTlsContext(*config, error);
+    if (!settings->tls) return nullptr;
+  }
+  if (!config->basic_auth_users.empty()) {
+    settings->auth = std::make_shared<BasicAuth>(std::move(config->basic_auth_users));
+  }
+  settings->headers = std::move(config->headers);
+  return settings;
+}
 
 std::shared_ptr<Collector> MetricsHttpServer::stats_collector() const { return impl_->stats; }
 

@@ -37,6 +37,11 @@ struct HttpServerOptions {
   // and released (the agent hands the scrape's freed memory back to the
   // kernel there). Must not throw.
   std::function<void()> after_scrape;
+  // The exporter-toolkit web configuration file (exporters/web_config.h):
+  // TLS, Basic authentication, extra headers. Empty: plain HTTP, open. (The
+  // initializer lets positional initializers that stop before it compile
+  // without a missing-initializer warning.)
+  std::string web_config_file = {};
 };
 
 class MetricsHttpServer {
@@ -61,15 +66,29 @@ class MetricsHttpServer {
   // The bound port once Start succeeded (the real one when 0 was asked).
   int port() const;
 
+  // Reads the web configuration file `path` again (or, if empty, drops it)
+  // and applies it to requests and connections from now on; connections
+  // already open keep their TLS session. On failure (a broken file, or TLS
+  // turned on or off, which needs a restart) keeps the running settings,
+  // counts sockeye_web_config_reload_failures_total and sets *error to one
+  // line naming the file and key.
+  bool ReloadWebConfig(const std::string& path, std::string* error);
+
   // Exports sockeye_scrape_duration_seconds, sockeye_scrapes_total{format},
-  // sockeye_http_requests_total{code} and
-  // sockeye_http_connections_rejected_total{reason} (kScrapeStatsFamilies).
+  // sockeye_http_requests_total{code},
+  // sockeye_http_connections_rejected_total{reason} and
+  // sockeye_web_config_reload_failures_total (kScrapeStatsFamilies).
   std::shared_ptr<Collector> stats_collector() const;
 
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+// Reads and checks a web configuration file as Start would, loading its
+// certificates and keys, so that a broken one is reported before anything
+// slow starts. An empty path is fine (no file).
+bool CheckWebConfigFile(const std::string& path, std::string* error);
 
 // Helper, exposed for tests.
 

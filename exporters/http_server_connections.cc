@@ -1,10 +1,13 @@
 // ConnectionDispatcher: a connection from accept to close. It stays in one
 // file (over 400 lines): the reader and the workers hand connections to each
-// other, and both keep the per-client counts the caps rest on.
+// other, both keep the per-client counts the caps rest on, and a TLS
+// handshake is one more step of reading a request header (the TLS calls
+// themselves are in http_server_tls.cc).
 #include "exporters/http_server_connections.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -20,6 +23,7 @@
 
 #include "exporters/http_server_limits.h"
 #include "exporters/http_server_stream.h"
+#include "exporters/http_server_tls.h"
 
 namespace sockeye::metrics {
 
@@ -55,11 +59,26 @@ constexpr std::string_view kHeaderTooLargeResponse =
     "\r\n"
     "431 request header fields too large\n";
 
+// OpenSSL writes with write(), which raises SIGPIPE on a connection the
+// client has reset; blocked in the server's threads, it stays pending there
+// and the write fails with EPIPE instead of ending the process.
+void BlockSigpipe() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+}
+
 // Sends a canned error response without waiting for the client, then reads
 // what the client already sent (up to a bound): closing a socket with
 // unread data resets the connection, which can destroy the response before
 // the client reads it.
-void AnswerBeforeClosing(int fd, std::string_view response) {
+void AnswerBeforeClosing(int fd, SSL* ssl, std::string_view response) {
+  if (ssl != nullptr) {
+    TlsStep step = TlsStep::kProgress;
+    TlsWrite(ssl, response.data(), response.size(), &step);
+    return;
+  }
   [[maybe_unused]] ssize_t sent =
       send(fd, response.data(), response.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
   shutdown(fd, SHUT_WR);
@@ -93,23 +112,30 @@ std::string ClientAddress(int fd) {
 
 struct ConnectionDispatcher::Connection {
   explicit Connection(int fd_in) : fd(fd_in) {}
-  ~Connection() { close(fd); }
+  ~Connection() {
+    ssl.reset();  // its close_notify needs the socket
+    close(fd);
+  }
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
 
   const int fd;
-  std::string client;   // set once admitted: counted in open_by_client_
-  std::string buffer;   // received, not yet handed to httplib
-  size_t requests = 0;  // served on this connection
+  SslPtr ssl;                      // null: plain HTTP
+  bool watching_writable = false;  // epoll also waits for EPOLLOUT (a TLS write is stuck)
+  std::string client;              // set once admitted: counted in open_by_client_
+  std::string buffer;              // received, not yet handed to httplib
+  size_t requests = 0;             // served on this connection
   Clock::time_point header_deadline;
   // A kept-alive connection is closed quietly if nothing arrives by then.
   Clock::time_point idle_deadline = Clock::time_point::max();
 };
 
 ConnectionDispatcher::ConnectionDispatcher(ServeFn serve,
-                                           std::shared_ptr<ScrapeStatsCollector> stats)
+                                           std::shared_ptr<ScrapeStatsCollector> stats,
+                                           TlsSource tls)
     : serve_(std::move(serve)),
       stats_(std::move(stats)),
+      tls_(std::move(tls)),
       max_connections_(EffectiveMaxConnections()) {
   epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
   wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -180,6 +206,7 @@ void ConnectionDispatcher::Wake() {
 // Reader thread
 
 void ConnectionDispatcher::ReadHeaders() {
+  BlockSigpipe();
   std::array<epoll_event, 64> events{};
   for (;;) {
     const int n = epoll_wait(epoll_fd_, events.data(), static_cast<int>(events.size()),
@@ -209,15 +236,33 @@ void ConnectionDispatcher::Intake(ConnectionPtr connection) {
     // it checks can only go down before it adds to them.
     if (!Accepted(*connection)) return;
     connection->header_deadline = Clock::now() + kHeaderTimeout;
-    std::lock_guard<std::mutex> lock(mu_);
-    ++open_;
-    ++open_by_client_[connection->client];
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      ++open_;
+      ++open_by_client_[connection->client];
+    }
+    // The context in force when the connection arrived serves it to the
+    // end, also across a reload.
+    if (TlsContext tls = tls_ ? tls_() : nullptr) {
+      connection->ssl = NewTlsSession(tls.get(), connection->fd);
+      if (!connection->ssl) {
+        Release(std::move(connection));
+        return;
+      }
+    }
   }
   if (connection->buffer.find(kHeaderEnd) != std::string::npos) {
     Dispatch(std::move(connection));  // a pipelined request, already in
-  } else {
-    Watch(std::move(connection));
+    return;
   }
+  const int fd = connection->fd;
+  // The ClientHello may be in already, and a kept-alive TLS connection may
+  // have its next request decrypted inside OpenSSL, where epoll cannot see
+  // it.
+  SSL* ssl = connection->ssl.get();
+  const bool try_now = ssl != nullptr && (!TlsHandshakeDone(ssl) || TlsHasPending(ssl));
+  Watch(std::move(connection));
+  if (try_now) OnReadable(fd);
 }
 
 // Applies the caps to a new connection; when it is refused, closes it and
@@ -265,6 +310,7 @@ bool ConnectionDispatcher::EvictOne() {
 }
 
 void ConnectionDispatcher::Watch(ConnectionPtr connection) {
+  connection->watching_writable = false;
   epoll_event event{.events = EPOLLIN, .data = {.fd = connection->fd}};
   if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, connection->fd, &event) != 0) {
     Release(std::move(connection));
@@ -287,6 +333,10 @@ void ConnectionDispatcher::OnReadable(int fd) {
   auto it = waiting_.find(fd);
   if (it == waiting_.end()) return;
   Connection& connection = *it->second;
+  if (connection.ssl) {
+    OnTlsReadable(fd);
+    return;
+  }
   std::array<char, 4096> chunk;
   const ssize_t n = recv(fd, chunk.data(), chunk.size(), MSG_DONTWAIT);
   if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
@@ -294,16 +344,59 @@ void ConnectionDispatcher::OnReadable(int fd) {
     Release(Unwatch(fd));
     return;
   }
-  // The end of the header may straddle the previous chunk.
-  const size_t scan_from = connection.buffer.size() >= 3 ? connection.buffer.size() - 3 : 0;
+  const size_t before = connection.buffer.size();
   connection.buffer.append(chunk.data(), static_cast<size_t>(n));
+  TakeHeaderBytes(fd, before);
+}
+
+// A TLS connection's socket is ready: a step of its handshake, then
+// whatever request bytes have arrived.
+void ConnectionDispatcher::OnTlsReadable(int fd) {
+  Connection& connection = *waiting_.at(fd);
+  SSL* ssl = connection.ssl.get();
+  if (!TlsHandshakeDone(ssl)) {
+    const TlsStep step = TlsHandshake(ssl);
+    if (step == TlsStep::kClosed || step == TlsStep::kFailed) {
+      Reject(Unwatch(fd), RejectReason::kTlsHandshake);
+      return;
+    }
+    if (step != TlsStep::kProgress) {
+      WatchFor(fd, step == TlsStep::kWantWrite);
+      return;
+    }
+  }
+  const size_t before = connection.buffer.size();
+  const TlsStep step = TlsReadAvailable(ssl, &connection.buffer, kMaxHeaderBytes);
+  if (step == TlsStep::kClosed || step == TlsStep::kFailed) {
+    Release(Unwatch(fd));
+    return;
+  }
+  WatchFor(fd, step == TlsStep::kWantWrite);
+  if (connection.buffer.size() > before) TakeHeaderBytes(fd, before);
+}
+
+void ConnectionDispatcher::WatchFor(int fd, bool writable) {
+  Connection& connection = *waiting_.at(fd);
+  if (connection.watching_writable == writable) return;
+  epoll_event event{.events = EPOLLIN | (writable ? EPOLLOUT : 0u), .data = {.fd = fd}};
+  epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, fd, &event);
+  connection.watching_writable = writable;
+}
+
+// New request bytes are in the connection's buffer from `old_size` on:
+// hands it to a worker once its header is complete, or refuses a header over
+// the limit.
+void ConnectionDispatcher::TakeHeaderBytes(int fd, size_t old_size) {
+  Connection& connection = *waiting_.at(fd);
   connection.idle_deadline = Clock::time_point::max();
-  const size_t end = connection.buffer.find(kHeaderEnd, scan_from);
+  // The end of the header may straddle the previous chunk.
+  const size_t end = connection.buffer.find(kHeaderEnd, old_size >= 3 ? old_size - 3 : 0);
   if (end != std::string::npos && end + kHeaderEnd.size() <= kMaxHeaderBytes) {
     Dispatch(Unwatch(fd));
   } else if (connection.buffer.size() >= kMaxHeaderBytes) {
     const bool uri_too_long = connection.buffer.find('\n') >= kMaxHeaderBytes;
-    AnswerBeforeClosing(fd, uri_too_long ? kUriTooLongResponse : kHeaderTooLargeResponse);
+    AnswerBeforeClosing(fd, connection.ssl.get(),
+                        uri_too_long ? kUriTooLongResponse : kHeaderTooLargeResponse);
     stats_->RecordResponse(uri_too_long ? 414 : 431);
     Reject(Unwatch(fd), RejectReason::kHeaderTooLarge);
   }
@@ -340,6 +433,7 @@ int ConnectionDispatcher::MillisecondsToNextDeadline() const {
 // Workers
 
 void ConnectionDispatcher::Work() {
+  BlockSigpipe();
   while (ConnectionPtr connection = TakeReady()) Serve(std::move(connection));
 }
 
@@ -367,8 +461,8 @@ ConnectionDispatcher::ConnectionPtr ConnectionDispatcher::TakeReady() {
 void ConnectionDispatcher::Serve(ConnectionPtr connection) {
   const auto start = Clock::now();
   const bool last = ++connection->requests >= kKeepAliveMaxRequests;
-  ConnectionStream stream(connection->fd, std::move(connection->buffer), start + kReadWriteTimeout,
-                          start + kResponseDeadline);
+  ConnectionStream stream(connection->fd, connection->ssl.get(), std::move(connection->buffer),
+                          start + kReadWriteTimeout, start + kResponseDeadline);
   bool closed_by_request = false;
   bool ok = false;
   try {

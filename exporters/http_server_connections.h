@@ -5,7 +5,9 @@
 // whose header has arrived, each through a ConnectionStream with deadlines,
 // and gives kept-alive connections back to the reader. Stalled clients thus
 // cost a file descriptor and a buffer, never a worker, and an honest scrape
-// always finds one. The limits are in exporters/http_server_limits.h.
+// always finds one. The limits are in exporters/http_server_limits.h. With
+// TLS, the reader also runs the handshakes, without blocking, within the
+// same header deadline (exporters/http_server_tls.h).
 #pragma once
 
 #include <httplib.h>
@@ -23,6 +25,7 @@
 #include <vector>
 
 #include "exporters/scrape_stats.h"
+#include "exporters/tls_context.h"
 
 namespace sockeye::metrics {
 
@@ -32,8 +35,12 @@ class ConnectionDispatcher {
   using ServeFn =
       std::function<bool(httplib::Stream& stream, bool close_connection, bool& connection_closed)>;
 
+  // The TLS context for a new connection; null: plain HTTP.
+  using TlsSource = std::function<TlsContext()>;
+
   // Starts the reader and worker threads.
-  ConnectionDispatcher(ServeFn serve, std::shared_ptr<ScrapeStatsCollector> stats);
+  ConnectionDispatcher(ServeFn serve, std::shared_ptr<ScrapeStatsCollector> stats,
+                       TlsSource tls = {});
   ~ConnectionDispatcher();  // Stop()s
   ConnectionDispatcher(const ConnectionDispatcher&) = delete;
   ConnectionDispatcher& operator=(const ConnectionDispatcher&) = delete;
@@ -57,6 +64,9 @@ class ConnectionDispatcher {
   bool Accepted(Connection& connection);
   bool EvictOne();
   void OnReadable(int fd);
+  void OnTlsReadable(int fd);
+  void TakeHeaderBytes(int fd, size_t old_size);
+  void WatchFor(int fd, bool writable);
   void ExpireDeadlines();
   int MillisecondsToNextDeadline() const;
   void Watch(ConnectionPtr connection);
@@ -76,6 +86,7 @@ class ConnectionDispatcher {
 
   const ServeFn serve_;
   const std::shared_ptr<ScrapeStatsCollector> stats_;
+  const TlsSource tls_;
   const size_t max_connections_;
   int epoll_fd_ = -1;
   int wake_fd_ = -1;  // eventfd: the inbox has connections, or stopping

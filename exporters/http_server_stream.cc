@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "exporters/http_server_limits.h"
+#include "exporters/http_server_tls.h"
 
 namespace sockeye::metrics {
 namespace {
@@ -34,9 +35,11 @@ void AddressOf(int fd, bool peer, std::string& ip, int& port) {
 
 }  // namespace
 
-ConnectionStream::ConnectionStream(int fd, std::string buffered, Clock::time_point read_deadline,
+ConnectionStream::ConnectionStream(int fd, SSL* ssl, std::string buffered,
+                                   Clock::time_point read_deadline,
                                    Clock::time_point write_deadline)
     : fd_(fd),
+      ssl_(ssl),
       buffered_(std::move(buffered)),
       read_deadline_(read_deadline),
       write_deadline_(write_deadline) {}
@@ -60,7 +63,8 @@ bool ConnectionStream::WaitFor(short events, Clock::time_point deadline, Timeout
 }
 
 bool ConnectionStream::is_readable() const {
-  return consumed_ < buffered_.size() || WaitFor(POLLIN, read_deadline_, Timeout::kRead);
+  return consumed_ < buffered_.size() || (ssl_ != nullptr && TlsHasPending(ssl_)) ||
+         WaitFor(POLLIN, read_deadline_, Timeout::kRead);
 }
 
 bool ConnectionStream::is_writable() const {
@@ -74,6 +78,7 @@ ssize_t ConnectionStream::read(char* ptr, size_t size) {
     consumed_ += n;
     return static_cast<ssize_t>(n);
   }
+  if (ssl_ != nullptr) return TlsTransfer(nullptr, ptr, size);
   for (;;) {
     if (!WaitFor(POLLIN, read_deadline_, Timeout::kRead)) return -1;
     const ssize_t n = recv(fd_, ptr, size, MSG_DONTWAIT);
@@ -82,6 +87,7 @@ ssize_t ConnectionStream::read(char* ptr, size_t size) {
 }
 
 ssize_t ConnectionStream::write(const char* ptr, size_t size) {
+  if (ssl_ != nullptr) return TlsTransfer(ptr, nullptr, size);
   for (;;) {
     if (!WaitFor(POLLOUT, write_deadline_, Timeout::kWrite)) return -1;
     const ssize_t n = send(fd_, ptr, size, MSG_DONTWAIT | MSG_NOSIGNAL);
@@ -95,6 +101,28 @@ void ConnectionStream::get_remote_ip_and_port(std::string& ip, int& port) const 
 
 void ConnectionStream::get_local_ip_and_port(std::string& ip, int& port) const {
   AddressOf(fd_, /*peer=*/false, ip, port);
+}
+
+// Either direction may have to wait for the other: TLS 1.3 key updates
+// and session tickets are written while reading, and so on. Writes
+// `write_from` when given, else reads into `read_into`.
+ssize_t ConnectionStream::TlsTransfer(const char* write_from, char* read_into, size_t size) {
+  const bool writing = write_from != nullptr;
+  for (;;) {
+    TlsStep step = TlsStep::kProgress;
+    const size_t n =
+        writing ? TlsWrite(ssl_, write_from, size, &step) : TlsRead(ssl_, read_into, size, &step);
+    if (n > 0) return static_cast<ssize_t>(n);
+    const Clock::time_point deadline = writing ? write_deadline_ : read_deadline_;
+    const Timeout reason = writing ? Timeout::kWrite : Timeout::kRead;
+    if (step == TlsStep::kWantRead) {
+      if (!WaitFor(POLLIN, deadline, reason)) return -1;
+    } else if (step == TlsStep::kWantWrite) {
+      if (!WaitFor(POLLOUT, deadline, reason)) return -1;
+    } else {
+      return step == TlsStep::kClosed ? 0 : -1;
+    }
+  }
 }
 
 std::string ConnectionStream::TakeUnread() {

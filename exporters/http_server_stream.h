@@ -12,6 +12,8 @@
 #include <cstddef>
 #include <string>
 
+typedef struct ssl_st SSL;
+
 namespace sockeye::metrics {
 
 class ConnectionStream final : public httplib::Stream {
@@ -19,9 +21,10 @@ class ConnectionStream final : public httplib::Stream {
   using Clock = std::chrono::steady_clock;
   enum class Timeout { kNone, kRead, kWrite };
 
-  // `buffered` is served before anything is read from `fd`; `fd` stays
-  // owned by the caller.
-  ConnectionStream(int fd, std::string buffered, Clock::time_point read_deadline,
+  // `buffered` is served before anything is read from `fd`; `fd` (and
+  // `ssl`, the TLS session on it, null for plain HTTP) stay owned by the
+  // caller.
+  ConnectionStream(int fd, SSL* ssl, std::string buffered, Clock::time_point read_deadline,
                    Clock::time_point write_deadline);
 
   bool is_readable() const override;
@@ -42,8 +45,10 @@ class ConnectionStream final : public httplib::Stream {
   // Waits for `events` on the socket until the per-wait timeout or the
   // deadline; false (and timed_out_ set to `reason`) when neither came.
   bool WaitFor(short events, Clock::time_point deadline, Timeout reason) const;
+  ssize_t TlsTransfer(const char* write_from, char* read_into, size_t size);
 
   const int fd_;
+  SSL* const ssl_;
   std::string buffered_;
   size_t consumed_ = 0;  // of buffered_
   const Clock::time_point read_deadline_;

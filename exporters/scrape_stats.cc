@@ -9,8 +9,8 @@ namespace {
 // Label values of sockeye_http_connections_rejected_total, in RejectReason's
 // order.
 constexpr std::array<const char*, kRejectReasonCount> kRejectReasonNames = {
-    "client_limit",     "server_limit", "header_timeout",
-    "header_too_large", "read_timeout", "write_timeout"};
+    "client_limit", "server_limit",  "header_timeout", "header_too_large",
+    "read_timeout", "write_timeout", "tls_handshake"};
 
 }  // namespace
 
@@ -58,6 +58,15 @@ void ScrapeStatsCollector::Collect(std::vector<MetricFamily>& out) {
                                 static_cast<double>(rejections_[i])});
   }
   out.push_back(std::move(rejected));
+
+  MetricFamily reload_failures = MakeFamily(kWebConfigReloadFailures);
+  reload_failures.samples.push_back({{}, static_cast<double>(web_config_reload_failures_)});
+  out.push_back(std::move(reload_failures));
+}
+
+void ScrapeStatsCollector::RecordWebConfigReloadFailure() {
+  std::lock_guard<std::mutex> lock(mu_);
+  ++web_config_reload_failures_;
 }
 
 }  // namespace sockeye::metrics

@@ -1,6 +1,7 @@
 // What the metrics server reports about itself: its families, declared once
 // (docs/metrics.md lists them), and the collector that counts scrapes,
-// responses and refused or dropped connections into them.
+// responses, refused or dropped connections and failed web config reloads
+// into them.
 #pragma once
 
 #include <array>
@@ -33,10 +34,15 @@ inline constexpr MetricDescriptor kHttpConnectionsRejected{
     .type = MetricType::kCounter,
     .labels = {"reason"},
     .help = "Connections the metrics server refused or dropped, by the limit they hit."};
+inline constexpr MetricDescriptor kWebConfigReloadFailures{
+    .name = "sockeye_web_config_reload_failures_total",
+    .type = MetricType::kCounter,
+    .help = "Reloads of --web.config.file (on SIGHUP) that failed and kept the running settings."};
 
 // In the order a scrape lists them.
 inline constexpr std::array kScrapeStatsFamilies = {&kScrapeDuration, &kScrapes, &kHttpRequests,
-                                                    &kHttpConnectionsRejected};
+                                                    &kHttpConnectionsRejected,
+                                                    &kWebConfigReloadFailures};
 
 // Why the metrics server refused or dropped a connection (the limits are in
 // exporters/http_server_limits.h).
@@ -47,8 +53,9 @@ enum class RejectReason {
   kHeaderTooLarge,  // the request header was too large (answered with 431 or 414)
   kReadTimeout,     // the request body did not arrive in time
   kWriteTimeout,    // the client did not take the response in time
+  kTlsHandshake,    // the TLS handshake failed (not TLS, wrong or missing client certificate)
 };
-inline constexpr size_t kRejectReasonCount = 6;
+inline constexpr size_t kRejectReasonCount = 7;
 
 // Counts what the server does; register it with the Registry the server
 // gathers from (see MetricsHttpServer::stats_collector). Exports
@@ -58,6 +65,7 @@ class ScrapeStatsCollector : public Collector {
   void RecordScrape(Format format, std::chrono::duration<double> render_time);
   void RecordResponse(int status);
   void RecordRejection(RejectReason reason);
+  void RecordWebConfigReloadFailure();
   void Collect(std::vector<MetricFamily>& out) override;
 
  private:
@@ -67,6 +75,7 @@ class ScrapeStatsCollector : public Collector {
   uint64_t openmetrics_scrapes_ = 0;                       // guarded by mu_
   std::map<int, uint64_t> responses_by_code_;              // guarded by mu_
   std::array<uint64_t, kRejectReasonCount> rejections_{};  // guarded by mu_
+  uint64_t web_config_reload_failures_ = 0;                // guarded by mu_
 };
 
 }  // namespace sockeye::metrics

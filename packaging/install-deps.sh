@@ -17,10 +17,12 @@ build_deps=(
   libbpf-dev bpftool libelf-dev zlib1g-dev linux-libc-dev
   liburing-dev  # bench/hook_cost only (its batched phases)
   libcli11-dev libcpp-httplib-dev libcap-dev libgtest-dev libgmock-dev
+  libyaml-cpp-dev libcrypt-dev libssl-dev  # --web.config.file: YAML, bcrypt, TLS
 )
 test_deps=(
   prometheus curl iproute2 python3 nginx haproxy wrk tcpdump strace
   libcap2-bin  # capsh: tests/e2e/container_restart.sh starts the agent without CAP_SYS_ADMIN
+  openssl      # tests/e2e/web_config.sh: its CA and certificates
   qemu-system-x86 busybox-static cpio  # the kernel matrix's guests (tests/vm)
   libclang-rt-dev  # libFuzzer and the sanitizers' runtimes for clang (tests/fuzz)
 )

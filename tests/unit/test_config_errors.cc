@@ -41,6 +41,15 @@ TEST(ConfigErrorsTest, NotANumber) {
   ExpectUsageError(Parse({"--buckets.rtt", "0.1,fast"}), "--buckets.rtt: \"fast\" is not a number");
 }
 
+// The file's contents are checked when the server starts (and on SIGHUP);
+// here only that it can be read, and that the setting arrives.
+TEST(ConfigErrorsTest, WebConfigFile) {
+  EXPECT_EQ(Parse({"--web.config.file", "/nonexistent/web.yml"}).message,
+            "sockeye: --web.config.file: \"/nonexistent/web.yml\": No such file or directory");
+  EXPECT_EQ(MustParse({"--web.config.file", "/dev/null"}).web_config_file, "/dev/null");
+  EXPECT_EQ(MustParse({}).web_config_file, "");
+}
+
 TEST(ConfigErrorsTest, OutOfRange) {
   ExpectUsageError(Parse({"--max-backends", "0"}), "--max-backends: 0 is out of range (1-1000000)");
   ExpectUsageError(Parse({"--max-backends", "1000001"}), "--max-backends: 1000001 is out of range");
