@@ -461,8 +461,11 @@ int main(int argc, char** argv) {
       {"sock_send_length", "on_sock_send_length", "empty_sock_send_length", 1},
       {"tcp_probe", "on_tcp_probe", "empty_tcp_probe", 2},
       {"sk_data_ready", "on_sk_data_ready", "empty_sk_data_ready", 3},
-      // Every received packet of the cgroup's sockets, pure ACKs included.
-      {"cgroup_skb ingress", "on_cgroup_ingress", "empty_cgroup_ingress", 4},
+      // Every received packet of the cgroup's sockets, pure ACKs included;
+      // the agent's variant for kernels before 6.2 under SOCKEYE_TEST_STATUS_COMPAT.
+      {"cgroup_skb ingress",
+       std::getenv("SOCKEYE_TEST_STATUS_COMPAT") ? "on_cgroup_ingress_compat" : "on_cgroup_ingress",
+       "empty_cgroup_ingress", 4},
   };
   std::map<std::string, Stat> unfollowed_sum, followed_sum, empty_sum;
   Stat split_sum, split_b_sum;  // --cgroup-split: the variant's run time in phases A and B
@@ -592,7 +595,7 @@ int main(int argc, char** argv) {
     double unfollowed_ns = u.calls ? double(u.ns) / double(u.calls) : 0;
     uint64_t client = followed_client_calls[h.name];
     if (u.calls + f.calls == 0) {
-      const bool cgroup = std::string_view(h.sockeye) == "on_cgroup_ingress";
+      const bool cgroup = std::string_view(h.name) == "cgroup_skb ingress";
       std::printf(
           "%-22s %12s %10.1f   not attached (%s)\n", h.name, "0", empty_ns,
           cgroup ? (cgroup_root.empty() ? "no cgroup v2 root" : "see the agent's log")
