@@ -8,7 +8,7 @@ import struct
 CONNECTED, CONNECT_FAILED, TURN, CLOSED, PROGRESS, ADOPTED, RESET_AFTER_CLOSE = range(1, 8)
 EVF_ADOPTED, EVF_CLOSED, EVF_NOT_SWEPT, EVF_FINAL = 1, 2, 4, 8
 SEEN_LATE = 1
-SIZEOF_EVENT = 216
+SIZEOF_EVENT = 280
 
 
 def total(value, width):
@@ -19,13 +19,16 @@ def total(value, width):
 
 def record(kind, conn, backend, reason=0, closed_by=0, flags=0, srtt=0, duration=0,
            sent=0, received=0, requests=0, retransmits=0, resets_sent=0, resets_received=0,
-           turns=()):
+           turns=(), response=0):
     out = bytes([0, kind, reason, closed_by, flags, conn, backend])
     out += total(srtt, 4) + total(duration, 8) + total(sent, 8) + total(received, 8)
     out += total(requests, 4) + total(retransmits, 4) + total(resets_sent, 4)
     out += total(resets_received, 4) + bytes([len(turns)])
-    for ttfb, rtt in turns:
-        out += total(ttfb, 4) + total(rtt, 4)
+    for turn in turns:
+        ttfb, srtt_status = turn[0], turn[1]
+        prev_response = turn[2] if len(turn) > 2 else 0
+        out += total(ttfb, 4) + total(srtt_status, 4) + total(prev_response, 4)
+    out += total(response, 4)
     return out
 
 
@@ -47,10 +50,10 @@ def pools(selector):
 
 SEEDS = {
     "lifecycle": record(CONNECTED, 1, 1, duration=250000)
-    + record(TURN, 1, 0, turns=[(1200, 80), (900, 0)])
+    + record(TURN, 1, 0, turns=[(1200, 80 | 200 << 22), (900, 503 << 22, 1500)])
     + record(PROGRESS, 1, 1, sent=200, received=100000, requests=2) + SCRAPE
     + record(CLOSED, 1, 1, closed_by=1, flags=EVF_CLOSED | EVF_FINAL, duration=5000000,
-             sent=300, received=150000, requests=3, srtt=90) + SCRAPE + advance(61000) + MAINTAIN,
+             sent=300, received=150000, requests=3, srtt=90, response=2000) + SCRAPE + advance(61000) + MAINTAIN,
     "overflow": b"".join(record(CONNECTED, c, c) for c in range(12)) + SCRAPE
     + b"".join(record(CLOSED, c, c, flags=EVF_CLOSED) for c in range(12)) + advance(65000)
     + MAINTAIN + record(CONNECTED, 20, 30) + SCRAPE,

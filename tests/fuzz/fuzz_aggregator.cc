@@ -236,7 +236,7 @@ sockeye_event SmallRecord(Input& in) {
 // A record of any length, as the ring buffer's reader takes it
 // (agent/load_sequence.cc): a short one reaches the aggregator as zeros.
 // aggregator_seeds.py writes whole records of this size.
-static_assert(sizeof(sockeye_event) == 216);
+static_assert(sizeof(sockeye_event) == 280);
 sockeye_event RawRecord(Input& in) {
   const size_t length = in.Whole<uint16_t>() % (2 * sizeof(sockeye_event) + 1);
   const std::vector<uint8_t> bytes = in.Bytes(length);
