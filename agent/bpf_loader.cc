@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstddef>
 #include <cstdio>
 #include <cstring>
 #include <optional>
@@ -272,9 +273,39 @@ int BpfProbes::WaitForRecords(int timeout_ms) {
   return n < 0 ? -errno : n;
 }
 
+static_assert(offsetof(sockeye_event, turns) == sizeof(sockeye_event_head),
+              "struct sockeye_event starts with struct sockeye_event_head");
+
+// The records the ring buffer had no room for (unsent_records, see
+// bpf/maps.bpf.h), before the ring's own: a connection's deferred opening
+// record then comes before its close, which found room later. Each is taken
+// out of the map as it is read.
+int BpfProbes::DrainDeferred(const EventHandler& handler) {
+  const int fd = bpf_map__fd(state_->skel->maps.unsent_records);
+  int n = 0;
+  sockeye_unsent_key key{};
+  sockeye_event_head head{};
+  // Bounded by the map's size: records added meanwhile wait for the next tick.
+  for (uint32_t i = 0; i < bpf_map__max_entries(state_->skel->maps.unsent_records); ++i) {
+    if (bpf_map_get_next_key(fd, nullptr, &key) != 0) break;
+    // lookup_and_delete for hash maps came in 5.14; before, two calls.
+    if (bpf_map_lookup_and_delete_elem(fd, &key, &head) != 0) {
+      if (bpf_map_lookup_elem(fd, &key, &head) != 0) break;
+      bpf_map_delete_elem(fd, &key);
+    }
+    sockeye_event event{};
+    std::memcpy(&event, &head, sizeof(head));
+    event.turn_count = 0;
+    handler(event);
+    ++n;
+  }
+  return n;
+}
+
 int BpfProbes::DrainRecords(const EventHandler& handler) {
+  int n = DrainDeferred(handler);
   state_->handler = &handler;
-  int n = ring_buffer__consume(state_->ring.get());
+  n += ring_buffer__consume(state_->ring.get());
   state_->handler = nullptr;
   return n;
 }

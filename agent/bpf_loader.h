@@ -96,6 +96,8 @@ class BpfProbes {
   // Hands every record in the ring buffer to the handler. Returns the
   // number handled, or a negative errno.
   int DrainRecords(const EventHandler& handler);
+  // The records the ring buffer had no room for; their number.
+  int DrainDeferred(const EventHandler& handler);
 
   // Walks every TCP socket once and starts following the open backend
   // connections that pass the filters (one ADOPTED record each): in the

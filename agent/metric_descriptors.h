@@ -300,6 +300,12 @@ inline constexpr MetricDescriptor kTurnsLost{
     .help =
         "Completed requests whose time-to-first-byte sample never reached "
         "the agent (its batch record found the ring buffer full)."};
+inline constexpr MetricDescriptor kEventsDeferred{
+    .name = "sockeye_events_deferred_total",
+    .type = kCounter,
+    .help =
+        "Records the ring buffer had no room for, kept in a kernel map until the agent collected "
+        "them (late, not lost)."};
 inline constexpr MetricDescriptor kStatusUnread{
     .name = "sockeye_http_status_unread_total",
     .type = kCounter,
@@ -371,6 +377,7 @@ inline constexpr std::array kProbesFamilies = {
     &kConnectionsUnfollowed,
     &kSendMarksFull,
     &kTurnsLost,
+    &kEventsDeferred,
     &kStatusUnread,
     &kAdoptionSocketsSkipped,
     &kAdoptionNetworkNamespaces,

@@ -69,6 +69,8 @@ void ProbesCollector::Collect(std::vector<MetricFamily>& out) {
   out.push_back(
       Single(f::kSendMarksFull, static_cast<double>(counters[SOCKEYE_KC_SEND_MARKS_FULL])));
   out.push_back(Single(f::kTurnsLost, static_cast<double>(counters[SOCKEYE_KC_TURNS_LOST])));
+  out.push_back(
+      Single(f::kEventsDeferred, static_cast<double>(counters[SOCKEYE_KC_RECORDS_DEFERRED])));
   out.push_back(Single(f::kStatusUnread, static_cast<double>(counters[SOCKEYE_KC_STATUS_UNREAD])));
   out.push_back(
       Single(f::kAdoptionSocketsSkipped, static_cast<double>(probes_.adoption_sockets_skipped())));

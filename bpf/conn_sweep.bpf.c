@@ -96,7 +96,7 @@ int adopt_open_connections(struct bpf_iter__tcp *ctx)
 	if (state == TCP_CLOSE_WAIT)
 		c->closed_by = SOCKEYE_CLOSED_BY_REMOTE;
 
-	fill_event(&e, sk, tp, c, h, SOCKEYE_EV_ADOPTED, 0);
+	fill_event((struct sockeye_event_head *)&e, sk, tp, c, h, SOCKEYE_EV_ADOPTED, 0);
 	seq_emit(ctx->meta->seq, &e);
 	return 0;
 }
@@ -121,7 +121,7 @@ static __always_inline void sweep_socket(struct seq_file *seq, struct sock *sk,
 	if (!c || c->lifecycle == CONN_CONNECTING)
 		return;
 	h = conn_hot(c);
-	fill_event(&e, sk, tp, c, h, SOCKEYE_EV_PROGRESS, 0);
+	fill_event((struct sockeye_event_head *)&e, sk, tp, c, h, SOCKEYE_EV_PROGRESS, 0);
 	/* The storage sweep holds no socket lock: if the slot changed hands
 	 * while it was read, the connection was destroyed and its last record
 	 * is out. */

@@ -119,6 +119,20 @@ SOCKEYE_SHARED struct {
 	__type(value, struct hook_guard);
 } hook_guards SEC(".maps");
 
+/* Records the ring buffer had no room for (struct sockeye_event_head),
+ * by connection and kind, until the agent collects them on its next tick. A
+ * hash map, not a second ring: a record waits here however long the ring
+ * stays full, and a later record of the same kind replaces an earlier one,
+ * whose cumulative totals it includes. Not preallocated: empty, it holds no
+ * memory. When it is full the record is lost, and counted. */
+SOCKEYE_SHARED struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 16384);
+	__type(key, struct sockeye_unsent_key);
+	__type(value, struct sockeye_event_head);
+} unsent_records SEC(".maps");
+
 static __always_inline void count_kernel_by(__u32 counter, __u64 n)
 {
 	__u64 *value = bpf_map_lookup_elem(&kernel_counters, &counter);

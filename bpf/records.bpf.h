@@ -89,7 +89,14 @@ static __always_inline void read_totals(const struct sock *sk, const struct tcp_
 	t->resets_received = c->resets_received;
 }
 
-static __always_inline void fill_event(struct sockeye_event *e, const struct sock *sk,
+_Static_assert(__builtin_offsetof(struct sockeye_event, turns) == sizeof(struct sockeye_event_head),
+	       "struct sockeye_event starts with struct sockeye_event_head");
+_Static_assert(__builtin_offsetof(struct sockeye_event, response_us) ==
+		       __builtin_offsetof(struct sockeye_event_head, response_us),
+	       "struct sockeye_event starts with struct sockeye_event_head");
+
+/* Fills a record's head; a struct sockeye_event starts with one. */
+static __always_inline void fill_event(struct sockeye_event_head *e, const struct sock *sk,
 				       const struct tcp_sock *tp, struct conn *c,
 				       const struct conn_hot *h, __u8 kind, __u64 duration_ns)
 {
@@ -138,6 +145,39 @@ static __always_inline bool socket_orphaned(const struct sock *sk)
  * the ring on its own tick (every 100 ms), so records are submitted without
  * waking it, which would cost an irq_work and a wakeup per record; only a
  * ring past ringbuf_wakeup_bytes() wakes it early. */
+/*
+ * The ring buffer had no room for a record: keep its head in unsent_records,
+ * where the agent collects it, so that its counts are late rather than lost.
+ * Returns the record's flags, or 0 when the
+ * map was full too and the record is lost (counted per kind).
+ */
+static __always_inline __u8 defer_record(const struct sock *sk, const struct tcp_sock *tp,
+					 struct conn *c, struct conn_hot *h, __u8 kind,
+					 __u64 duration_ns, __u8 reason)
+{
+	struct sockeye_unsent_key key = {.conn_id = c->conn_id, .kind = kind};
+	struct sockeye_event_head head = {};
+
+	fill_event(&head, sk, tp, c, h, kind, duration_ns);
+	head.reason = reason;
+	if (kind == SOCKEYE_EV_CLOSED) {
+		head.response_us = take_response(h, true);
+		if (h->phase == PHASE_AWAITING_RESPONSE)
+			head.flags |= SOCKEYE_EVF_UNANSWERED;
+		if (socket_orphaned(sk) && !turns_pending(h))
+			head.flags |= SOCKEYE_EVF_FINAL;
+	}
+	if (bpf_map_update_elem(&unsent_records, &key, &head, BPF_ANY)) {
+		count_kernel(SOCKEYE_KC_RINGBUF_FULL + kind);
+		return 0;
+	}
+	/* Turns still waiting stay where they are, for the next record (or
+	 * counted as lost when the socket goes: socket_destroyed()). */
+	remember_reported(c, &head.totals);
+	count_kernel(SOCKEYE_KC_RECORDS_DEFERRED);
+	return head.flags;
+}
+
 static __always_inline __u8 emit(const struct sock *sk, const struct tcp_sock *tp,
 				 struct conn *c, struct conn_hot *h, __u8 kind, __u64 duration_ns,
 				 __u8 reason)
@@ -145,11 +185,9 @@ static __always_inline __u8 emit(const struct sock *sk, const struct tcp_sock *t
 	struct sockeye_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	__u8 flags;
 
-	if (!e) {
-		count_kernel(SOCKEYE_KC_RINGBUF_FULL + kind);
-		return 0;
-	}
-	fill_event(e, sk, tp, c, h, kind, duration_ns);
+	if (!e)
+		return defer_record(sk, tp, c, h, kind, duration_ns, reason);
+	fill_event((struct sockeye_event_head *)e, sk, tp, c, h, kind, duration_ns);
 	remember_reported(c, &e->totals);
 	take_turns(h, e);
 	e->reason = reason;

@@ -95,6 +95,9 @@ enum sockeye_kernel_counter {
 	 * headers longer than the program scans. Their turns count without a
 	 * status. */
 	SOCKEYE_KC_STATUS_UNREAD,
+	/* Not a loss: records the ring buffer had no room for, kept in the
+	 * unsent_records map instead, where the agent collects them. */
+	SOCKEYE_KC_RECORDS_DEFERRED,
 	/* SOCKEYE_KC_NESTED_RECOVERED + guarded hook: events whose main program
 	 * the kernel skipped (it was already running on that CPU) and which the
 	 * hook's standby program handled instead. Not a loss. */
@@ -196,6 +199,34 @@ struct sockeye_event {
 	 * 0 when none. */
 	__u32 response_us;
 	struct sockeye_turn turns[SOCKEYE_TURN_BATCH];
+};
+
+/*
+ * Everything of a struct sockeye_event up to its turns, laid out the same
+ * (fill_event() fills either). A record the ring buffer had no room for is
+ * kept as one in the unsent_records map (bpf/maps.bpf.h) until the agent
+ * collects it; its turns are counted as lost. Without it a connection's last
+ * records, lost together, took its final totals with them: its socket
+ * storage is freed and nothing reports them again.
+ */
+struct sockeye_event_head {
+	__u8 kind;
+	__u8 reason;
+	__u8 closed_by;
+	__u8 flags;
+	__u32 srtt_us;
+	__u64 conn_id;
+	__u64 duration_ns;
+	struct sockeye_endpoint backend;
+	struct sockeye_conn_totals totals;
+	__u32 turn_count; /* always 0 */
+	__u32 response_us;
+};
+
+struct sockeye_unsent_key {
+	__u64 conn_id;
+	__u32 kind;
+	__u32 pad;
 };
 
 /*
