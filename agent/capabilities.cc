@@ -46,6 +46,9 @@ std::vector<CapabilityStatus> AgentCapabilities(bool bpf_stats, bool process_fil
                                       : "reading /proc/PID/ns/net of other users' processes to "
                                         "adopt connections open in their network namespaces",
                        /*required=*/false));
+  out.push_back(status("CAP_NET_ADMIN", CAP_NET_ADMIN,
+                       "attaching the HTTP status program (cgroup_skb) to the cgroup hierarchy",
+                       /*required=*/false));
   if (process_filter) {
     out.push_back(status("CAP_DAC_READ_SEARCH", CAP_DAC_READ_SEARCH,
                          "reading /proc/PID/fd of processes owned by other users",

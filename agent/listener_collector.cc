@@ -49,6 +49,18 @@ struct Totals {
 
 }  // namespace
 
+ListenerCollector::ListenerCollector(ListenerCollectorOptions options)
+    : options_(std::move(options)) {
+  ScanWanted();
+}
+
+void ListenerCollector::ScanWanted() {
+  if (options_.processes.empty()) return;
+  const ProcessScan scan = ScanProcesses(options_.processes, options_.proc_root, 0, 0);
+  std::lock_guard lock(mutex_);
+  wanted_inodes_.insert(scan.socket_inodes.begin(), scan.socket_inodes.end());
+}
+
 void ListenerCollector::Collect(std::vector<metrics::MetricFamily>& out) {
   std::vector<Listener> listeners;
   std::string error;
@@ -56,10 +68,15 @@ void ListenerCollector::Collect(std::vector<metrics::MetricFamily>& out) {
 
   const std::set<uint64_t> own =
       options_.skip_own_sockets ? OwnSocketInodes(options_.proc_root) : std::set<uint64_t>{};
+  ScanWanted();
   std::set<uint64_t> wanted_inodes;
-  if (!options_.processes.empty()) {
-    for (uint64_t inode : ScanProcesses(options_.processes, options_.proc_root, 0, 0).socket_inodes)
-      wanted_inodes.insert(inode);
+  {
+    std::lock_guard lock(mutex_);
+    // Forget the sockets that are gone: only listeners are kept.
+    std::set<uint64_t> listening;
+    for (const Listener& l : listeners) listening.insert(l.inode);
+    std::erase_if(wanted_inodes_, [&](uint64_t inode) { return !listening.contains(inode); });
+    wanted_inodes = wanted_inodes_;
   }
   // Sockets bound to the same address and port with SO_REUSEPORT (nginx's
   // reuseport, HAProxy's per-thread listeners) are one listener to the

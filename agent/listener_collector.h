@@ -4,6 +4,9 @@
 // (agent/listeners.h); no BPF program is involved.
 #pragma once
 
+#include <cstdint>
+#include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -28,13 +31,24 @@ struct ListenerCollectorOptions {
 
 class ListenerCollector : public metrics::Collector {
  public:
-  explicit ListenerCollector(ListenerCollectorOptions options) : options_(std::move(options)) {}
+  // With --process, scans the processes' sockets once now: the agent calls
+  // it before it drops its capabilities, after which other users'
+  // /proc/PID/fd may no longer be readable.
+  explicit ListenerCollector(ListenerCollectorOptions options);
   // Throws std::runtime_error when the kernel cannot be asked (the registry
   // counts it in sockeye_collector_errors_total and serves the rest).
   void Collect(std::vector<metrics::MetricFamily>& out) override;
 
  private:
+  // The --process processes' sockets seen by any scan so far: later scans
+  // without capabilities see only what they may read, and a listener seen
+  // once stays wanted while it exists (inodes are not reused while the
+  // socket is open).
+  void ScanWanted();
+
   ListenerCollectorOptions options_;
+  std::mutex mutex_;
+  std::set<uint64_t> wanted_inodes_;
 };
 
 }  // namespace sockeye
