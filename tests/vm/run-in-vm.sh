@@ -239,7 +239,8 @@ mnt tmpfs /tmp mode=1777
 mnt tmpfs /run mode=0755
 mnt devpts /dev/pts
 mnt tmpfs /dev/shm mode=1777
-mnt cgroup2 /sys/fs/cgroup
+# The HTTP status program attaches to the cgroup v2 root; some kernels mount it themselves.
+grep -q ' /sys/fs/cgroup ' /proc/mounts || mnt cgroup2 /sys/fs/cgroup
 mnt bpf /sys/fs/bpf
 mnt debugfs /sys/kernel/debug
 mnt tracefs /sys/kernel/tracing

@@ -151,6 +151,8 @@ cached() {  # cached NAME: the kernel's path, or empty (the reason goes to $work
 guest 5.15 ubuntu-22.04 900
 add 5.15 "--check passes with no send hook and responses at fentry sock_def_readable" \
   "sockeye --check | grep -qE '^  send +off ' && sockeye --check | grep -qE '^  receive +fentry +sock_def_readable'"
+add 5.15 "--check attaches the HTTP status program as before 6.2 (bpf_skc_to_tcp_sock)" \
+  "sockeye --check > /tmp/c 2>&1; grep -E 'http_status' /tmp/c; grep -qE '^  http_status +cgroup_skb +ingress .*bpf_skc_to_tcp_sock' /tmp/c"
 add 5.15 "exact counts in auto mode (no send hook)" "$(suite_cmd auto off "fentry sock_def_readable")"
 add 5.15 "exact counts with --probe-mode segment (no send hook, tcp_probe)" "$(suite_cmd segment off "tp_btf tcp_probe")"
 
@@ -159,6 +161,8 @@ add 5.15 "exact counts with --probe-mode segment (no send hook, tcp_probe)" "$(s
 guest 6.1 debian-12 600
 add 6.1 "--check passes with no send hook and responses at fentry sock_def_readable, and with --probe-mode fentry" \
   "sockeye --check | grep -qE '^  send +off ' && sockeye --check | grep -qE '^  receive +fentry +sock_def_readable' && sockeye --check --probe-mode fentry | grep -qE '^  send +fentry +tcp_sendmsg'"
+add 6.1 "--check attaches the HTTP status program as before 6.2 (bpf_skc_to_tcp_sock)" \
+  "sockeye --check > /tmp/c 2>&1; grep -E 'http_status' /tmp/c; grep -qE '^  http_status +cgroup_skb +ingress .*bpf_skc_to_tcp_sock' /tmp/c"
 add 6.1 "exact counts in auto mode (no send hook)" "$(suite_cmd auto off "fentry sock_def_readable")"
 add 6.1 "exact counts with --probe-mode segment (no send hook, tcp_probe)" "$(suite_cmd segment off "tp_btf tcp_probe")"
 
