@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <string_view>
 #include <system_error>
+#include <tuple>
 #include <utility>
 
 #include "exporters/http_server_limits.h"
@@ -293,17 +294,31 @@ bool ConnectionDispatcher::Accepted(Connection& connection) {
 }
 
 // Drops a waiting connection to make room for a new one: an idle kept-alive
-// one first, else the one that has waited longest for its header. Returns
-// false when every connection is being served.
+// one first, else one of the client holding the most connections, the one
+// that has waited longest for its header. Returns false when every
+// connection is being served. By the client's count, because a flood of new
+// connections from many addresses otherwise made a just-accepted honest
+// scrape the oldest waiting one, dropped before its header was read
+// (tests/e2e/endpoint_abuse.sh).
 bool ConnectionDispatcher::EvictOne() {
-  auto rank = [](const Connection& c) {
+  std::unique_lock<std::mutex> lock(mu_);
+  auto rank = [this](const Connection& c) {
     const bool idle = c.idle_deadline != Clock::time_point::max();
-    return std::make_pair(idle ? 0 : 1, c.header_deadline);
+    auto it = open_by_client_.find(c.client);
+    const size_t held = it == open_by_client_.end() ? 0 : it->second;
+    // Larger is kept: idle first out, then the heaviest client's oldest.
+    return std::make_tuple(idle ? 0 : 1, -static_cast<long long>(held), c.header_deadline);
   };
   Connection* victim = nullptr;
+  decltype(rank(std::declval<const Connection&>())) victim_rank;
   for (const auto& [fd, connection] : waiting_) {
-    if (victim == nullptr || rank(*connection) < rank(*victim)) victim = connection.get();
+    auto r = rank(*connection);
+    if (victim == nullptr || r < victim_rank) {
+      victim = connection.get();
+      victim_rank = r;
+    }
   }
+  lock.unlock();  // Reject() takes it again
   if (victim == nullptr) return false;
   Reject(Unwatch(victim->fd), RejectReason::kServerLimit);
   return true;
@@ -437,24 +452,52 @@ void ConnectionDispatcher::Work() {
   while (ConnectionPtr connection = TakeReady()) Serve(std::move(connection));
 }
 
-// The oldest ready connection whose client is under its share of workers;
-// null once stopping.
+namespace {
+
+// A health check costs nothing to answer and is what a load balancer or an
+// orchestrator judges the agent by: it goes first.
+bool IsHealthCheck(const std::string& request) {
+  return request.starts_with("GET /healthz ") || request.starts_with("HEAD /healthz ");
+}
+
+}  // namespace
+
+// The next request to serve, null once stopping: a health check first; else
+// the request of the client served longest ago (then the oldest request),
+// among clients under their share of workers. Round-robin over clients:
+// measured with 1,000 greedy scrapers from 100 addresses, a first-come
+// queue kept an honest scraper waiting more than 5 s behind them
+// (tests/e2e/endpoint_abuse.sh).
 ConnectionDispatcher::ConnectionPtr ConnectionDispatcher::TakeReady() {
   std::unique_lock<std::mutex> lock(mu_);
   ConnectionPtr taken;
   ready_cv_.wait(lock, [this, &taken] {
     if (stopping_) return true;
+    auto best = ready_.end();
+    Clock::time_point best_served = Clock::time_point::max();
     for (auto it = ready_.begin(); it != ready_.end(); ++it) {
       auto busy = busy_by_client_.find((*it)->client);
       if (busy != busy_by_client_.end() && busy->second >= kMaxBusyWorkersPerClient) continue;
-      taken = std::move(*it);
-      ready_.erase(it);
-      return true;
+      if (IsHealthCheck((*it)->buffer)) {
+        best = it;
+        break;
+      }
+      auto served = last_served_.find((*it)->client);
+      const Clock::time_point when =
+          served == last_served_.end() ? Clock::time_point::min() : served->second;
+      if (best == ready_.end() || when < best_served) {
+        best = it;
+        best_served = when;
+      }
     }
-    return false;
+    if (best == ready_.end()) return false;
+    taken = std::move(*best);
+    ready_.erase(best);
+    return true;
   });
   if (stopping_) return nullptr;  // `taken` (if any) is closed unserved
   ++busy_by_client_[taken->client];
+  last_served_[taken->client] = Clock::now();
   return taken;
 }
 
@@ -539,7 +582,10 @@ void ConnectionDispatcher::Release(ConnectionPtr connection) {
     std::lock_guard<std::mutex> lock(mu_);
     --open_;
     auto it = open_by_client_.find(connection->client);
-    if (--it->second == 0) open_by_client_.erase(it);
+    if (--it->second == 0) {
+      open_by_client_.erase(it);
+      last_served_.erase(connection->client);
+    }
   }
   connection.reset();  // closes the socket
 }

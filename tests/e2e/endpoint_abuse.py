@@ -126,16 +126,22 @@ async def honest():
     await asyncio.sleep(1)  # the abuse is in full swing
     while time.monotonic() < deadline:
         start = time.monotonic()
+        stage = "connect"
         try:
             reader, writer = await connect("127.0.0.1")
+            stage = "response"
             writer.write(b"GET " + path[i % 2] + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
             status = await asyncio.wait_for(read_response(reader), timeout=5)
             writer.close()
             ms = (time.monotonic() - start) * 1000
             stats["honest_max_ms"] = max(stats["honest_max_ms"], ms)
             stats["honest_ok" if status == 200 and ms <= 1000 else "honest_failed"] += 1
-        except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, ValueError, IndexError):
+            if ms > 1000:
+                stats["honest_slow"] = stats.get("honest_slow", 0) + 1
+        except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, ValueError, IndexError) as e:
             stats["honest_failed"] += 1
+            key = f"honest_failed_at_{stage}_{type(e).__name__}"
+            stats[key] = stats.get(key, 0) + 1
         i += 1
         await asyncio.sleep(0.2)
 

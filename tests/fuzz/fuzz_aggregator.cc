@@ -22,6 +22,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -51,6 +52,9 @@ constexpr auto kClosedMemory = std::chrono::seconds(30);
 // go on); and the agent-wide gauges the checks read.
 struct Scrape {
   std::unordered_map<std::string, std::vector<double>> monotonic;
+  // Families whose series appear as values are first seen (the responses
+  // by status code): by backend and label set; a series never goes away.
+  std::map<std::string, double> sparse;
   std::unordered_map<std::string, double> gauges;
   double active_sum = 0;
   size_t backend_series = 0;
@@ -72,6 +76,13 @@ Scrape Collect(Aggregator& agg) {
     sockeye::metrics::Materialize(family);
     using sockeye::metrics::MetricType;
     for (const auto& sample : family.samples) {
+      if (family.name == "sockeye_backend_responses_total") {
+        std::string key;
+        for (const auto& label : sample.labels)
+          if (label.name != "pool") key += label.name + "=" + label.value + ",";
+        scrape.sparse[key] = sample.value;
+        continue;
+      }
       if (family.type == MetricType::kCounter) {
         scrape.monotonic[BackendOf(sample.labels)].push_back(sample.value);
       } else if (sample.labels.empty()) {
@@ -125,6 +136,12 @@ double Gauge(const Scrape& scrape, const char* name) {
 }
 
 void Check(const Scrape& previous, const Scrape& now, Aggregator& agg) {
+  for (const auto& [key, value] : previous.sparse) {
+    const auto it = now.sparse.find(key);
+    // Expiry forgets a backend, with all its series.
+    if (it == now.sparse.end()) continue;
+    if (it->second < value) Violation("a response counter went down", key);
+  }
   for (const auto& [backend, values] : now.monotonic) {
     const auto before = previous.monotonic.find(backend);
     if (before == previous.monotonic.end()) continue;
