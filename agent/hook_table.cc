@@ -20,7 +20,6 @@ enum class Needs {
   kKprobes,          // a kernel built with kprobes
   kStorageIterator,  // iterators over a socket-storage map load
   kCgroup2,          // a cgroup v2 hierarchy to attach to
-  kCgroup2Kfunc,     // that, and the kfunc `target` in the kernel BTF
   kNothing,          // iter/tcp: every kernel that runs the rest has it
 };
 
@@ -122,10 +121,7 @@ const std::vector<Hook>& Hooks() {
       // rest runs and no responses_total series appear.
       {.name = "http_status",
        .choice = Choice::kHttpStatus,
-       .candidates = {{&Programs::on_cgroup_ingress, "cgroup_skb", "bpf_rdonly_cast",
-                       Needs::kCgroup2Kfunc},
-                      {&Programs::on_cgroup_ingress_compat, "cgroup_skb", "ingress",
-                       Needs::kCgroup2}},
+       .candidates = {{&Programs::on_cgroup_ingress, "cgroup_skb", "ingress", Needs::kCgroup2}},
        .consequence = "no sockeye_backend_responses_total (HTTP status classes); everything else "
                       "is counted",
        .cgroup = true,
@@ -164,13 +160,8 @@ bool Offers(const btf* vmlinux, const Candidate& candidate, std::string* why) {
     case Needs::kStorageIterator:
       return StorageIteratorAllowed(vmlinux, why);
     case Needs::kCgroup2:
-    case Needs::kCgroup2Kfunc:
       if (Cgroup2MountPoint().empty()) {
         *why = "no cgroup v2 hierarchy is mounted";
-        return false;
-      }
-      if (candidate.needs == Needs::kCgroup2Kfunc && !HasFunction(vmlinux, candidate.target)) {
-        *why = std::string("no kfunc ") + candidate.target + " (Linux 6.2+)";
         return false;
       }
       return true;
@@ -286,15 +277,11 @@ bool ChoosePrograms(sockeye_bpf* skel, const btf* vmlinux, SendMode send_mode, c
       continue;
     }
     if (hook.choice == Choice::kHttpStatus) {
-      // The first candidate this kernel offers (the kfunc one, else the helper
-      // one). SOCKEYE_TEST_STATUS_COMPAT=1 makes a test on a 6.2+ kernel run
-      // the helper one, which older kernels get.
-      const bool compat_only = std::getenv("SOCKEYE_TEST_STATUS_COMPAT") != nullptr;
+      // The first candidate this kernel offers.
       std::string why;
       chosen = nullptr;
       for (const Candidate& candidate : hook.candidates) {
-        const bool skipped = compat_only && candidate.needs == Needs::kCgroup2Kfunc;
-        if (chosen == nullptr && !skipped && Offers(vmlinux, candidate, &why)) chosen = &candidate;
+        if (chosen == nullptr && Offers(vmlinux, candidate, &why)) chosen = &candidate;
         bpf_program__set_autoload(skel->progs.*candidate.program, chosen == &candidate);
       }
       if (chosen == nullptr) {

@@ -94,8 +94,7 @@ LoadStep LoadStepOf(const std::optional<LoadRefusal>& refusal, const sockeye_bpf
     return LoadStep::kReceiveLoad;
   if (refusal->name == bpf_program__name(SweepProgram(skel, plan.storage_sweep)))
     return LoadStep::kSweepLoad;
-  if (plan.http_status && (refusal->name == bpf_program__name(skel->progs.on_cgroup_ingress) ||
-                           refusal->name == bpf_program__name(skel->progs.on_cgroup_ingress_compat)))
+  if (plan.http_status && refusal->name == bpf_program__name(skel->progs.on_cgroup_ingress))
     return LoadStep::kStatusLoad;
   return LoadStep::kOtherLoad;
 }
@@ -228,7 +227,6 @@ bool AttachHooks(sockeye_bpf* skel, const LoadPlan& plan, std::vector<LinkPtr>* 
 void AttachStatusProgram(sockeye_bpf* skel, std::vector<LinkPtr>* links,
                          std::vector<ProbeChoice>* probes) {
   bpf_program* prog = skel->progs.on_cgroup_ingress;
-  if (!bpf_program__autoload(prog)) prog = skel->progs.on_cgroup_ingress_compat;
   if (!bpf_program__autoload(prog)) return;
   const std::string root = Cgroup2MountPoint();
   std::string failure;
@@ -242,10 +240,7 @@ void AttachStatusProgram(sockeye_bpf* skel, std::vector<LinkPtr>* links,
     if (link) {
       links->push_back(std::move(link));
       for (ProbeChoice& p : *probes)
-        if (p.hook == "http_status")
-          p.target = std::string("ingress (") + root + (prog == skel->progs.on_cgroup_ingress
-                                                            ? ", bpf_rdonly_cast)"
-                                                            : ", bpf_skc_to_tcp_sock)");
+        if (p.hook == "http_status") p.target = "ingress (" + root + ")";
       return;
     }
     failure = "attaching to " + root + " failed: " + ErrnoText(errno);

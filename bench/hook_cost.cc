@@ -461,11 +461,8 @@ int main(int argc, char** argv) {
       {"sock_send_length", "on_sock_send_length", "empty_sock_send_length", 1},
       {"tcp_probe", "on_tcp_probe", "empty_tcp_probe", 2},
       {"sk_data_ready", "on_sk_data_ready", "empty_sk_data_ready", 3},
-      // Every received packet of the cgroup's sockets, pure ACKs included;
-      // the agent's variant for kernels before 6.2 under SOCKEYE_TEST_STATUS_COMPAT.
-      {"cgroup_skb ingress",
-       std::getenv("SOCKEYE_TEST_STATUS_COMPAT") ? "on_cgroup_ingress_compat" : "on_cgroup_ingress",
-       "empty_cgroup_ingress", 4},
+      // Every received packet of the cgroup's sockets, pure ACKs included.
+      {"cgroup_skb ingress", "on_cgroup_ingress", "empty_cgroup_ingress", 4},
   };
   std::map<std::string, Stat> unfollowed_sum, followed_sum, empty_sum;
   Stat split_sum, split_b_sum;  // --cgroup-split: the variant's run time in phases A and B

@@ -237,45 +237,17 @@ static __always_inline struct conn_hot *followed_state(const struct sock *sk, st
 }
 
 /*
- * Linux 6.2+ ("bpf: Add a kfunc for generic type cast"): bpf_rdonly_cast()
- * turns the packet's socket into a struct sock the program may read, and the
- * verifier replaces the call by a register move. So a socket sockeye does
- * not follow costs three loads and no call: +2.8 ns over an empty program
- * where bpf_skc_to_tcp_sock() (below) cost +24 to +25 ns, every helper call
- * paying for a return-stack mitigation on the measuring host
- * (bench/results/hook_cost_http_status_split_2026-12-07.txt).
+ * bpf_skc_to_tcp_sock() is the program's cost for a socket sockeye does not
+ * follow: +24 to +25 ns of its +30 over an empty program on a host whose
+ * kernel returns go through a return thunk. bpf_rdonly_cast() (Linux 6.2+),
+ * which the verifier turns into a register move, measured +4 ns instead
+ * (bench/results/hook_cost_http_status_rdonly_cast_2026-12-07.txt), but its
+ * extern makes libbpf 1.1 fail the whole object on older kernels when it may
+ * not list module BTFs (without CAP_SYS_ADMIN, as the packaged unit runs):
+ * it needs a second object, which this one is not yet.
  */
-extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym __weak;
-
 SEC("cgroup_skb/ingress")
 int on_cgroup_ingress(struct __sk_buff *skb)
-{
-	struct bpf_sock *bsk = skb->sk;
-	const struct tcp_sock *tp;
-	const struct sock *sk;
-	struct conn_hot *h;
-	__u32 state;
-
-	if (!bsk)
-		return 1;
-	/* Time-wait and request sockets are not full sockets: no storage. */
-	state = bsk->state;
-	if (state == TCP_TIME_WAIT || state == TCP_NEW_SYN_RECV)
-		return 1;
-	sk = bpf_rdonly_cast(bsk, bpf_core_type_id_kernel(struct sock));
-	if (!may_be_followed(sk) || sk->sk_protocol != IPPROTO_TCP)
-		return 1;
-	h = followed_state(sk, bsk);
-	if (!h)
-		return 1;
-	tp = bpf_rdonly_cast(bsk, bpf_core_type_id_kernel(struct tcp_sock));
-	segment_arrived(skb, tp, h);
-	return 1;
-}
-
-/* Kernels before 6.2: the same through bpf_skc_to_tcp_sock(). */
-SEC("cgroup_skb/ingress")
-int on_cgroup_ingress_compat(struct __sk_buff *skb)
 {
 	struct bpf_sock *bsk = skb->sk;
 	struct tcp_sock *tp;
