@@ -178,7 +178,9 @@ fi
 if [ "${#MODULES[@]}" -gt 0 ]; then
     kver=$(basename "$KERNEL"); kver=${kver#vmlinuz-}
     if [ -z "$MODDIR" ]; then
-        for d in "$(dirname "$KERNEL")/../lib/modules/$kver" "/lib/modules/$kver"; do
+        # Debian 13's packages put them under usr/ (merged /usr).
+        for d in "$(dirname "$KERNEL")/../lib/modules/$kver" "$(dirname "$KERNEL")/../usr/lib/modules/$kver" \
+                 "/lib/modules/$kver"; do
             [ -d "$d" ] && { MODDIR=$d; break; }
         done
     fi
