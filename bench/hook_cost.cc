@@ -3,6 +3,13 @@
 // one run with the kernel's BPF statistics, separately for sockets sockeye
 // does not follow and for sockets it follows.
 //
+// Why this file is long (~700 lines): it is one measurement, its phases
+// (unfollowed, followed, unix and UDP, batched, the cgroup hook) read and
+// difference the same statistics snapshots in one loop, and the report
+// prints them side by side; split apart, each piece would need that state
+// passed around. The traffic drivers it could shed already live in
+// bench_util.h.
+//
 //   sudo ./build/bench/hook_cost [--rounds N] [--connections N] [--requests N] [--cpu N]
 //                                [--storage-timing 1] [--probe-mode MODE] [--hot-slots N]
 //                                [--ringbuf-size BYTES] [--batch N] [--cgroup-warmup 0|1]
