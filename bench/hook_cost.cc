@@ -1,14 +1,13 @@
+// Hook cost benchmark. Why this file is long (~700 lines): it is one
+// measurement whose phases (unfollowed, followed, unix and UDP, batched, the
+// cgroup hook) difference the same statistics snapshots in one loop and are
+// reported side by side; split apart, each piece would need that state passed
+// around. Its traffic drivers already live in bench_util.h.
+//
 // Hook cost: nanoseconds each sockeye BPF program adds per invocation over
 // an empty tp_btf program on the same tracepoint, measured side by side in
 // one run with the kernel's BPF statistics, separately for sockets sockeye
 // does not follow and for sockets it follows.
-//
-// Why this file is long (~700 lines): it is one measurement, its phases
-// (unfollowed, followed, unix and UDP, batched, the cgroup hook) read and
-// difference the same statistics snapshots in one loop, and the report
-// prints them side by side; split apart, each piece would need that state
-// passed around. The traffic drivers it could shed already live in
-// bench_util.h.
 //
 //   sudo ./build/bench/hook_cost [--rounds N] [--connections N] [--requests N] [--cpu N]
 //                                [--storage-timing 1] [--probe-mode MODE] [--hot-slots N]
