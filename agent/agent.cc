@@ -48,6 +48,7 @@ std::unique_ptr<Agent> Agent::Start(const Config& config, std::string* error) {
   options.backend_idle_timeout = config.backend_idle_timeout;
   options.buckets = config.buckets;
   options.pools = config.pools;
+  options.frontend_names = config.frontend_names;
   options.status_codes = config.http_status_codes;
   agent->aggregator_ = std::make_shared<Aggregator>(std::move(options));
   Aggregator* aggregator = agent->aggregator_.get();
@@ -60,6 +61,16 @@ std::unique_ptr<Agent> Agent::Start(const Config& config, std::string* error) {
   };
   agent->records_read_at_ = Clock::now();
 
+  // Before adoption, so that connections the frontend listeners accepted
+  // before the agent started are adopted as frontend ones.
+  if (config.frontends) {
+    agent->listeners_ = std::make_shared<ListenerSelection>(ListenerSelectionOptions{
+        .processes = config.processes,
+        .include = config.frontend_include,
+        .exclude = config.frontend_exclude,
+        .skip_own_sockets = config.frontends_skip_own_sockets});
+    agent->RefreshFrontends();
+  }
   if (!agent->probes_->AdoptOpenConnections(agent->handler_, error)) {
     *error = "adopting open connections: " + *error;
     return nullptr;
@@ -74,12 +85,8 @@ std::unique_ptr<Agent> Agent::Start(const Config& config, std::string* error) {
   agent->registry_->Register(agent->aggregator_);
   agent->registry_->Register(std::make_shared<ProbesCollector>(*agent->probes_));
   agent->registry_->Register(std::make_shared<metrics::ProcessCollector>());
-  if (config.frontends) {
-    agent->registry_->Register(std::make_shared<ListenerCollector>(ListenerCollectorOptions{
-        .processes = config.processes,
-        .include = config.frontend_include,
-        .exclude = config.frontend_exclude}));
-  }
+  if (agent->listeners_)
+    agent->registry_->Register(std::make_shared<ListenerCollector>(agent->listeners_));
 
   metrics::HttpServerOptions http;
   http.listen_address = config.listen_address;
@@ -148,6 +155,28 @@ void Agent::Sweep(bool full) {
   }
 }
 
+void Agent::RefreshFrontends() {
+  if (!listeners_) return;
+  std::vector<Listener> listeners;
+  std::string error;
+  bool ok = listeners_->Select(&listeners, &error);
+  if (ok) {
+    std::vector<uint16_t> ports;
+    std::vector<Endpoint> addresses;
+    for (const Listener& l : listeners) {
+      ports.push_back(l.local.port);
+      addresses.push_back(l.local);
+    }
+    aggregator_->SetListeners(std::move(addresses));
+    ok = probes_->SetFrontendPorts(ports, &error);
+  }
+  // Once: it fails the same way every interval (no tcp_diag, say).
+  if (!ok && !warned_listeners_) {
+    warned_listeners_ = true;
+    LogWarn("frontends: " + error + "; accepted connections are not followed");
+  }
+}
+
 void Agent::Tick(int timeout_ms) {
   int n = probes_->WaitForRecords(timeout_ms);
   if (n < 0 && n != -EINTR) LogWarn("ring buffer wait failed: " + std::to_string(-n));
@@ -157,6 +186,7 @@ void Agent::Tick(int timeout_ms) {
   last_tick_ns_ = NowNs();
   if (now >= next_sweep_) {
     next_sweep_ = now + config_.sweep_interval;
+    RefreshFrontends();
     const bool anything_to_sweep = aggregator_->StartSweepInterval();
     if (++sweeps_since_full_ >= kSweepsPerFullSweep) {
       sweeps_since_full_ = 0;
@@ -185,7 +215,7 @@ void Agent::Reload(const Config& config) {
   if (!probes_->UpdateFilters(LoaderSettingsFrom(config), &error)) {
     LogError("reload: keeping the previous filters: " + error);
   }
-  aggregator_->SetPools(config.pools);
+  aggregator_->SetPools(config.pools, config.frontend_names);
   if (!server_->ReloadWebConfig(config.web_config_file, &error)) {
     LogError("reload: keeping the previous web configuration: " + error);
   } else if (!config.web_config_file.empty()) {

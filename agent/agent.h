@@ -11,6 +11,7 @@
 #include "agent/aggregator.h"
 #include "agent/bpf_loader.h"
 #include "agent/config.h"
+#include "agent/listener_selection.h"
 #include "exporters/http_server.h"
 #include "exporters/registry.h"
 
@@ -53,12 +54,17 @@ class Agent {
 
  private:
   void Sweep(bool full);
+  // Hands the frontend listeners' ports to the kernel and their addresses
+  // to the aggregator (listeners come and go: every sweep interval).
+  void RefreshFrontends();
   // Hands the ring buffer's records to the aggregator, stamped with now.
   int DrainRecords();
 
   Config config_;
   std::unique_ptr<BpfProbes> probes_;
   std::shared_ptr<Aggregator> aggregator_;
+  std::shared_ptr<ListenerSelection> listeners_;  // null with --frontends=false
+  bool warned_listeners_ = false;
   std::shared_ptr<metrics::Registry> registry_;
   std::unique_ptr<metrics::MetricsHttpServer> server_;
   EventHandler handler_;

@@ -38,6 +38,18 @@ Endpoint ToEndpoint(const sockeye_endpoint& e) {
 
 constexpr double kNanosPerSecond = 1e9;
 
+// Listeners are few; local addresses of accepted connections whose listener
+// is unknown (it closed before the agent looked) could be as many as the
+// host's addresses times its ports.
+constexpr size_t kMaxFrontends = 1024;
+
+Endpoint WildcardOf(const Endpoint& local, bool v6) {
+  Endpoint any;
+  any.port = local.port;
+  if (!v6) any.addr[10] = any.addr[11] = 0xff;  // ::ffff:0.0.0.0
+  return any;
+}
+
 // Counters stop at the top instead of wrapping to a small value, which a
 // scrape would read as a reset. Only records with absurd totals (2^64 bytes)
 // get there, but a corrupt record must not make a counter go backwards.
@@ -76,7 +88,46 @@ Aggregator::Aggregator(AggregatorOptions options)
       response_bounds_(Share(options_.buckets.response_duration)),
       rtt_bounds_(Share(options_.buckets.rtt)),
       requests_bounds_(Share(options_.buckets.requests_per_connection)),
-      overflow_(std::make_unique<Backend>(kOverflowBackend, "", *this)) {}
+      overflow_(std::make_unique<Backend>(kOverflowBackend, "", *this)),
+      frontend_overflow_(std::make_unique<Backend>(kOverflowBackend, "", *this)) {}
+
+void Aggregator::SetListeners(std::vector<Endpoint> listeners) {
+  std::lock_guard lock(mutex_);
+  listeners_ = std::move(listeners);
+}
+
+Endpoint Aggregator::ListenerOf(const Endpoint& local) const {
+  const auto bound = [this](const Endpoint& e) {
+    return std::find(listeners_.begin(), listeners_.end(), e) != listeners_.end();
+  };
+  if (bound(local)) return local;
+  // An IPv4 client of a wildcard listener: 0.0.0.0, or a dual-stack [::].
+  const Endpoint same_family = WildcardOf(local, !local.IsV4());
+  if (bound(same_family)) return same_family;
+  if (local.IsV4() && bound(WildcardOf(local, true))) return WildcardOf(local, true);
+  return local;
+}
+
+Aggregator::Backend* Aggregator::FrontendFor(const Endpoint& listener, Clock::time_point now) {
+  auto it = frontends_.find(listener);
+  if (it == frontends_.end()) {
+    if (frontends_.size() >= kMaxFrontends) {
+      frontend_overflow_->last_activity = now;
+      return frontend_overflow_.get();
+    }
+    it = frontends_
+             .emplace(listener, std::make_unique<Backend>(FormatEndpoint(listener),
+                                                          FrontendNameFor(listener), *this))
+             .first;
+  }
+  it->second->last_activity = now;
+  return it->second.get();
+}
+
+Aggregator::Backend* Aggregator::SeriesOf(const Connection& conn, Clock::time_point now) {
+  if (conn.frontend) return FrontendFor(conn.endpoint, now);
+  return conn.overflow ? overflow_.get() : BackendFor(conn.endpoint, now);
+}
 
 std::string Aggregator::PoolFor(const Endpoint& endpoint) const {
   for (const auto& pool : options_.pools) {
@@ -85,10 +136,19 @@ std::string Aggregator::PoolFor(const Endpoint& endpoint) const {
   return "";
 }
 
-void Aggregator::SetPools(std::vector<PoolMapping> pools) {
+std::string Aggregator::FrontendNameFor(const Endpoint& listener) const {
+  for (const auto& name : options_.frontend_names) {
+    if (name.match.Contains(listener)) return name.name;
+  }
+  return "";
+}
+
+void Aggregator::SetPools(std::vector<PoolMapping> pools, std::vector<PoolMapping> frontend_names) {
   std::lock_guard lock(mutex_);
   options_.pools = std::move(pools);
+  options_.frontend_names = std::move(frontend_names);
   for (auto& [endpoint, backend] : backends_) backend->pool = PoolFor(endpoint);
+  for (auto& [listener, frontend] : frontends_) frontend->pool = FrontendNameFor(listener);
 }
 
 Aggregator::Backend* Aggregator::BackendFor(const Endpoint& endpoint, Clock::time_point now) {
@@ -116,14 +176,16 @@ Aggregator::Connection* Aggregator::ConnectionFor(const sockeye_event& event, Cl
   if (it != connections_.end()) return &it->second;
   if (!create_open) return nullptr;
   Connection conn;
-  conn.endpoint = ToEndpoint(event.backend);
+  conn.frontend = (event.flags & SOCKEYE_EVF_FRONTEND) != 0;
+  conn.endpoint =
+      conn.frontend ? ListenerOf(ToEndpoint(event.backend)) : ToEndpoint(event.backend);
   conn.adopted = (event.flags & SOCKEYE_EVF_ADOPTED) != 0;
   conn.not_swept = (event.flags & SOCKEYE_EVF_NOT_SWEPT) != 0;
   conn.born_generation = sweep_generation_;
   conn.opened_in_interval = sweep_interval_;
   ++open_connections_;
   ++opened_this_interval_;
-  Backend* backend = BackendFor(conn.endpoint, now);
+  Backend* backend = SeriesOf(conn, now);
   conn.overflow = backend == overflow_.get();
   if (conn.overflow) ++overflow_connections_;
   backend->active += 1;
@@ -193,7 +255,11 @@ void Aggregator::Handle(const sockeye_event& event, Clock::time_point now) {
 
   // Its connection's final close record made the agent forget it.
   if (event.kind == SOCKEYE_EV_RESET_AFTER_CLOSE) {
-    BackendFor(ToEndpoint(event.backend), now)->resets_sent += 1;
+    const Endpoint endpoint = ToEndpoint(event.backend);
+    Backend* series = (event.flags & SOCKEYE_EVF_FRONTEND)
+                          ? FrontendFor(ListenerOf(endpoint), now)
+                          : BackendFor(endpoint, now);
+    series->resets_sent += 1;
     return;
   }
 
@@ -206,7 +272,7 @@ void Aggregator::Handle(const sockeye_event& event, Clock::time_point now) {
       unmatched_turns_ += std::min<uint64_t>(event.turn_count, SOCKEYE_TURN_BATCH);
       return;
     }
-    ObserveTurns(conn->overflow ? overflow_.get() : BackendFor(conn->endpoint, now), event);
+    ObserveTurns(SeriesOf(*conn, now), event);
     return;
   }
 
@@ -216,7 +282,7 @@ void Aggregator::Handle(const sockeye_event& event, Clock::time_point now) {
   Connection* conn =
       ConnectionFor(event, now, !(kernel_closed && event.kind == SOCKEYE_EV_PROGRESS));
   if (!conn) return;
-  Backend* backend = conn->overflow ? overflow_.get() : BackendFor(conn->endpoint, now);
+  Backend* backend = SeriesOf(*conn, now);
   ApplyTotals(backend, *conn, event.totals);
   ObserveTurns(backend, event);
   // Only the kernel's close and a sweep holding the socket lock complete
@@ -230,7 +296,7 @@ void Aggregator::Handle(const sockeye_event& event, Clock::time_point now) {
       if (event.reason == SOCKEYE_SEEN_LATE) {
         ++transitions_seen_late_[0];
         conn->opened_late = true;
-      } else
+      } else if (!conn->frontend)  // an accept has no connect time
         backend->connect_duration.Observe(static_cast<double>(event.duration_ns) / kNanosPerSecond);
       break;
     case SOCKEYE_EV_PROGRESS:
@@ -298,8 +364,7 @@ void Aggregator::EndFullSweep() {
         conn.seen_generation == sweep_generation_)
       continue;
     MarkClosed(conn, now);
-    Backend* backend = conn.overflow ? overflow_.get() : BackendFor(conn.endpoint, now);
-    backend->active -= 1;
+    SeriesOf(conn, now)->active -= 1;
     ++retired_connections_;
   }
 }
@@ -315,6 +380,10 @@ void Aggregator::Maintain(Clock::time_point now) {
     if (idle) ++expired_backends_;
     return idle;
   });
+  std::erase_if(frontends_, [&](const auto& entry) {
+    return entry.second->active <= 0 &&
+           now - entry.second->last_activity > options_.backend_idle_timeout;
+  });
   std::erase_if(overflowed_, [&](const auto& entry) {
     return now - entry.second > options_.backend_idle_timeout;
   });
@@ -323,6 +392,11 @@ void Aggregator::Maintain(Clock::time_point now) {
 size_t Aggregator::backend_count() const {
   std::lock_guard lock(mutex_);
   return backends_.size();
+}
+
+size_t Aggregator::frontend_count() const {
+  std::lock_guard lock(mutex_);
+  return frontends_.size();
 }
 
 size_t Aggregator::open_connection_count() const {

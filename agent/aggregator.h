@@ -1,4 +1,5 @@
-// Turns kernel records into per-backend counters and histograms.
+// Turns kernel records into per-backend and per-listener (frontend) counters
+// and histograms.
 //
 // Records carry cumulative per-connection totals; the aggregator keeps the
 // last totals it saw for each connection and adds only the difference, so
@@ -14,6 +15,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
@@ -37,6 +39,7 @@ struct AggregatorOptions {
   std::chrono::seconds closed_connection_memory{60};
   HistogramBuckets buckets = DefaultHistogramBuckets();
   std::vector<PoolMapping> pools;
+  std::vector<PoolMapping> frontend_names;  // --frontend
   HttpStatusCodes status_codes = HttpStatusCodes::kClass;
 };
 
@@ -80,14 +83,24 @@ class Aggregator : public metrics::Collector {
   void Maintain(Clock::time_point now);
 
   // Pools and buckets can change on reload; counters are kept.
-  void SetPools(std::vector<PoolMapping> pools);
+  void SetPools(std::vector<PoolMapping> pools, std::vector<PoolMapping> frontend_names = {});
+
+  // The frontend listeners' bound addresses (agent/listener_selection.h): a
+  // frontend connection counts under the listener that accepted it, found
+  // from its local address: the listener bound to that address, else the
+  // wildcard one on its port.
+  void SetListeners(std::vector<Endpoint> listeners);
 
   void Collect(std::vector<metrics::MetricFamily>& out) override;
 
   size_t backend_count() const;
+  size_t frontend_count() const;
   size_t open_connection_count() const;
 
  private:
+  // The series of one backend, or of one frontend listener (its label the
+  // listener's, its established count the connections accepted, its
+  // time-to-first-byte the response time).
   struct Backend {
     Backend(std::string label_value, std::string pool_name, const Aggregator& agg);
 
@@ -117,7 +130,8 @@ class Aggregator : public metrics::Collector {
   };
 
   struct Connection {
-    Endpoint endpoint;
+    Endpoint endpoint;  // the backend, or the frontend's listener
+    bool frontend = false;
     bool overflow = false;
     bool open = true;
     bool close_recorded = false;
@@ -133,6 +147,10 @@ class Aggregator : public metrics::Collector {
 
   void MarkClosed(Connection& conn, Clock::time_point now);
   Backend* BackendFor(const Endpoint& endpoint, Clock::time_point now);
+  Backend* FrontendFor(const Endpoint& listener, Clock::time_point now);
+  // Where a connection's counts go.
+  Backend* SeriesOf(const Connection& conn, Clock::time_point now);
+  Endpoint ListenerOf(const Endpoint& local) const;
   Connection* ConnectionFor(const sockeye_event& event, Clock::time_point now, bool create_open);
   // Adds what the connection's cumulative totals moved since the last record.
   void ApplyTotals(Backend* backend, Connection& conn, const sockeye_conn_totals& totals);
@@ -141,6 +159,13 @@ class Aggregator : public metrics::Collector {
   void ObserveTurns(Backend* backend, const sockeye_event& event);
   void ObserveResponse(Backend* backend, uint32_t response_us);
   std::string PoolFor(const Endpoint& endpoint) const;
+  std::string FrontendNameFor(const Endpoint& listener) const;
+  // Copies `ordered` into `kept`, reused when no page still reads it
+  // (aggregator_collect.cc).
+  std::shared_ptr<BackendSnapshot> FillSnapshot(std::shared_ptr<BackendSnapshot>& kept,
+                                                const std::vector<const Backend*>& ordered,
+                                                std::string_view name,
+                                                std::string_view group) const;
 
   AggregatorOptions options_;
   BucketBounds connect_bounds_, lifetime_bounds_, ttfb_bounds_, response_bounds_, rtt_bounds_,
@@ -152,6 +177,11 @@ class Aggregator : public metrics::Collector {
   // Distinct addresses folded into the overflow series (bounded).
   std::unordered_map<Endpoint, Clock::time_point, EndpointHash> overflowed_;
   std::unordered_map<uint64_t, Connection> connections_;
+  // Per listener; bounded by kMaxFrontends, past which one "(overflow)"
+  // series collects the rest.
+  std::unordered_map<Endpoint, std::unique_ptr<Backend>, EndpointHash> frontends_;
+  std::unique_ptr<Backend> frontend_overflow_;
+  std::vector<Endpoint> listeners_;
   uint64_t sweep_generation_ = 0;
   // Sweep intervals (StartSweepInterval()) and the open connections, in all
   // and opened in the current interval.
@@ -162,6 +192,7 @@ class Aggregator : public metrics::Collector {
   // The last scrape's snapshot, reused by the next one when no page still
   // reads it: ~0.85 KB per backend, kept between scrapes.
   std::shared_ptr<BackendSnapshot> snapshot_;
+  std::shared_ptr<BackendSnapshot> frontend_snapshot_;
 
   std::array<uint64_t, SOCKEYE_EV_KIND_COUNT> events_by_kind_{};
   uint64_t malformed_events_ = 0;

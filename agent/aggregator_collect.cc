@@ -87,8 +87,13 @@ enum HistogramKind : size_t {
 // aggregator reuses it from one scrape to the next (see Collect).
 class BackendSnapshot {
  public:
-  // Empties the snapshot for `backends` backends, keeping its memory.
-  void Reset(size_t backends, std::array<BucketBounds, kHistogramKinds> bounds) {
+  // Empties the snapshot for `backends` backends, keeping its memory. Its
+  // series are labelled `name` (backend, or listener for frontends) and
+  // `group` (pool, or frontend).
+  void Reset(size_t backends, std::array<BucketBounds, kHistogramKinds> bounds,
+             std::string_view name, std::string_view group) {
+    name_label_ = name;
+    group_label_ = group;
     text_.clear();
     ends_.clear();
     ends_.reserve(2 * backends);
@@ -131,6 +136,7 @@ class BackendSnapshot {
   double value(size_t backend, size_t column) const { return values_[backend * kColumns + column]; }
 
   // Sets `labels` to backend="...", pool="..." (when the backend has a pool)
+  // (listener and frontend for a frontend snapshot)
   // and, when `extra_name` is not empty, the extra label, in that order.
   // Assigns into the labels already there, keeping their memory.
   void SetLabels(size_t backend, Labels& labels, std::string_view extra_name = {},
@@ -146,8 +152,8 @@ class BackendSnapshot {
       labels[i].value.assign(value);
     };
     size_t i = 0;
-    set(i++, "backend", text.substr(label_begin, label_end - label_begin));
-    if (has_pool) set(i++, "pool", text.substr(label_end, pool_end - label_end));
+    set(i++, name_label_, text.substr(label_begin, label_end - label_begin));
+    if (has_pool) set(i++, group_label_, text.substr(label_end, pool_end - label_end));
     if (!extra_name.empty()) set(i, extra_name, extra_value);
   }
 
@@ -170,6 +176,8 @@ class BackendSnapshot {
     std::vector<uint64_t> counts;
   };
 
+  std::string_view name_label_ = "backend";  // static strings
+  std::string_view group_label_ = "pool";
   std::string text_;            // every backend's label value then pool name, back to back
   std::vector<size_t> ends_;    // where each of those strings ends in text_
   std::vector<double> values_;  // kColumns per backend
@@ -237,35 +245,43 @@ class BackendHistograms final : public metrics::HistogramSource {
 
 }  // namespace
 
-void Aggregator::Collect(std::vector<MetricFamily>& out) {
-  std::lock_guard lock(mutex_);
+namespace {
 
-  // Sorted by label so that the output is stable from scrape to scrape; the
-  // overflow series comes last.
-  std::vector<const Backend*> ordered;
-  ordered.reserve(backends_.size() + 1);
-  for (const auto& [endpoint, backend] : backends_) ordered.push_back(backend.get());
+// Sorted by label so that the output is stable from scrape to scrape; the
+// overflow series, when used, comes last.
+template <typename Map, typename Series>
+std::vector<const Series*> Ordered(const Map& map, const Series* overflow) {
+  std::vector<const Series*> ordered;
+  ordered.reserve(map.size() + 1);
+  for (const auto& [endpoint, series] : map) ordered.push_back(series.get());
   std::sort(ordered.begin(), ordered.end(),
-            [](const Backend* a, const Backend* b) { return a->label < b->label; });
-  if (overflow_connections_ > 0) ordered.push_back(overflow_.get());
+            [](const Series* a, const Series* b) { return a->label < b->label; });
+  if (overflow) ordered.push_back(overflow);
+  return ordered;
+}
 
-  // The previous scrape's snapshot is refilled when no page reads it any
-  // more, i.e. nearly always. A fresh one would be megabytes of newly
-  // mapped memory on every scrape (the agent hands freed memory back to the
-  // kernel after each one): at 10,000 backends, ~2,000 page faults that
-  // took a quarter of the render time on a PVM guest. A count of 1 cannot
-  // go up behind our back: a reference can only be copied from another
-  // one, and snapshot_ is the only one left. The fence orders the last
-  // reader's release of the snapshot before our writes to it.
-  if (snapshot_ && snapshot_.use_count() == 1) {
+}  // namespace
+
+// The previous scrape's snapshot is refilled when no page reads it any more,
+// i.e. nearly always. A fresh one would be megabytes of newly mapped memory on
+// every scrape (the agent hands freed memory back to the kernel after each
+// one): at 10,000 backends, ~2,000 page faults that took a quarter of the
+// render time on a PVM guest. A count of 1 cannot go up behind our back: a
+// reference can only be copied from another one, and `kept` is the only one
+// left. The fence orders the last reader's release of the snapshot before our
+// writes to it.
+std::shared_ptr<BackendSnapshot> Aggregator::FillSnapshot(
+    std::shared_ptr<BackendSnapshot>& kept, const std::vector<const Backend*>& ordered,
+    std::string_view name, std::string_view group) const {
+  if (kept && kept.use_count() == 1) {
     std::atomic_thread_fence(std::memory_order_acquire);
   } else {
-    snapshot_ = std::make_shared<BackendSnapshot>();
+    kept = std::make_shared<BackendSnapshot>();
   }
-  const std::shared_ptr<BackendSnapshot>& snapshot = snapshot_;
-  snapshot->Reset(ordered.size(),
-                  {connect_bounds_, lifetime_bounds_, ttfb_bounds_, response_bounds_, rtt_bounds_,
-                   requests_bounds_});
+  kept->Reset(ordered.size(),
+              {connect_bounds_, lifetime_bounds_, ttfb_bounds_, response_bounds_, rtt_bounds_,
+               requests_bounds_},
+              name, group);
   for (const Backend* b : ordered) {
     std::array<double, kColumns> values{};
     values[kEstablished] = static_cast<double>(b->established);
@@ -282,10 +298,24 @@ void Aggregator::Collect(std::vector<MetricFamily>& out) {
     values[kResetsSent] = static_cast<double>(b->resets_sent);
     values[kUnansweredLocal] = static_cast<double>(b->unanswered[0]);
     values[kUnansweredRemote] = static_cast<double>(b->unanswered[1]);
-    snapshot->Add(b->label, b->pool, values,
-                  {&b->connect_duration, &b->connection_duration, &b->time_to_first_byte,
-                   &b->response_duration, &b->rtt, &b->requests_per_connection});
+    kept->Add(b->label, b->pool, values,
+              {&b->connect_duration, &b->connection_duration, &b->time_to_first_byte,
+               &b->response_duration, &b->rtt, &b->requests_per_connection});
   }
+  return kept;
+}
+
+void Aggregator::Collect(std::vector<MetricFamily>& out) {
+  std::lock_guard lock(mutex_);
+
+  const std::vector<const Backend*> backends =
+      Ordered(backends_, overflow_connections_ > 0 ? overflow_.get() : nullptr);
+  const std::vector<const Backend*> frontends =
+      Ordered(frontends_, frontend_overflow_->established > 0 ? frontend_overflow_.get() : nullptr);
+  const std::shared_ptr<const BackendSnapshot> snapshot =
+      FillSnapshot(snapshot_, backends, "backend", "pool");
+  const std::shared_ptr<const BackendSnapshot> frontend_snapshot =
+      FillSnapshot(frontend_snapshot_, frontends, "listener", "frontend");
 
   // Built aside and appended at the end, so that `out` is left as it was if
   // anything here throws.
@@ -295,13 +325,19 @@ void Aggregator::Collect(std::vector<MetricFamily>& out) {
   auto family = [&built](const MetricDescriptor& descriptor) -> MetricFamily& {
     return built.emplace_back(metrics::MakeFamily(descriptor));
   };
-  // A per-backend counter or gauge family, read from the snapshot; the
-  // series of a backend are told apart by the label after backend and pool.
-  auto per_backend = [&](const MetricDescriptor& descriptor,
-                         std::vector<BackendSamples::Series> series) {
+  // A per-backend (or per-listener) counter or gauge family, read from a
+  // snapshot; the series of a backend are told apart by the label after
+  // backend and pool.
+  auto per_series = [&](const std::shared_ptr<const BackendSnapshot>& from,
+                        const MetricDescriptor& descriptor,
+                        std::vector<BackendSamples::Series> series) {
     family(descriptor)
         .sample_sources.push_back(
-            std::make_shared<BackendSamples>(snapshot, descriptor.labels[2], std::move(series)));
+            std::make_shared<BackendSamples>(from, descriptor.labels[2], std::move(series)));
+  };
+  auto per_backend = [&](const MetricDescriptor& descriptor,
+                         std::vector<BackendSamples::Series> series) {
+    per_series(snapshot, descriptor, std::move(series));
   };
   // ...with one series per backend.
   auto per_backend_value = [&](const MetricDescriptor& descriptor, Column column) {
@@ -310,6 +346,26 @@ void Aggregator::Collect(std::vector<MetricFamily>& out) {
   auto per_backend_histogram = [&](const MetricDescriptor& descriptor, HistogramKind kind) {
     family(descriptor)
         .histogram_sources.push_back(std::make_shared<BackendHistograms>(snapshot, kind));
+  };
+  auto per_frontend_value = [&](const MetricDescriptor& descriptor, Column column) {
+    per_series(frontend_snapshot, descriptor, {{{}, column}});
+  };
+  auto per_frontend_histogram = [&](const MetricDescriptor& descriptor, HistogramKind kind) {
+    family(descriptor)
+        .histogram_sources.push_back(std::make_shared<BackendHistograms>(frontend_snapshot, kind));
+  };
+  // Only series that answered HTTP/1.x have these, one per code label value
+  // seen: sparse, so listed here rather than in the snapshot.
+  auto responses = [&](const MetricDescriptor& descriptor, const std::vector<const Backend*>& of) {
+    auto& by_code = family(descriptor);
+    for (const Backend* b : of) {
+      for (const auto& [code, count] : b->responses) {
+        metrics::Labels labels{{std::string(descriptor.labels[0]), b->label}};
+        if (!b->pool.empty()) labels.push_back({std::string(descriptor.labels[1]), b->pool});
+        labels.push_back({"code", code});
+        by_code.samples.push_back({std::move(labels), static_cast<double>(count)});
+      }
+    }
   };
   // A family of one series without labels.
   auto single = [&](const MetricDescriptor& descriptor, double value) {
@@ -329,17 +385,7 @@ void Aggregator::Collect(std::vector<MetricFamily>& out) {
   per_backend_value(f::kBackendReceivedBytes, kBytesReceived);
   per_backend_value(f::kBackendRequests, kRequests);
   per_backend_histogram(f::kBackendTimeToFirstByte, kTimeToFirstByte);
-  // Only backends that answered HTTP/1.x have these series, one per code
-  // label value seen: sparse, so listed here rather than in the snapshot.
-  auto& responses = family(f::kBackendResponses);
-  for (const Backend* b : ordered) {
-    for (const auto& [code, count] : b->responses) {
-      metrics::Labels labels{{"backend", b->label}};
-      if (!b->pool.empty()) labels.push_back({"pool", b->pool});
-      labels.push_back({"code", code});
-      responses.samples.push_back({std::move(labels), static_cast<double>(count)});
-    }
-  }
+  responses(f::kBackendResponses, backends);
   per_backend(f::kBackendRequestsUnanswered,
               {{"local", kUnansweredLocal}, {"remote", kUnansweredRemote}});
   per_backend_histogram(f::kBackendResponseDuration, kResponseDuration);
@@ -348,6 +394,23 @@ void Aggregator::Collect(std::vector<MetricFamily>& out) {
   per_backend_value(f::kBackendRetransmits, kRetransmits);
   per_backend_value(f::kBackendResetsReceived, kResetsReceived);
   per_backend_value(f::kBackendResetsSent, kResetsSent);
+
+  per_frontend_value(f::kFrontendConnectionsAccepted, kEstablished);
+  per_frontend_value(f::kFrontendConnectionsActive, kActive);
+  per_series(frontend_snapshot, f::kFrontendConnectionsClosed,
+             {{"local", kClosedLocal}, {"remote", kClosedRemote}});
+  per_frontend_histogram(f::kFrontendConnectionDuration, kConnectionDuration);
+  per_frontend_value(f::kFrontendReceivedBytes, kBytesReceived);
+  per_frontend_value(f::kFrontendSentBytes, kBytesSent);
+  per_frontend_value(f::kFrontendRequests, kRequests);
+  responses(f::kFrontendResponses, frontends);
+  per_series(frontend_snapshot, f::kFrontendRequestsUnanswered,
+             {{"local", kUnansweredLocal}, {"remote", kUnansweredRemote}});
+  per_frontend_histogram(f::kFrontendResponseTime, kTimeToFirstByte);
+  per_frontend_histogram(f::kFrontendRtt, kRtt);
+  per_frontend_value(f::kFrontendRetransmits, kRetransmits);
+  per_frontend_value(f::kFrontendResetsReceived, kResetsReceived);
+  per_frontend_value(f::kFrontendResetsSent, kResetsSent);
 
   auto& events = family(f::kEvents);
   for (size_t k = 1; k < SOCKEYE_EV_KIND_COUNT; ++k)

@@ -17,6 +17,8 @@
 #include <cstdio>
 #include <cstring>
 #include <optional>
+#include <set>
+#include <string>
 #include <utility>
 
 #include "agent/bpf_probes_state.h"
@@ -177,6 +179,7 @@ LoaderSettings LoaderSettingsFrom(const Config& config) {
   settings.sweep_iterator = config.sweep_iterator;
   settings.bpf_stats = config.bpf_stats;
   settings.http_status = config.http_status_codes != HttpStatusCodes::kOff;
+  settings.frontends = config.frontends;
   settings.btf_path = config.btf_path;
   return settings;
 }
@@ -262,6 +265,30 @@ bool BpfProbes::UpdateFilters(const LoaderSettings& settings, std::string* error
   }
   state_->processes = settings.processes;
   return WriteFilters(state_->skel.get(), settings, error);
+}
+
+bool BpfProbes::SetFrontendPorts(const std::vector<uint16_t>& ports, std::string* error) {
+  const int fd = bpf_map__fd(state_->skel->maps.frontend_ports);
+  std::set<uint16_t> wanted(ports.begin(), ports.end());
+  // Ports no longer wanted go first, so that the map never holds more than
+  // the old and new sets' union.
+  std::vector<uint16_t> stale;
+  uint16_t key = 0, next = 0;
+  const uint16_t* previous = nullptr;
+  while (bpf_map_get_next_key(fd, previous, &next) == 0) {
+    if (!wanted.contains(next)) stale.push_back(next);
+    key = next;
+    previous = &key;
+  }
+  for (uint16_t port : stale) bpf_map_delete_elem(fd, &port);
+  const uint8_t one = 1;
+  for (uint16_t port : wanted) {
+    if (bpf_map_update_elem(fd, &port, &one, BPF_ANY) != 0) {
+      *error = "writing frontend port " + std::to_string(port) + " failed: " + ErrnoText(errno);
+      return false;
+    }
+  }
+  return true;
 }
 
 int BpfProbes::WaitForRecords(int timeout_ms) {

@@ -60,6 +60,8 @@ struct LoaderSettings {
   SweepIterator sweep_iterator = SweepIterator::kAuto;
   bool bpf_stats = false;
   bool http_status = true;  // false with --http-status-codes off
+  // Follow connections accepted on the frontend listeners (SetFrontendPorts()).
+  bool frontends = true;
   std::string btf_path;  // empty: /sys/kernel/btf/vmlinux
 };
 
@@ -116,6 +118,11 @@ class BpfProbes {
   // Replaces the process and backend filters in place (SIGHUP): new
   // connects follow the new filters, connections already followed stay.
   bool UpdateFilters(const LoaderSettings& settings, std::string* error);
+
+  // The local ports of the frontend listeners: connections accepted on them
+  // from now on are followed (and, before AdoptOpenConnections(), those
+  // already open). Replaces the previous set.
+  bool SetFrontendPorts(const std::vector<uint16_t>& ports, std::string* error);
 
   // Sockets of --process processes found at start-up that could not be
   // marked for adoption (the adopt_inodes map was full): their connections

@@ -85,10 +85,16 @@ struct Config {
   bool check_only = false;         // --check: report what would be attached, then exit
   std::string btf_path;            // --btf-path: kernel BTF when /sys/kernel/btf/vmlinux is absent
   bool keep_capabilities = false;  // --keep-capabilities: do not drop them after attaching
-  // The listeners' saturation (agent/listener_collector.h).
+  // The client side: the listeners' saturation (agent/listener_collector.h)
+  // and the connections they accept (agent/listener_selection.h).
   bool frontends = true;
   std::vector<CidrMatch> frontend_include;
   std::vector<CidrMatch> frontend_exclude;
+  // --frontend: the `frontend` label of the listeners each names; first match wins.
+  std::vector<PoolMapping> frontend_names;
+  // Not a flag: tests whose servers run in the agent's own process turn it
+  // off; the agent's metrics listener is otherwise never a frontend.
+  bool frontends_skip_own_sockets = true;
   ProbeMode probe_mode = ProbeMode::kAuto;
   SweepIterator sweep_iterator = SweepIterator::kAuto;
   HttpStatusCodes http_status_codes = HttpStatusCodes::kClass;

@@ -121,6 +121,11 @@ void DefineFlags(CLI::App* app, RawFlags* raw) {
                        "Never report listeners bound in this network; repeatable (default: none)"),
        "CIDR[:PORT]")
       ->group(selection);
+  list(app->add_option("--frontend", raw->frontend_names,
+                       "Label listeners bound in this network with frontend=NAME (NAME as for "
+                       "--pool; the first match wins); repeatable (default: none)"),
+       "NAME=CIDR[:PORT]")
+      ->group(selection);
   list(app->add_option("--pool", raw->pools,
                        "Label backends in this network with pool=NAME; NAME matches "
                        "[a-zA-Z_][a-zA-Z0-9_.-]*, several networks may share a NAME, and the "

@@ -27,6 +27,7 @@ struct RawFlags {
   std::vector<std::string> include;
   std::vector<std::string> exclude;
   std::vector<std::string> pools;
+  std::vector<std::string> frontend_names;  // --frontend NAME=CIDR[:PORT]
   std::string max_backends;
   std::string backend_idle_timeout;
   std::string sweep_interval;

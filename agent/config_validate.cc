@@ -98,17 +98,16 @@ bool CheckFilters(const std::string& key, const std::vector<std::string>& texts,
   return true;
 }
 
-bool CheckPools(const std::vector<std::string>& texts, Errors* errors,
+bool CheckPools(const std::string& key, const std::vector<std::string>& texts, Errors* errors,
                 std::vector<PoolMapping>* out) {
-  const std::string key = "pool";
   for (const std::string& text : texts) {
     const std::string where = errors->Where(key) + " " + Quote(text) + ": ";
     const size_t eq = text.find('=');
     if (eq == std::string::npos) return errors->FailRaw(where + "expected NAME=CIDR[:PORT]");
     const std::string name = text.substr(0, eq);
-    if (name.empty()) return errors->FailRaw(where + "pool name is empty");
+    if (name.empty()) return errors->FailRaw(where + key + " name is empty");
     if (!ValidPoolName(name)) {
-      return errors->FailRaw(where + "pool name " + Quote(name) +
+      return errors->FailRaw(where + key + " name " + Quote(name) +
                              " must match [a-zA-Z_][a-zA-Z0-9_.-]*");
     }
     std::string error;
@@ -267,7 +266,8 @@ std::optional<Config> Validate(const RawFlags& raw, Errors* errors) {
         " filters given; at most " + std::to_string(kMaxFilters) + " are allowed in total");
   }
   std::chrono::milliseconds idle{};
-  ok = ok && CheckPools(raw.pools, errors, &config.pools) &&
+  ok = ok && CheckPools("pool", raw.pools, errors, &config.pools) &&
+       CheckPools("frontend", raw.frontend_names, errors, &config.frontend_names) &&
        CheckMaxBackends(raw.max_backends, errors, &config.max_backends) &&
        CheckDuration("backend-idle-timeout", raw.backend_idle_timeout, kMinIdle, kMaxIdle, errors,
                      &idle);

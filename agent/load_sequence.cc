@@ -94,7 +94,8 @@ LoadStep LoadStepOf(const std::optional<LoadRefusal>& refusal, const sockeye_bpf
     return LoadStep::kReceiveLoad;
   if (refusal->name == bpf_program__name(SweepProgram(skel, plan.storage_sweep)))
     return LoadStep::kSweepLoad;
-  if (plan.http_status && refusal->name == bpf_program__name(skel->progs.on_cgroup_ingress))
+  if (plan.http_status && (refusal->name == bpf_program__name(skel->progs.on_cgroup_ingress) ||
+                           refusal->name == bpf_program__name(skel->progs.on_cgroup_egress)))
     return LoadStep::kStatusLoad;
   return LoadStep::kOtherLoad;
 }
@@ -147,6 +148,8 @@ bool SetLoadTimeSettings(sockeye_bpf* skel, const LoaderSettings& settings, Send
   // storage (send_marks in bpf/maps.bpf.h); otherwise the map is minimal.
   immediates.Set(SOCKEYE_IMM_SEND_MARKS_ENABLED, send_mode == SendMode::kKprobe ? 1 : 0);
   if (send_mode != SendMode::kKprobe) bpf_map__set_max_entries(skel->maps.send_marks, 1);
+
+  skel->rodata->follow_frontends = settings.frontends ? 1 : 0;
 
   if (!plan.storage_sweep) {
     struct stat netns {};
@@ -239,8 +242,21 @@ void AttachStatusProgram(sockeye_bpf* skel, std::vector<LinkPtr>* links,
                                             : bpf_program__attach_cgroup(prog, cgroup.get()));
     if (link) {
       links->push_back(std::move(link));
+      std::string target = "ingress";
+      // The frontend side; without it frontend requests and bytes still count.
+      bpf_program* egress = skel->progs.on_cgroup_egress;
+      if (bpf_program__autoload(egress)) {
+        LinkPtr egress_link(bpf_program__attach_cgroup(egress, cgroup.get()));
+        if (egress_link) {
+          links->push_back(std::move(egress_link));
+          target += " and egress";
+        } else {
+          LogWarn("http_status: attaching the egress program to " + root + " failed: " +
+                  ErrnoText(errno) + "; no frontend response times or statuses");
+        }
+      }
       for (ProbeChoice& p : *probes)
-        if (p.hook == "http_status") p.target = "ingress (" + root + ")";
+        if (p.hook == "http_status") p.target = target + " (" + root + ")";
       return;
     }
     failure = "attaching to " + root + " failed: " + ErrnoText(errno);
@@ -329,6 +345,10 @@ std::unique_ptr<BpfProbes::State> BpfProbes::LoadWith(const LoaderSettings& sett
 
   // 2. Choose one program per hook (agent/hook_table.h); the others are not loaded.
   if (!ChoosePrograms(skel, vmlinux, send_mode, plan, &state->probes, error)) return nullptr;
+  // The frontend side of the status program (responses leave the host) runs
+  // on every packet sent: only when frontends are followed.
+  bpf_program__set_autoload(skel->progs.on_cgroup_egress,
+                            settings.frontends && bpf_program__autoload(skel->progs.on_cgroup_ingress));
 
   // 3. Set rodata, the map sizes and the load-time immediates.
   if (!SetLoadTimeSettings(skel, settings, send_mode, plan, error)) return nullptr;

@@ -12,6 +12,7 @@
 
 #include <array>
 
+#include "agent/metric_descriptors_frontend.h"
 #include "exporters/metric_model.h"
 
 namespace sockeye::families {
@@ -120,33 +121,6 @@ inline constexpr MetricDescriptor kBackendResetsSent{.name = "sockeye_backend_re
                                                      .help = "TCP resets sent to the backend."};
 
 // ---------------------------------------------------------------------------
-// ListenerCollector: the client side's listeners (label `listener`, the
-// address and port the listening socket is bound to).
-
-inline constexpr MetricDescriptor kFrontendAcceptQueueLength{
-    .name = "sockeye_frontend_accept_queue_length",
-    .type = kGauge,
-    .labels = {"listener"},
-    .help = "Connections the listener has completed and the proxy has not accepted yet."};
-inline constexpr MetricDescriptor kFrontendAcceptQueueLimit{
-    .name = "sockeye_frontend_accept_queue_limit",
-    .type = kGauge,
-    .labels = {"listener"},
-    .help = "The listener's accept queue limit (its listen() backlog, capped by somaxconn)."};
-inline constexpr MetricDescriptor kFrontendListenDrops{
-    .name = "sockeye_frontend_listen_drops_total",
-    .type = kCounter,
-    .labels = {"listener"},
-    .help =
-        "SYNs and completed handshakes the listener dropped because its SYN or accept queue was "
-        "full (the kernel's per-socket sk_drops)."};
-inline constexpr std::array kListenerFamilies = {
-    &kFrontendAcceptQueueLength,
-    &kFrontendAcceptQueueLimit,
-    &kFrontendListenDrops,
-};
-
-// ---------------------------------------------------------------------------
 // Aggregator: its own bookkeeping.
 
 inline constexpr MetricDescriptor kEvents{
@@ -238,6 +212,20 @@ inline constexpr std::array kAggregatorFamilies = {
     &kBackendRetransmits,
     &kBackendResetsReceived,
     &kBackendResetsSent,
+    &kFrontendConnectionsAccepted,
+    &kFrontendConnectionsActive,
+    &kFrontendConnectionsClosed,
+    &kFrontendConnectionDuration,
+    &kFrontendReceivedBytes,
+    &kFrontendSentBytes,
+    &kFrontendRequests,
+    &kFrontendResponses,
+    &kFrontendRequestsUnanswered,
+    &kFrontendResponseTime,
+    &kFrontendRtt,
+    &kFrontendRetransmits,
+    &kFrontendResetsReceived,
+    &kFrontendResetsSent,
     &kEvents,
     &kEventsMalformed,
     &kTurnsUnmatched,

@@ -68,6 +68,11 @@ struct conn_hot {
 	/* The previous response's duration, completed when the current request
 	 * started; carried by the current turn (struct sockeye_turn). */
 	__u32 prev_response_us;
+	/* Accepted on a frontend listener: requests are received and responses
+	 * sent (frontend_request_started(), bpf/http_status.bpf.c's egress
+	 * program). In what was padding before turn_start_ns. */
+	__u8 frontend;
+	__u8 pad[3];
 	__u64 turn_start_ns;
 	__u64 last_rx_ns; /* the response's last payload arrival */
 	/* Completed turns not yet handed to user space: turns[n % BATCH] for
@@ -100,6 +105,7 @@ struct conn {
 	__u8 opened;	     /* base sequence numbers are valid */
 	__u8 close_reported; /* the CLOSED record has gone out */
 	__u8 close_final;    /* ... marked SOCKEYE_EVF_FINAL */
+	__u8 frontend;       /* accepted on a frontend listener; hot.frontend too */
 	__u64 conn_id;
 	__u64 connect_start_ns; /* SYN_SENT; adoption time for adopted ones */
 	/* Byte totals are (seq - base) read from the kernel, extended past
@@ -110,6 +116,7 @@ struct conn {
 	 * the destroy hook only report a connection that moved since. */
 	__u64 reported_sent;
 	__u64 reported_received;
+	/* The backend; for a frontend connection the local endpoint. */
 	struct sockeye_endpoint backend;
 	__u32 base_write_seq;
 	__u32 base_copied_seq;

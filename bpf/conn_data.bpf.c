@@ -38,6 +38,11 @@ static __always_inline void on_segment(struct sock *sk, const struct sk_buff *sk
 
 	if (!tp)
 		return;
+	if (h->frontend) {
+		if (skb_tcp_payload_len(skb) > 0 && h->phase != PHASE_AWAITING_RESPONSE)
+			frontend_request_started(tp, h, bpf_ktime_get_ns());
+		return;
+	}
 	consume_send_mark(sk, h);
 	note_send_progress(tp, h);
 	if (skb_tcp_payload_len(skb) > 0)
@@ -89,6 +94,22 @@ int BPF_PROG(on_tcp_probe, struct sock *sk, const struct sk_buff *skb)
  * of a large request is still unacknowledged -- an early error during an
  * upload -- is one, timed from the newest acknowledged piece.)
  */
+/* A frontend connection: client data after a response began (or the first
+ * data) is a new request, arrived at tcp_clock_cache. */
+static __always_inline void frontend_data_ready(const struct sock *sk, const struct tcp_sock *tp,
+						struct conn_hot *h)
+{
+	__u32 rcv_nxt = tp->rcv_nxt;
+	__u32 arrived = rcv_nxt - h->seen_rcv_nxt;
+
+	h->seen_rcv_nxt = rcv_nxt;
+	if (arrived &&
+	    (sk->__sk_common.skc_flags & (1UL << bpf_core_enum_value(enum sock_flags, SOCK_DONE))))
+		arrived -= 1; /* the FIN's sequence number */
+	if (arrived && h->phase != PHASE_AWAITING_RESPONSE)
+		frontend_request_started(tp, h, last_transmit_ns(tp));
+}
+
 static __always_inline void on_data_ready(const struct sock *sk, const struct tcp_sock *tp,
 					  struct conn_hot *h)
 {
@@ -136,7 +157,11 @@ static __always_inline void data_ready(struct sock *sk)
 		h = &c->hot;
 	}
 	tp = bpf_skc_to_tcp_sock(sk);
-	if (tp)
+	if (!tp)
+		return;
+	if (h->frontend)
+		frontend_data_ready(sk, tp, h);
+	else
 		on_data_ready(sk, tp, h);
 }
 

@@ -75,6 +75,41 @@ static __always_inline int follow_connect(const struct sock *sk)
 	return 0;
 }
 
+/*
+ * SYN_RECV -> ESTABLISHED on a child socket (tcp_rcv_state_process(), the
+ * handshake's last ACK; before the data that ACK may carry is queued):
+ * a client connection a frontend listener accepted. Followed from here like
+ * a backend one from its connect, with the turns the other way round.
+ */
+static __always_inline int follow_accept(const struct sock *sk)
+{
+	__u16 port = sk->__sk_common.skc_num;
+	struct conn_hot *h;
+	struct tcp_sock *tp;
+	struct conn *c;
+
+	if (!bpf_map_lookup_elem(&frontend_ports, &port))
+		return 0;
+	tp = bpf_skc_to_tcp_sock((void *)sk);
+	if (!tp)
+		return 0;
+	c = bpf_sk_storage_get(&conns, (struct sock *)sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!c) {
+		count_kernel(SOCKEYE_KC_STORAGE_FAILED);
+		return 0;
+	}
+	if (c->conn_id)
+		return 0;
+	c->conn_id = next_conn_id();
+	c->connect_start_ns = bpf_ktime_get_ns();
+	read_local_endpoint(sk, &c->backend);
+	c->closed_by = CLOSED_BY_UNKNOWN;
+	c->frontend = 1;
+	h = conn_mark_open((struct sock *)sk, tp, c);
+	emit(sk, tp, c, h, SOCKEYE_EV_CONNECTED, 0, 0);
+	return 0;
+}
+
 /* States only an established connection passes through. */
 static __always_inline bool was_established(int state)
 {
@@ -127,8 +162,11 @@ static __always_inline int state_changed(const struct sock *sk, int oldstate, in
 		return follow_connect(sk);
 
 	c = conn_lookup(sk);
-	if (!c)
+	if (!c) {
+		if (follow_frontends && newstate == TCP_ESTABLISHED && oldstate == TCP_SYN_RECV)
+			return follow_accept(sk);
 		return 0;
+	}
 	tp = bpf_skc_to_tcp_sock((void *)sk);
 	if (!tp)
 		return 0;
@@ -188,10 +226,13 @@ static __always_inline int state_changed(const struct sock *sk, int oldstate, in
  * CLOSE_WAIT shows at the next transition, and so does a missed
  * ESTABLISHED or a request queued meanwhile), and a followed connection's
  * transition costs ~100 ns even so. */
-static __always_inline bool state_change_matters(const struct sock *sk, int newstate)
+static __always_inline bool state_change_matters(const struct sock *sk, int oldstate,
+						 int newstate)
 {
 	if (newstate == TCP_FIN_WAIT2 || newstate == TCP_CLOSE_WAIT)
 		return false;
+	if (follow_frontends && newstate == TCP_ESTABLISHED && oldstate == TCP_SYN_RECV)
+		return true;
 	return newstate == TCP_SYN_SENT || may_be_followed(sk);
 }
 
@@ -200,7 +241,7 @@ int BPF_PROG(on_inet_sock_set_state, const struct sock *sk, int oldstate, int ne
 {
 	struct hook_guard *g;
 
-	if (!state_change_matters(sk, newstate))
+	if (!state_change_matters(sk, oldstate, newstate))
 		return 0;
 	g = guard_enter(SOCKEYE_GUARD_STATE);
 	state_changed(sk, oldstate, newstate);
@@ -213,7 +254,7 @@ int BPF_PROG(on_inet_sock_set_state, const struct sock *sk, int oldstate, int ne
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(on_inet_sock_set_state_standby, const struct sock *sk, int oldstate, int newstate)
 {
-	if (state_change_matters(sk, newstate) && standby_needed(SOCKEYE_GUARD_STATE))
+	if (state_change_matters(sk, oldstate, newstate) && standby_needed(SOCKEYE_GUARD_STATE))
 		state_changed(sk, oldstate, newstate);
 	return 0;
 }

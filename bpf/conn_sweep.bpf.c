@@ -45,6 +45,7 @@ int adopt_open_connections(struct bpf_iter__tcp *ctx)
 	struct tcp_sock *tp;
 	struct sock *sk;
 	struct conn *c;
+	bool frontend = false;
 	__u16 local_port;
 	__u8 one = 1;
 	int state;
@@ -59,24 +60,31 @@ int adopt_open_connections(struct bpf_iter__tcp *ctx)
 	}
 	if (state != TCP_ESTABLISHED && state != TCP_CLOSE_WAIT)
 		return 0;
-	if (bpf_map_lookup_elem(&listen_ports, &local_port))
+	/* Accepted on a frontend listener (the agent wrote frontend_ports from
+	 * its listener scan before this walk). */
+	frontend = follow_frontends && bpf_map_lookup_elem(&frontend_ports, &local_port);
+	if (!frontend && bpf_map_lookup_elem(&listen_ports, &local_port))
 		return 0; /* accepted from one of our listeners: not a backend */
 	tp = bpf_skc_to_tcp_sock(skc);
 	if (!tp)
 		return 0;
 	sk = (struct sock *)tp;
 
-	f = current_filters();
-	if (!f)
-		return 0;
-	read_endpoint(sk, &backend);
-	if (!backend_wanted(f, &backend))
-		return 0;
-	if (f->comm_count) {
-		__u64 ino = socket_inode(sk);
-
-		if (!bpf_map_lookup_elem(&adopt_inodes, &ino))
+	if (frontend) {
+		read_local_endpoint(sk, &backend);
+	} else {
+		f = current_filters();
+		if (!f)
 			return 0;
+		read_endpoint(sk, &backend);
+		if (!backend_wanted(f, &backend))
+			return 0;
+		if (f->comm_count) {
+			__u64 ino = socket_inode(sk);
+
+			if (!bpf_map_lookup_elem(&adopt_inodes, &ino))
+				return 0;
+		}
 	}
 
 	c = bpf_sk_storage_get(&conns, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
@@ -91,6 +99,7 @@ int adopt_open_connections(struct bpf_iter__tcp *ctx)
 	c->backend = backend;
 	c->closed_by = CLOSED_BY_UNKNOWN;
 	c->adopted = 1;
+	c->frontend = frontend;
 	h = conn_mark_open(sk, tp, c);
 	send_marks_add(sk);
 	if (state == TCP_CLOSE_WAIT)

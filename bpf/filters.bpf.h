@@ -32,6 +32,26 @@ static __always_inline void read_endpoint(const struct sock *sk, struct sockeye_
 	}
 }
 
+/* The local end of a socket, as struct sockeye_endpoint: a frontend
+ * connection's label is its listener's, which the agent finds from it. */
+static __always_inline void read_local_endpoint(const struct sock *sk,
+						struct sockeye_endpoint *ep)
+{
+	__u32 *words = (__u32 *)ep->addr;
+
+	__builtin_memset(ep, 0, sizeof(*ep));
+	ep->port = sk->__sk_common.skc_num;
+	if (sk->__sk_common.skc_family == AF_INET6) {
+		words[0] = sk->__sk_common.skc_v6_rcv_saddr.in6_u.u6_addr32[0];
+		words[1] = sk->__sk_common.skc_v6_rcv_saddr.in6_u.u6_addr32[1];
+		words[2] = sk->__sk_common.skc_v6_rcv_saddr.in6_u.u6_addr32[2];
+		words[3] = sk->__sk_common.skc_v6_rcv_saddr.in6_u.u6_addr32[3];
+	} else {
+		words[2] = __builtin_bswap32(0x0000ffff);
+		words[3] = sk->__sk_common.skc_rcv_saddr;
+	}
+}
+
 static __always_inline const struct sockeye_filters *current_filters(void)
 {
 	__u32 zero = 0;

@@ -94,6 +94,7 @@ static __always_inline void release_hot_slot(struct conn *c)
 	c->hot.status_write_seq = h->status_write_seq;
 	c->hot.status_seq = h->status_seq;
 	c->hot.prev_response_us = h->prev_response_us;
+	c->hot.frontend = h->frontend;
 	c->hot.last_rx_ns = h->last_rx_ns;
 	c->hot.turns_head = 0;
 	c->hot.turns_flushed = 0;
@@ -132,6 +133,7 @@ static __always_inline struct conn_hot *conn_mark_open(struct sock *sk, const st
 	h->http = HTTP_UNKNOWN;
 	h->status_interim = 0;
 	h->prev_response_us = 0;
+	h->frontend = c->frontend;
 	c->lifecycle = CONN_OPEN;
 	c->opened = 1;
 	return h;

@@ -196,7 +196,9 @@ static __always_inline void segment_arrived(struct __sk_buff *skb, const struct 
 	struct segment s;
 	__u32 write_seq;
 
-	if (h->http == HTTP_NO)
+	/* A frontend connection receives requests: its responses are read on
+	 * egress (on_cgroup_egress()). */
+	if (h->http == HTTP_NO || h->frontend)
 		return;
 	write_seq = tp->write_seq;
 	if (write_seq == h->status_write_seq && !h->status_interim)
@@ -261,5 +263,58 @@ int on_cgroup_ingress(struct __sk_buff *skb)
 	h = followed_state((struct sock *)tp, bsk);
 	if (h)
 		segment_arrived(skb, tp, h);
+	return 1;
+}
+
+/*
+ * The frontend side: a frontend connection's response leaves the host, so
+ * its first segment is read on egress (__cgroup_bpf_run_filter_skb() from
+ * ip_finish_output() and ip6_finish_output(), under the socket lock that
+ * tcp_write_xmit() holds). The first segment with payload at or past
+ * request_seq -- where the proxy's next byte was when the request arrived --
+ * starts the response: its status is read as on ingress, and the response
+ * time (request arrival to this transmission, both from tcp_clock_cache,
+ * which tcp_write_xmit() has just refreshed) closes the turn. A
+ * retransmission of it finds the turn already closed.
+ */
+static __always_inline void response_segment_sent(struct __sk_buff *skb,
+						  const struct tcp_sock *tp, struct conn_hot *h)
+{
+	struct segment s;
+	__u64 now;
+
+	if (!read_segment(skb, &s) || !s.payload_len)
+		return;
+	if (h->status_interim) {
+		if (s.seq != h->status_seq)
+			return;
+	} else if ((__s32)(s.seq - h->request_seq) < 0) {
+		return; /* sent before the request came: an older response's */
+	}
+	if (h->http != HTTP_NO)
+		read_status(skb, h, &s);
+	/* An interim (1xx) response: the turn ends at the final one. */
+	if (h->status_hold)
+		return;
+	now = last_transmit_ns(tp);
+	h->phase = PHASE_RECEIVING;
+	record_turn(tp, h, now > h->turn_start_ns ? now - h->turn_start_ns : 0);
+}
+
+SEC("cgroup_skb/egress")
+int on_cgroup_egress(struct __sk_buff *skb)
+{
+	struct bpf_sock *bsk = skb->sk;
+	struct tcp_sock *tp;
+	struct conn_hot *h;
+
+	if (!bsk)
+		return 1;
+	tp = bpf_skc_to_tcp_sock(bsk);
+	if (!tp || !may_be_followed((struct sock *)tp))
+		return 1;
+	h = followed_state((struct sock *)tp, bsk);
+	if (h && h->frontend && h->phase == PHASE_AWAITING_RESPONSE)
+		response_segment_sent(skb, tp, h);
 	return 1;
 }

@@ -133,6 +133,18 @@ SOCKEYE_SHARED struct {
 	__type(value, struct sockeye_event_head);
 } unsent_records SEC(".maps");
 
+/* Local ports of the frontend listeners (--frontends), written by the agent
+ * from its listener scan and kept up to date: a connection accepted on one
+ * is followed from its ESTABLISHED transition (follow_accept()). Read once
+ * per accepted connection. */
+SOCKEYE_SHARED struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 4096);
+	__type(key, __u16);
+	__type(value, __u8);
+} frontend_ports SEC(".maps");
+
 static __always_inline void count_kernel_by(__u32 counter, __u64 n)
 {
 	__u64 *value = bpf_map_lookup_elem(&kernel_counters, &counter);

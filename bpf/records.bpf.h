@@ -95,6 +95,27 @@ _Static_assert(__builtin_offsetof(struct sockeye_event, response_us) ==
 		       __builtin_offsetof(struct sockeye_event_head, response_us),
 	       "struct sockeye_event starts with struct sockeye_event_head");
 
+/* At close: the last request got no byte of a response. A frontend
+ * connection's response is seen by the egress program when it is attached;
+ * without it, by any byte sent after the request arrived (request_seq). */
+static __always_inline bool request_unanswered(const struct tcp_sock *tp, const struct conn *c,
+					       const struct conn_hot *h)
+{
+	__u32 final_seq, write_seq;
+
+	if (h->phase != PHASE_AWAITING_RESPONSE)
+		return false;
+	if (!h->frontend)
+		return true;
+	/* Both read first: a load through either pointer, chosen by a
+	 * condition, is one instruction the verifier refuses ("same insn cannot
+	 * be used with different pointers"). */
+	final_seq = c->final_write_seq;
+	write_seq = tp->write_seq;
+	asm volatile("" ::: "memory");
+	return (h->tx_final ? final_seq : write_seq) == h->request_seq;
+}
+
 /* Fills a record's head; a struct sockeye_event starts with one. */
 static __always_inline void fill_event(struct sockeye_event_head *e, const struct sock *sk,
 				       const struct tcp_sock *tp, struct conn *c,
@@ -104,7 +125,8 @@ static __always_inline void fill_event(struct sockeye_event_head *e, const struc
 	e->reason = 0;
 	e->closed_by = c->closed_by == CLOSED_BY_UNKNOWN ? SOCKEYE_CLOSED_BY_LOCAL : c->closed_by;
 	e->flags = (c->adopted ? SOCKEYE_EVF_ADOPTED : 0) |
-		   (c->lifecycle == CONN_CLOSED ? SOCKEYE_EVF_CLOSED : 0);
+		   (c->lifecycle == CONN_CLOSED ? SOCKEYE_EVF_CLOSED : 0) |
+		   (c->frontend ? SOCKEYE_EVF_FRONTEND : 0);
 	if (sweep_netns_inum) {
 		const struct net *net = sk->__sk_common.skc_net.net;
 
@@ -162,7 +184,7 @@ static __always_inline __u8 defer_record(const struct sock *sk, const struct tcp
 	head.reason = reason;
 	if (kind == SOCKEYE_EV_CLOSED) {
 		head.response_us = take_response(h, true);
-		if (h->phase == PHASE_AWAITING_RESPONSE)
+		if (request_unanswered(tp, c, h))
 			head.flags |= SOCKEYE_EVF_UNANSWERED;
 		if (socket_orphaned(sk) && !turns_pending(h))
 			head.flags |= SOCKEYE_EVF_FINAL;
@@ -195,7 +217,7 @@ static __always_inline __u8 emit(const struct sock *sk, const struct tcp_sock *t
 		/* Closed under the socket lock: the open response, if any, ended
 		 * with its last byte, and a request still waiting got no answer. */
 		e->response_us = take_response(h, true);
-		if (h->phase == PHASE_AWAITING_RESPONSE)
+		if (request_unanswered(tp, c, h))
 			e->flags |= SOCKEYE_EVF_UNANSWERED;
 		if (socket_orphaned(sk) && !turns_pending(h))
 			e->flags |= SOCKEYE_EVF_FINAL;

@@ -54,6 +54,9 @@ static __always_inline __u64 ringbuf_wakeup_bytes(void)
  * every followed socket. */
 SOCKEYE_SHARED const volatile __u32 sweep_netns_inum;
 
+/* Accepted connections on frontend_ports are followed (--frontends). */
+SOCKEYE_SHARED const volatile __u32 follow_frontends;
+
 /* Written by the agent before each sweep: emit every open connection, not
  * only those whose totals changed. */
 SOCKEYE_SHARED volatile __u32 sweep_all;

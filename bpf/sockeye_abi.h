@@ -48,6 +48,10 @@ enum sockeye_event_kind {
 /* On a CLOSED record: the last request on the connection got no byte of a
  * response before it closed (by closed_by's side). */
 #define SOCKEYE_EVF_UNANSWERED 0x10
+/* A connection accepted on a frontend listener (the client side): its
+ * `backend` field holds the local address and port the client reached, its
+ * requests are received and its responses sent. */
+#define SOCKEYE_EVF_FRONTEND 0x20
 
 /* A CONNECTED or CLOSED record for a transition the kernel skipped in both of
  * the state hook's programs (bpf/hook_guards.bpf.h), reported
@@ -190,6 +194,8 @@ struct sockeye_event {
 	/* CONNECTED: connect duration; CLOSED: lifetime since connect start
 	 * (since adoption for adopted connections); 0 otherwise. */
 	__u64 duration_ns;
+	/* The peer of a backend connection; the local endpoint of a frontend
+	 * one (SOCKEYE_EVF_FRONTEND). */
 	struct sockeye_endpoint backend;
 	struct sockeye_conn_totals totals;
 	__u32 turn_count; /* valid entries of turns[], at most SOCKEYE_TURN_BATCH */

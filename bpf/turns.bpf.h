@@ -118,7 +118,8 @@ static __always_inline void note_send_progress(const struct tcp_sock *tp, struct
 {
 	__u32 write_seq;
 
-	if (h->tx_final)
+	/* A frontend connection's sends are its responses. */
+	if (h->tx_final || h->frontend)
 		return;
 	write_seq = tp->write_seq;
 	if (write_seq == h->seen_write_seq)
@@ -135,9 +136,25 @@ static __always_inline void note_send_progress(const struct tcp_sock *tp, struct
  * queued): same turn rule as note_send_progress(), timed before transmit. */
 static __always_inline void note_send_start(struct conn_hot *h, __u64 when)
 {
-	if (h->tx_final || h->phase == PHASE_AWAITING_RESPONSE)
+	if (h->tx_final || h->frontend || h->phase == PHASE_AWAITING_RESPONSE)
 		return;
 	start_turn(h, when);
+}
+
+/*
+ * A frontend connection (accepted from a client) turns the other way: a
+ * request is client data arriving after a response began (or the first
+ * data), timed at its arrival; its response starts at the first byte the
+ * proxy sends after it, which the egress program sees
+ * (bpf/http_status.bpf.c). request_seq is where that byte will be.
+ */
+static __always_inline void frontend_request_started(const struct tcp_sock *tp,
+						     struct conn_hot *h, __u64 now)
+{
+	h->turn_start_ns = now;
+	h->request_seq = tp->write_seq;
+	h->phase = PHASE_AWAITING_RESPONSE;
+	h->requests += 1;
 }
 
 static __always_inline void send_marks_add(const void *sk)

@@ -133,6 +133,10 @@ std::string LoopbackTraffic::TryStartAgent(const std::function<void(Config&)>& c
   std::string error;
   for (const char* net : {"127.0.0.2/32", "127.0.0.3/32", "127.0.0.4/32", "::1/128"})
     config.include.push_back(*ParseCidrMatch(net, &error));
+  // Frontends: only the listeners the test binds on kFrontendAddress, which
+  // are this process's own sockets.
+  config.frontend_include = {*ParseCidrMatch(std::string(kFrontendAddress) + "/32", &error)};
+  config.frontends_skip_own_sockets = false;
   if (customize) customize(config);
   agent_ = Agent::Start(config, &error);
   return error;

@@ -46,6 +46,10 @@ class ClientWait {
   std::chrono::duration<double>& total_;
   std::chrono::steady_clock::time_point start_;
 };
+// The loopback address whose listeners the fixture's agent follows as
+// frontends (no other listener of the host is).
+inline constexpr const char* kFrontendAddress = "127.0.0.6";
+
 // Rounding between the kernel's microsecond timestamps and the client's clock.
 constexpr double kClockSlack = 0.0005;
 

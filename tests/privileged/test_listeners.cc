@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <map>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -53,8 +54,8 @@ int ConnectNonBlocking(uint16_t port) {
 }
 
 // The collector's view of the test's own listeners.
-ListenerCollectorOptions Own() {
-  ListenerCollectorOptions options;
+ListenerSelectionOptions Own() {
+  ListenerSelectionOptions options;
   options.skip_own_sockets = false;
   return options;
 }
@@ -87,7 +88,7 @@ TEST(Listeners, AcceptQueueLimitAndDropsOfAListenerThatNeverAccepts) {
   REQUIRE_TCP_DIAG();
   StuckListener listener(1);
   ASSERT_TRUE(listener.ok);
-  ListenerCollector collector(Own());
+  ListenerCollector collector(std::make_shared<ListenerSelection>(Own()));
   auto before = Scrape(collector, listener.label());
   EXPECT_EQ(before["sockeye_frontend_accept_queue_length"], 0);
   EXPECT_EQ(before["sockeye_frontend_accept_queue_limit"], 1);
@@ -118,21 +119,21 @@ TEST(Listeners, FiltersAndTheAgentsOwnListener) {
   StuckListener listener(8);
   ASSERT_TRUE(listener.ok);
   std::string error;
-  ListenerCollectorOptions exclude = Own();
+  ListenerSelectionOptions exclude = Own();
   exclude.exclude = {*ParseCidrMatch("127.0.0.4/32:" + std::to_string(listener.port), &error)};
-  ListenerCollector excluded(exclude);
+  ListenerCollector excluded(std::make_shared<ListenerSelection>(exclude));
   EXPECT_TRUE(Scrape(excluded, listener.label()).empty());
-  ListenerCollectorOptions include = Own();
+  ListenerSelectionOptions include = Own();
   include.include = {*ParseCidrMatch("127.0.0.0/8", &error)};
-  ListenerCollector included(include);
+  ListenerCollector included(std::make_shared<ListenerSelection>(include));
   EXPECT_EQ(Scrape(included, listener.label())["sockeye_frontend_accept_queue_limit"], 8);
-  ListenerCollectorOptions other = Own();
+  ListenerSelectionOptions other = Own();
   other.include = {*ParseCidrMatch("10.0.0.0/8", &error)};
-  ListenerCollector elsewhere(other);
+  ListenerCollector elsewhere(std::make_shared<ListenerSelection>(other));
   EXPECT_TRUE(Scrape(elsewhere, listener.label()).empty());
   // By default the process's own listeners (the agent's metrics endpoint)
   // never show.
-  ListenerCollector own(ListenerCollectorOptions{});
+  ListenerCollector own(std::make_shared<ListenerSelection>(ListenerSelectionOptions{}));
   std::vector<metrics::MetricFamily> families;
   own.Collect(families);
   for (auto& f : families) {

@@ -238,6 +238,15 @@ TEST(MetricDeclarations, AggregatorProducesItsDeclaredFamilies) {
   aggregator.Handle(turn, now);
   aggregator.Handle(Event(SOCKEYE_EV_CLOSED, 1, 1, 8080), now);
   aggregator.Handle(Event(SOCKEYE_EV_CONNECT_FAILED, 0, 2, 80), now);
+  // A frontend connection, on a listener a --frontend mapping names.
+  aggregator.SetPools(options.pools, {{"web", *ParseCidrMatch("10.0.0.3/32:443", &error)}});
+  sockeye_event accepted = Event(SOCKEYE_EV_CONNECTED, 2, 3, 443);
+  accepted.flags = SOCKEYE_EVF_FRONTEND;
+  aggregator.Handle(accepted, now);
+  sockeye_event answered = Event(SOCKEYE_EV_TURN, 2, 3, 443);
+  answered.turn_count = 1;
+  answered.turns[0].srtt_status = 503u << SOCKEYE_TURN_SRTT_BITS;
+  aggregator.Handle(answered, now);
   std::vector<MetricFamily> collected;
   aggregator.Collect(collected);
   ExpectDeclared(collected, List(families::kAggregatorFamilies));

@@ -1,0 +1,141 @@
+// LoopbackTraffic, the client side: connections a listener of the test's
+// own accepts are followed per listener, with exact counts of connections,
+// bytes each way, requests and response statuses, and response times bounded
+// by the server's own delay and the client's wait.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <map>
+#include <string>
+#include <thread>
+
+#include "http_test_server.h"
+#include "loopback_fixture.h"
+
+namespace sockeye {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::ClientWait;
+using testing::HttpClient;
+using testing::HttpServer;
+using testing::kClockSlack;
+using testing::kFrontendAddress;
+using testing::LoopbackTraffic;
+
+// The response HttpServer sends for "S <code> ...": headers, then a 5-byte body.
+size_t ResponseBytes() { return std::string("HTTP/1.1 200 X\r\nContent-Length: 5\r\n\r\nhello").size(); }
+
+bool EgressAttached(Agent& agent) {
+  for (const auto& p : agent.probes().probes())
+    if (p.hook == "http_status" && p.target.find("egress") != std::string::npos) return true;
+  return false;
+}
+
+TEST_F(LoopbackTraffic, FrontendConnectionsBytesRequestsAndStatusesAreExact) {
+  // The listener exists before the agent starts: its port is handed to the
+  // kernel at start-up.
+  HttpServer server(kFrontendAddress);
+  StartAgent();
+  if (!agent_) return;
+  const std::string listener = server.backend();
+  const std::map<std::string, int> expected = {{"2xx", 4}, {"3xx", 1}, {"4xx", 2}, {"5xx", 3}};
+  size_t sent = 0, received = 0;
+  int requests = 0;
+  std::chrono::duration<double> waited{0};
+  for (const auto& codes : {std::vector<int>{200, 200, 404, 503}, std::vector<int>{301, 500},
+                            std::vector<int>{204, 404, 502, 200}}) {
+    HttpClient client(server);
+    ASSERT_TRUE(client.connected());
+    for (int code : codes) {
+      const std::string command = "S " + std::to_string(code) + " 20 0";
+      const ClientWait wait(waited);
+      ASSERT_TRUE(client.Ask(command, "hello"));
+      received += command.size() + 1;
+      sent += ResponseBytes();
+      ++requests;
+    }
+  }
+  const std::map<std::string, std::string> l = {{"listener", listener}};
+  EXPECT_EQ(WaitForMetric("sockeye_frontend_connections_closed_total",
+                          {{"listener", listener}, {"closed_by", "remote"}}, 3),
+            3);
+  EXPECT_EQ(Metric("sockeye_frontend_connections_accepted_total", l), 3);
+  EXPECT_EQ(Metric("sockeye_frontend_connections_active", l), 0);
+  EXPECT_EQ(Metric("sockeye_frontend_requests_total", l), requests);
+  EXPECT_EQ(Metric("sockeye_frontend_received_bytes_total", l), static_cast<double>(received));
+  EXPECT_EQ(Metric("sockeye_frontend_sent_bytes_total", l), static_cast<double>(sent));
+  EXPECT_EQ(Metric("sockeye_frontend_connection_duration_seconds_count", l), 3);
+  EXPECT_EQ(Metric("sockeye_frontend_requests_unanswered_total",
+                   {{"listener", listener}, {"closed_by", "remote"}}),
+            0);
+  if (!EgressAttached(*agent_))
+    GTEST_SKIP() << "the egress status program is off here (sockeye --check says why)";
+  for (const auto& [code, count] : expected)
+    EXPECT_EQ(Metric("sockeye_frontend_responses_total", {{"listener", listener}, {"code", code}}),
+              count)
+        << code;
+  // Each response waited 20 ms in the server: the response time is at least
+  // that, and no longer than what the client waited.
+  EXPECT_EQ(Metric("sockeye_frontend_response_time_seconds_count", l), requests);
+  const double mean = Metric("sockeye_frontend_response_time_seconds_sum", l) / requests;
+  EXPECT_GE(mean, 0.020);
+  EXPECT_LE(mean, waited.count() / requests + kClockSlack);
+  EXPECT_GE(Metric("sockeye_frontend_rtt_seconds_count", l), 3);
+}
+
+// A client that gives up on a request the server never answers (nginx's
+// 499): unanswered, closed by the client.
+TEST_F(LoopbackTraffic, FrontendRequestsUnansweredAndResets) {
+  HttpServer server(kFrontendAddress);
+  StartAgent();
+  if (!agent_) return;
+  const std::string listener = server.backend();
+  {
+    HttpClient client(server);
+    ASSERT_TRUE(client.connected());
+    ASSERT_TRUE(client.Ask("S 200 0 0", "hello"));
+    client.Send("M");
+    std::this_thread::sleep_for(50ms);
+  }
+  {
+    // Answered, then the client resets the connection (SO_LINGER 0).
+    HttpClient client(server);
+    ASSERT_TRUE(client.connected());
+    ASSERT_TRUE(client.Ask("S 200 0 0", "hello"));
+    client.Reset();
+  }
+  EXPECT_EQ(WaitForMetric("sockeye_frontend_requests_unanswered_total",
+                          {{"listener", listener}, {"closed_by", "remote"}}, 1),
+            1);
+  EXPECT_EQ(WaitForMetric("sockeye_frontend_resets_received_total", {{"listener", listener}}, 1),
+            1);
+  EXPECT_EQ(WaitForMetric("sockeye_frontend_connections_closed_total",
+                          {{"listener", listener}, {"closed_by", "remote"}}, 2),
+            2);
+  EXPECT_EQ(Metric("sockeye_frontend_requests_total", {{"listener", listener}}), 3);
+}
+
+// Connections accepted before the agent started are adopted; a listener
+// opened after it is picked up at the next sweep interval.
+TEST_F(LoopbackTraffic, FrontendConnectionsOpenAtStartAreAdopted) {
+  HttpServer server(kFrontendAddress);
+  HttpClient early(server);
+  ASSERT_TRUE(early.connected());
+  ASSERT_TRUE(early.Ask("S 200 0 0", "hello"));
+  StartAgent();
+  if (!agent_) return;
+  const std::string listener = server.backend();
+  ASSERT_TRUE(early.Ask("S 404 0 0", "hello"));
+  ASSERT_TRUE(early.Ask("S 404 0 0", "hello"));
+  early.Close();
+  EXPECT_EQ(WaitForMetric("sockeye_frontend_connections_closed_total",
+                          {{"listener", listener}, {"closed_by", "remote"}}, 1),
+            1);
+  EXPECT_EQ(Metric("sockeye_frontend_requests_total", {{"listener", listener}}), 2);
+  // Adopted: not accepted while the agent watched.
+  EXPECT_EQ(Metric("sockeye_frontend_connections_accepted_total", {{"listener", listener}}), 0);
+}
+
+}  // namespace
+}  // namespace sockeye
