@@ -38,7 +38,8 @@
 //   ./build/bench/scrape_cost churn
 //
 // glibc's MALLOC_MMAP_THRESHOLD_ changes the whole-string figures a lot
-// (see bench/README.md); the first line printed says whether it was set.
+// (bench/README.md#scrape-memory-and-linearity); the first line printed says
+// whether it was set.
 #include <malloc.h>
 #include <sys/wait.h>
 #include <unistd.h>
