@@ -154,7 +154,8 @@ std::vector<std::string> CheckMarkdownLinks(Tree& tree, const fs::path& file,
 std::vector<std::string> CheckCitations(Tree& tree, const fs::path& file,
                                         const std::vector<std::string>& lines) {
   static const std::regex citation(
-      R"re((bench/README\.md|bench/HISTORY\.md|bench/results/[\w.-]+\.txt|docs/[\w-]+\.md)(#[\w-]+)?)re");
+      R"re((bench/README\.md|bench/HISTORY\.md|bench/results/[\w.-]+\.txt)re"
+      R"re(|docs/[\w-]+\.md)(#[\w-]+)?)re");
   // A history entry cited by its date, possibly on the comment's next line.
   static const std::regex dated(R"re(^[\s,/*#(]*(\d{4}-\d{2}-\d{2}))re");
   std::vector<std::string> problems;
