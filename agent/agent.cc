@@ -53,8 +53,9 @@ std::unique_ptr<Agent> Agent::Start(const Config& config, std::string* error) {
   agent->aggregator_ = std::make_shared<Aggregator>(std::move(options));
   Aggregator* aggregator = agent->aggregator_.get();
   // One clock read per batch of records, not per record: per record it was
-  // ~9 % of the agent's CPU time at 14,000 connections/s (bench/HISTORY.md,
-  // 2026-12-06).
+  // ~9 % of the agent's CPU time at 14,000 connections/s, in a profile under
+  // the load of bench/results/proxy_cost_no_keepalive_before_agent_fixes_2026-12-06.txt
+  // (bench/HISTORY.md, 2026-12-06).
   const Clock::time_point* read_at = &agent->records_read_at_;
   agent->handler_ = [aggregator, read_at](const sockeye_event& event) {
     aggregator->Handle(event, *read_at);

@@ -30,9 +30,9 @@ __u64 invocations[HOOKS][SIDES];
  * program of a dispatch makes its first clock read for the run-time
  * statistics. Where that read is the first in the kernel entry (tcp_probe
  * runs before tcp_mstamp_refresh()) it costs a miss on kvm-clock's page
- * (~30-50 ns on a kvm-clock guest; bench/README.md, "How hook cost is
- * measured"), which the empty program paid alone when it ran first, making
- * sockeye's "+" figures on tcp_probe negative.
+ * (~30-50 ns on a kvm-clock guest; bench/README.md#how-hook-cost-is-measured),
+ * which the empty program paid alone when it ran first, making sockeye's "+"
+ * figures on tcp_probe negative.
  */
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(warm_inet_sock_set_state) { return 0; }

@@ -1,3 +1,8 @@
+// Scrape cost benchmark. Why this file is long (~440 lines): it is one
+// driver whose six paths share the population, gathering and memory helpers
+// and are measured and printed by one function (ScrapeCost); split apart,
+// each piece would need that state passed around. It reads top to bottom.
+//
 // Scrape cost and aggregation memory with synthetic backends: for 1,000 to
 // 10,000 backends, the time to gather and render /metrics (text 0.0.4, and
 // gzipped), the response size and a scrape's memory (peak RSS growth while
@@ -33,11 +38,8 @@
 //   ./build/bench/scrape_cost churn
 //
 // glibc's MALLOC_MMAP_THRESHOLD_ changes the whole-string figures a lot
-// (see bench/README.md); the first line printed says whether it was set.
-//
-// One file past the usual ~400 lines on purpose: one benchmark driver, whose
-// six paths share the population, gathering and memory helpers and are
-// measured and printed by one function (ScrapeCost); it reads top to bottom.
+// (bench/README.md#scrape-memory-and-linearity); the first line printed says
+// whether it was set.
 #include <malloc.h>
 #include <sys/wait.h>
 #include <unistd.h>

@@ -1,4 +1,8 @@
 #!/usr/bin/env bash
+# Why this file is long (~475 lines): it is one sequential test, each step
+# working on what the ones before set up (the installed package, the running
+# agent, its port and connections), with one cleanup trap undoing all of it.
+#
 # End-to-end test of the Debian package, as root:
 #   build the .deb (packaging/build-deb.sh), lintian, dpkg -i, files in place,
 #   systemd-analyze verify/security on the installed unit, then run the
@@ -16,11 +20,6 @@
 #
 # Exits 0 only if every check passed. Safe to run repeatedly: whatever it
 # installed or started is purged or stopped on exit, also on failure.
-#
-# One file past the usual ~400 lines on purpose: one sequential test, each
-# step working on what the ones before set up (the installed package, the
-# running agent, its port and connections) and one cleanup trap undoing all
-# of it; it reads top to bottom.
 set -uo pipefail
 
 src=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
