@@ -10,7 +10,8 @@
 #      temporary rules file and `promtool check rules` parses them.  A query
 #      that uses a variable the dashboard does not define fails too, and so
 #      does a panel selector of a sockeye metric that ignores the dashboard's
-#      filters ($instance everywhere; $pool and $backend on backend series);
+#      filters ($instance everywhere; $pool and $backend on backend series,
+#      $listener on frontend series);
 #   2. `promtool check rules` on packaging/prometheus/sockeye-rules.yml and
 #      sockeye-alerts.yml;
 #   3. every alert's runbook_url anchor has a section in docs/alerts.md and
@@ -143,6 +144,8 @@ def lint_filters(expr, where):
         needed = ["instance"]
         if metric.startswith("sockeye_backend_") and metric not in AGENT_WIDE:
             needed += ["pool", "backend"]
+        if metric.startswith("sockeye_frontend_"):
+            needed += ["listener"]
         for label in needed:
             if not re.search(r"\b%s\s*=~\s*\"\$(%s|\{%s\})\"" % (label, label, label), matchers):
                 problems.append(f'{where}: selector {metric}{matchers} does not filter by {label}=~"${label}"')
