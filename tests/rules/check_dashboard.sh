@@ -15,8 +15,8 @@
 #   2. `promtool check rules` on packaging/prometheus/sockeye-rules.yml and
 #      sockeye-alerts.yml;
 #   3. every alert's runbook_url anchor has a section in docs/alerts.md and
-#      the alert is tested in tests/rules/sockeye-alerts.test.yml;
-#   4. `promtool test rules` on tests/rules/sockeye-alerts.test.yml.
+#      the alert is tested in one of tests/rules/*.test.yml;
+#   4. `promtool test rules` on tests/rules/*.test.yml.
 #
 # Usage: tests/rules/check_dashboard.sh   (from any directory)
 # Needs: bash, python3, promtool (Debian: apt-get install prometheus).
@@ -28,12 +28,12 @@ root=$(cd "$here/../.." && pwd)
 dashboard=$root/packaging/grafana/sockeye-dashboard.json
 rules=$root/packaging/prometheus/sockeye-rules.yml
 alerts=$root/packaging/prometheus/sockeye-alerts.yml
-tests=$here/sockeye-alerts.test.yml
+tests=("$here"/*.test.yml)
 
 for tool in python3 promtool; do
   command -v "$tool" >/dev/null || { echo "FAIL: $tool not found in PATH" >&2; exit 2; }
 done
-for f in "$dashboard" "$rules" "$alerts" "$tests"; do
+for f in "$dashboard" "$rules" "$alerts" "${tests[@]}"; do
   [ -f "$f" ] || { echo "FAIL: missing $f" >&2; exit 2; }
 done
 
@@ -255,11 +255,12 @@ for f in "$rules" "$alerts"; do
 done
 
 # Every alert links to an existing section of docs/alerts.md and has tests.
-if ! python3 - "$alerts" "$root/docs/alerts.md" "$tests" <<'PY'
+if ! python3 - "$alerts" "$root/docs/alerts.md" "${tests[@]}" <<'PY'
 import re
 import sys
 
-alerts, doc, tests = (open(p).read() for p in sys.argv[1:4])
+alerts, doc = (open(p).read() for p in sys.argv[1:3])
+tests = "\n".join(open(p).read() for p in sys.argv[3:])
 names = re.findall(r"^\s*- alert:\s*(\S+)", alerts, re.M)
 urls = re.findall(r"runbook_url:\s*\"?([^\"\s]+)", alerts)
 anchors = {re.sub(r"[^a-z0-9 _-]", "", h.strip().lower()).replace(" ", "-")
@@ -277,7 +278,7 @@ for name, url in zip(names, urls):
         print(f"FAIL: {name}: docs/alerts.md has no section for #{anchor}")
         bad = 1
     if not re.search(r"alertname:\s*%s\s*$" % re.escape(name), tests, re.M):
-        print(f"FAIL: {name}: no test in tests/rules/sockeye-alerts.test.yml")
+        print(f"FAIL: {name}: no test in tests/rules/*.test.yml")
         bad = 1
 if not bad:
     print(f"alerts: {len(names)} alerts, each with a runbook section in docs/alerts.md and tests")
@@ -287,10 +288,10 @@ then
   status=1
 fi
 
-if out=$(promtool test rules "$tests" 2>&1); then
-  echo "${tests#"$root"/}: promtool test rules: SUCCESS"
+if out=$(promtool test rules "${tests[@]}" 2>&1); then
+  echo "${tests[*]#"$root"/}: promtool test rules: SUCCESS"
 else
-  fail "promtool test rules ${tests#"$root"/}:"
+  fail "promtool test rules ${tests[*]#"$root"/}:"
   indent <<<"$out"
 fi
 
