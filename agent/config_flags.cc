@@ -108,7 +108,8 @@ void DefineFlags(CLI::App* app, RawFlags* raw) {
        "CIDR[:PORT]")
       ->group(selection);
   app->add_flag("--frontends,!--no-frontends", raw->frontends,
-                "Serve the listeners' accept queues and drops (sockeye_frontend_*); "
+                "Follow the connections the listeners accept and serve their accept queues and drops "
+                "(sockeye_frontend_*); "
                 "--frontends=false turns them off (default: true)")
       ->group(selection);
   list(app->add_option("--frontend-include", raw->frontend_include,

@@ -29,11 +29,24 @@ void ListenerCollector::Collect(std::vector<metrics::MetricFamily>& out) {
   // reuseport, HAProxy's per-thread listeners) are one listener to the
   // operator: their queues, limits and drops add up.
   std::map<std::string, Totals> by_label;
+  std::map<uint64_t, std::pair<std::string, uint64_t>> drops_by_inode;
   for (const Listener& l : listeners) {
-    Totals& t = by_label[ListenerLabel(l.local)];
+    const std::string label = ListenerLabel(l.local);
+    Totals& t = by_label[label];
     t.queue += l.accept_queue;
     t.limit += l.accept_limit;
     t.drops += static_cast<double>(l.drops);
+    drops_by_inode[l.inode] = {label, l.drops};
+  }
+  {
+    std::lock_guard lock(mutex_);
+    for (const auto& [inode, last] : drops_by_inode_)
+      if (!drops_by_inode.contains(inode)) closed_drops_[last.first] += last.second;
+    drops_by_inode_ = std::move(drops_by_inode);
+    // A listener whose sockets have all closed is gone, series and all; a
+    // new one at its address starts afresh, as after a restart.
+    std::erase_if(closed_drops_, [&](const auto& entry) { return !by_label.contains(entry.first); });
+    for (const auto& [label, drops] : closed_drops_) by_label[label].drops += static_cast<double>(drops);
   }
 
   namespace f = families;

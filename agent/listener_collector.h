@@ -4,7 +4,11 @@
 // (agent/listeners.h); no BPF program is involved.
 #pragma once
 
+#include <cstdint>
+#include <map>
 #include <memory>
+#include <mutex>
+#include <string>
 #include <vector>
 
 #include "agent/listener_selection.h"
@@ -21,6 +25,12 @@ class ListenerCollector : public metrics::Collector {
 
  private:
   const std::shared_ptr<ListenerSelection> selection_;
+  // listen_drops_total must not go down when one of several SO_REUSEPORT
+  // sockets of a listener closes (a worker restart): each socket's last
+  // count, and what closed sockets had counted, by label.
+  std::mutex mutex_;
+  std::map<uint64_t, std::pair<std::string, uint64_t>> drops_by_inode_;
+  std::map<std::string, uint64_t> closed_drops_;
 };
 
 }  // namespace sockeye

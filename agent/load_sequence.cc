@@ -150,6 +150,11 @@ bool SetLoadTimeSettings(sockeye_bpf* skel, const LoaderSettings& settings, Send
   if (send_mode != SendMode::kKprobe) bpf_map__set_max_entries(skel->maps.send_marks, 1);
 
   skel->rodata->follow_frontends = settings.frontends ? 1 : 0;
+  if (settings.frontends) {
+    struct stat netns {};
+    if (stat("/proc/self/ns/net", &netns) == 0)
+      skel->rodata->frontend_netns_inum = static_cast<__u32>(netns.st_ino);
+  }
 
   if (!plan.storage_sweep) {
     struct stat netns {};

@@ -83,12 +83,11 @@ static __always_inline int follow_connect(const struct sock *sk)
  */
 static __always_inline int follow_accept(const struct sock *sk)
 {
-	__u16 port = sk->__sk_common.skc_num;
 	struct conn_hot *h;
 	struct tcp_sock *tp;
 	struct conn *c;
 
-	if (!bpf_map_lookup_elem(&frontend_ports, &port))
+	if (!frontend_port(sk))
 		return 0;
 	tp = bpf_skc_to_tcp_sock((void *)sk);
 	if (!tp)

@@ -62,7 +62,7 @@ int adopt_open_connections(struct bpf_iter__tcp *ctx)
 		return 0;
 	/* Accepted on a frontend listener (the agent wrote frontend_ports from
 	 * its listener scan before this walk). */
-	frontend = follow_frontends && bpf_map_lookup_elem(&frontend_ports, &local_port);
+	frontend = frontend_port((const struct sock *)skc);
 	if (!frontend && bpf_map_lookup_elem(&listen_ports, &local_port))
 		return 0; /* accepted from one of our listeners: not a backend */
 	tp = bpf_skc_to_tcp_sock(skc);

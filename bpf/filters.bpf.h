@@ -7,6 +7,7 @@
 #define SOCKEYE_FILTERS_BPF_H
 
 #include "maps.bpf.h"
+#include "settings.bpf.h"
 
 /*
  * Field reads here and in the other headers are plain loads through
@@ -50,6 +51,19 @@ static __always_inline void read_local_endpoint(const struct sock *sk,
 		words[2] = __builtin_bswap32(0x0000ffff);
 		words[3] = sk->__sk_common.skc_rcv_saddr;
 	}
+}
+
+/* An accepted socket on a frontend listener's port, in the network
+ * namespace the agent took the listeners from. */
+static __always_inline bool frontend_port(const struct sock *sk)
+{
+	__u16 port = sk->__sk_common.skc_num;
+	const struct net *net;
+
+	if (!follow_frontends || !bpf_map_lookup_elem(&frontend_ports, &port))
+		return false;
+	net = sk->__sk_common.skc_net.net;
+	return !frontend_netns_inum || (net && net->ns.inum == frontend_netns_inum);
 }
 
 static __always_inline const struct sockeye_filters *current_filters(void)

@@ -54,8 +54,11 @@ static __always_inline __u64 ringbuf_wakeup_bytes(void)
  * every followed socket. */
 SOCKEYE_SHARED const volatile __u32 sweep_netns_inum;
 
-/* Accepted connections on frontend_ports are followed (--frontends). */
+/* Accepted connections on frontend_ports are followed (--frontends), in
+ * the network namespace whose listeners the agent scanned (its own: the
+ * inode number of /proc/self/ns/net), where those ports are the listeners'. */
 SOCKEYE_SHARED const volatile __u32 follow_frontends;
+SOCKEYE_SHARED const volatile __u32 frontend_netns_inum;
 
 /* Written by the agent before each sweep: emit every open connection, not
  * only those whose totals changed. */
