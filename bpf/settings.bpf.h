@@ -52,10 +52,21 @@ static __always_inline __u64 ringbuf_wakeup_bytes(void)
  * network namespace (its inode number) when the sweep walks iter/tcp, which
  * sees only that namespace; 0 when it walks the socket storage, which sees
  * every followed socket. */
+#ifndef SOCKEYE_STATUS_CAST
 SOCKEYE_SHARED const volatile __u32 sweep_netns_inum;
+#else
+/* The status object of its own (http_status.bpf.c) reads neither; static,
+ * they stay out of it instead of making .rodata and .bss maps nothing
+ * writes. */
+static const volatile __u32 sweep_netns_inum;
+#endif
 
 /* Written by the agent before each sweep: emit every open connection, not
  * only those whose totals changed. */
+#ifndef SOCKEYE_STATUS_CAST
 SOCKEYE_SHARED volatile __u32 sweep_all;
+#else
+static volatile __u32 sweep_all;
+#endif
 
 #endif /* SOCKEYE_SETTINGS_BPF_H */
