@@ -50,8 +50,8 @@ struct Hook {
   std::vector<Candidate> candidates;  // in order of preference
   const char* consequence = "";
   bool iterator = false;  // run by read(), attached with its own options
-  bool cgroup =
-      false;  // attached to a cgroup (AttachStatusProgram()), not by bpf_program__attach()
+  // Attached to a cgroup (AttachStatusProgram()), not by bpf_program__attach().
+  bool cgroup = false;
   const char* off = "";  // what --check says when it is off by choice
 };
 

@@ -243,10 +243,10 @@ static __always_inline struct conn_hot *followed_state(const struct sock *sk, st
  *
  * Built with SOCKEYE_STATUS_CAST (Linux 6.2+, "bpf: Add a kfunc for generic
  * type cast"): bpf_rdonly_cast(), which the verifier turns into a register
- * move, so an unfollowed socket costs three loads and no call: +4 ns over an
- * empty program where bpf_skc_to_tcp_sock() cost +30, a helper call paying
+ * move, so an unfollowed socket costs three loads and no call: +6 ns over an
+ * empty program where bpf_skc_to_tcp_sock() cost +31, a helper call paying
  * for a return-stack mitigation on the measuring host
- * (bench/results/hook_cost_http_status_rdonly_cast_2026-12-07.txt). That
+ * (bench/results/hook_cost_http_status_shipped_2026-12-07.txt). That
  * build is an object of its own (status_cast.skel.h), which the agent opens
  * only where the kernel BTF has the kfunc: its extern in the main object
  * made libbpf 1.1 fail the whole object on 6.1 when it may not list module
