@@ -229,6 +229,7 @@ std::unique_ptr<BpfProbes> BpfProbes::Load(const LoaderSettings& settings, std::
     state->unavailable.push_back(receive_fallback);
   if (first->plan.storage_sweep && !chosen.storage_sweep)
     state->unavailable.push_back(sweep_fallback);
+  if (!state->status_fallback.empty()) state->unavailable.push_back(state->status_fallback);
   for (const auto& p : state->probes) {
     LogInfo("probe " + p.hook + ": " + p.mode + (p.target.empty() ? "" : " " + p.target));
   }

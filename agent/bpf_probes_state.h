@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "agent/bpf_loader.h"
+#include "agent/status_cast.h"
 #include "agent/unique_fd.h"
 
 struct sockeye_bpf;
@@ -41,6 +42,7 @@ using BtfPtr = std::unique_ptr<btf, BtfDeleter>;
 // links go before the skeleton whose programs and maps they use.
 struct BpfProbes::State {
   SkeletonPtr skel;
+  StatusCastPtr status_cast;  // the status program's object of its own, when it runs
   std::vector<LinkPtr> links;
   LinkPtr adopt_link;
   LinkPtr sweep_link;
@@ -48,6 +50,9 @@ struct BpfProbes::State {
   UniqueFd stats_fd;
   std::vector<ProbeChoice> probes;
   std::vector<std::string> unavailable;
+  // Why the status program runs as its main-object build, for --check; empty
+  // when the other runs, or neither.
+  std::string status_fallback;
   std::string btf_source;
   std::string hot_slots_summary;
   std::vector<std::string> processes;

@@ -5,6 +5,7 @@
 
 #include "agent/kernel_features.h"
 #include "agent/log.h"
+#include "agent/status_cast.h"
 
 namespace sockeye {
 namespace {
@@ -20,13 +21,14 @@ enum class Needs {
   kKprobes,          // a kernel built with kprobes
   kStorageIterator,  // iterators over a socket-storage map load
   kCgroup2,          // a cgroup v2 hierarchy to attach to
+  kStatusCast,       // that, and the kfunc `target` (StatusCastOffered())
   kNothing,          // iter/tcp: every kernel that runs the rest has it
 };
 
 struct Candidate {
-  ProgramSlot program;
-  const char* mode;    // as --check lists it: "tp_btf", "fentry", "kprobe" or "iter"
-  const char* target;  // the tracepoint, kernel function or iterator
+  ProgramSlot program;  // nullptr: the program of another object (agent/status_cast.h)
+  const char* mode;     // as --check lists it: "tp_btf", "fentry", "kprobe" or "iter"
+  const char* target;   // the tracepoint, kernel function or iterator
   Needs needs;
   const char* missing = "";  // for --check where this kernel lacks it (the send hook)
 };
@@ -38,7 +40,8 @@ enum class Choice {
   kSendMode,     // the candidate at the SendMode's position, or off (SendMode::kNone)
   kReceiveHook,  // the candidate at the plan's ReceiveHook's position
   kSweep,        // the first (socket storage) when the plan has it, else the second
-  kHttpStatus,   // its one program when the plan has it (--http-status-codes, load fallback)
+  kHttpStatus,   // when the plan has it (--http-status-codes, load fallback): the first
+                 // candidate this kernel offers, the last (this object's) loaded as its fallback
 };
 
 struct Hook {
@@ -47,8 +50,9 @@ struct Hook {
   std::vector<Candidate> candidates;  // in order of preference
   const char* consequence = "";
   bool iterator = false;  // run by read(), attached with its own options
-  bool cgroup = false;    // attached to a cgroup (AttachStatusProgram()), not by bpf_program__attach()
-  const char* off = "";   // what --check says when it is off by choice
+  // Attached to a cgroup (AttachStatusProgram()), not by bpf_program__attach().
+  bool cgroup = false;
+  const char* off = "";  // what --check says when it is off by choice
 };
 
 // The send hook's target in --check when it is off (the default).
@@ -118,10 +122,15 @@ const std::vector<Hook>& Hooks() {
        .iterator = true},
       // HTTP/1.x status of responses, read from their first segment as it
       // enters the host (bpf/http_status.bpf.c). Optional: without it the
-      // rest runs and no responses_total series appear.
+      // rest runs and no responses_total series appear. Two builds that
+      // differ in how they test each packet's socket: bpf_rdonly_cast() (no
+      // helper call), in an object of its own, and bpf_skc_to_tcp_sock() in
+      // this one. The target is what --check shows after the cgroup.
       {.name = "http_status",
        .choice = Choice::kHttpStatus,
-       .candidates = {{&Programs::on_cgroup_ingress, "cgroup_skb", "ingress", Needs::kCgroup2}},
+       .candidates = {{nullptr, "cgroup_skb", kStatusCastKfunc, Needs::kStatusCast},
+                      {&Programs::on_cgroup_ingress, "cgroup_skb", "bpf_skc_to_tcp_sock",
+                       Needs::kCgroup2}},
        .consequence = "no sockeye_backend_responses_total (HTTP status classes); everything else "
                       "is counted",
        .cgroup = true,
@@ -147,7 +156,9 @@ const Hook& HookNamed(std::string_view name) {
 }
 
 // Whether this kernel offers what `candidate` needs; *why may say why not.
-bool Offers(const btf* vmlinux, const Candidate& candidate, std::string* why) {
+// `custom_btf`: `vmlinux` is a --btf-path file, not the kernel's own BTF.
+bool Offers(const btf* vmlinux, const Candidate& candidate, std::string* why,
+            bool custom_btf = false) {
   switch (candidate.needs) {
     case Needs::kTracepoint:
       return HasTracepoint(vmlinux, candidate.target);
@@ -160,10 +171,12 @@ bool Offers(const btf* vmlinux, const Candidate& candidate, std::string* why) {
     case Needs::kStorageIterator:
       return StorageIteratorAllowed(vmlinux, why);
     case Needs::kCgroup2:
+    case Needs::kStatusCast:
       if (Cgroup2MountPoint().empty()) {
         *why = "no cgroup v2 hierarchy is mounted";
         return false;
       }
+      if (candidate.needs == Needs::kStatusCast) return StatusCastOffered(vmlinux, custom_btf, why);
       return true;
     case Needs::kNothing:
       break;
@@ -267,29 +280,37 @@ const char* SweepTarget(bool storage_sweep) {
 }
 
 bool ChoosePrograms(sockeye_bpf* skel, const btf* vmlinux, SendMode send_mode, const LoadPlan& plan,
-                    std::vector<ProbeChoice>* probes, std::string* error) {
+                    bool custom_btf, std::vector<ProbeChoice>* probes, StatusChoice* status,
+                    std::string* error) {
+  *status = {};
   for (const Hook& hook : Hooks()) {
     const Candidate* chosen = Chosen(hook, send_mode, plan);
-    for (const Candidate& candidate : hook.candidates)
-      bpf_program__set_autoload(skel->progs.*candidate.program, &candidate == chosen);
+    for (const Candidate& candidate : hook.candidates) {
+      if (candidate.program != nullptr)
+        bpf_program__set_autoload(skel->progs.*candidate.program, &candidate == chosen);
+    }
     if (chosen == nullptr) {
       probes->push_back({hook.name, "off", *hook.off ? hook.off : kSendOff});
       continue;
     }
     if (hook.choice == Choice::kHttpStatus) {
-      // The first candidate this kernel offers.
+      // This object's program (the last candidate) wherever there is a
+      // cgroup v2 hierarchy: it runs where the other is not offered, and is
+      // its fallback where it is.
+      const Candidate& own = hook.candidates.back();
       std::string why;
-      chosen = nullptr;
-      for (const Candidate& candidate : hook.candidates) {
-        if (chosen == nullptr && Offers(vmlinux, candidate, &why)) chosen = &candidate;
-        bpf_program__set_autoload(skel->progs.*candidate.program, chosen == &candidate);
-      }
-      if (chosen == nullptr) {
+      const bool offered = Offers(vmlinux, own, &why);
+      bpf_program__set_autoload(skel->progs.*own.program, offered);
+      if (!offered) {
         probes->push_back({hook.name, "off", why + ": " + hook.consequence, true});
         LogWarn(std::string(hook.name) + ": " + why + ": " + hook.consequence);
         continue;
       }
-      probes->push_back({hook.name, chosen->mode, "ingress"});
+      const Candidate& cast = hook.candidates.front();
+      status->cast = Offers(vmlinux, cast, &status->why_not_cast, custom_btf);
+      status->cast_target = cast.target;
+      status->own_target = own.target;
+      probes->push_back({hook.name, own.mode, "ingress"});
       continue;
     }
     if (chosen->needs == Needs::kTracepoint && !HasTracepoint(vmlinux, chosen->target)) {

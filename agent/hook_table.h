@@ -51,13 +51,26 @@ bpf_program* ReceiveProgram(const sockeye_bpf* skel, ReceiveHook hook);
 bpf_program* SweepProgram(const sockeye_bpf* skel, bool storage_sweep);
 const char* SweepTarget(bool storage_sweep);
 
+// Which build of the HTTP status program runs, when it is on: the one in an
+// object of its own (agent/status_cast.h) when `cast`, else this object's;
+// the targets are how --check names each.
+struct StatusChoice {
+  bool cast = false;
+  std::string why_not_cast;  // set when the hook is on and `cast` is not
+  std::string cast_target;   // "bpf_rdonly_cast"
+  std::string own_target;    // "bpf_skc_to_tcp_sock"
+};
+
 // Sets which programs the object loads: the send mode's, the plan's, and
 // each tracepoint hook's where this kernel has the tracepoint (looked up in
 // the BTF again; what needs a load probe was settled by the plan). Lists
-// the choices in *probes, in the order --check shows them. Fails, saying
-// which, when the kernel lacks a tracepoint the agent cannot run without.
+// the choices in *probes, in the order --check shows them, and the status
+// program's build in *status (`custom_btf`: `vmlinux` is a --btf-path file).
+// Fails, saying which, when the kernel lacks a tracepoint the agent cannot
+// run without.
 bool ChoosePrograms(sockeye_bpf* skel, const btf* vmlinux, SendMode send_mode, const LoadPlan& plan,
-                    std::vector<ProbeChoice>* probes, std::string* error);
+                    bool custom_btf, std::vector<ProbeChoice>* probes, StatusChoice* status,
+                    std::string* error);
 
 // Every program attached with bpf_program__attach() (the iterators are not),
 // in the order to attach them: each guarded hook's standby right after its

@@ -33,24 +33,28 @@ std::array<uint64_t, SOCKEYE_KC_COUNT> BpfProbes::KernelCounters() const {
 std::vector<ProgramStats> BpfProbes::ProgramStatistics() const {
   std::vector<ProgramStats> stats;
   const auto guarded = GuardedPrograms(state_->skel.get());
+  std::vector<bpf_object*> objects = {state_->skel->obj};
+  if (state_->status_cast) objects.push_back(StatusCastObject(state_->status_cast.get()));
   bpf_program* prog = nullptr;
-  bpf_object__for_each_program(prog, state_->skel->obj) {
-    if (!bpf_program__autoload(prog)) continue;
-    bpf_prog_info info = {};
-    __u32 len = sizeof(info);
-    if (bpf_obj_get_info_by_fd(bpf_program__fd(prog), &info, &len) != 0) continue;
-    ProgramStats s;
-    s.name = bpf_program__name(prog);
-    s.run_time_ns = info.run_time_ns;
-    s.run_count = info.run_cnt;
-    s.verified_insns = info.verified_insns;
-    s.recursion_misses = info.recursion_misses;
-    s.iterator = bpf_program__expected_attach_type(prog) == BPF_TRACE_ITER;
-    for (size_t hook = 0; hook < guarded.size(); ++hook) {
-      if (guarded[hook].first == prog) s.guarded_hook = static_cast<int>(hook);
-      if (guarded[hook].second == prog) s.standby = true;
+  for (bpf_object* object : objects) {
+    bpf_object__for_each_program(prog, object) {
+      if (!bpf_program__autoload(prog)) continue;
+      bpf_prog_info info = {};
+      __u32 len = sizeof(info);
+      if (bpf_obj_get_info_by_fd(bpf_program__fd(prog), &info, &len) != 0) continue;
+      ProgramStats s;
+      s.name = bpf_program__name(prog);
+      s.run_time_ns = info.run_time_ns;
+      s.run_count = info.run_cnt;
+      s.verified_insns = info.verified_insns;
+      s.recursion_misses = info.recursion_misses;
+      s.iterator = bpf_program__expected_attach_type(prog) == BPF_TRACE_ITER;
+      for (size_t hook = 0; hook < guarded.size(); ++hook) {
+        if (guarded[hook].first == prog) s.guarded_hook = static_cast<int>(hook);
+        if (guarded[hook].second == prog) s.standby = true;
+      }
+      stats.push_back(std::move(s));
     }
-    stats.push_back(std::move(s));
   }
   return stats;
 }

@@ -20,10 +20,11 @@
 #include "agent/errno_text.h"
 #include "agent/hook_table.h"
 #include "agent/kernel_features.h"
-#include "agent/unique_fd.h"
 #include "agent/kernel_stats.h"
 #include "agent/load_time_immediates.h"
 #include "agent/log.h"
+#include "agent/status_cast.h"
+#include "agent/unique_fd.h"
 #include "sockeye.skel.h"
 
 namespace sockeye {
@@ -140,10 +141,11 @@ SkeletonPtr OpenObject(const LoaderSettings& settings, std::string* error) {
 }
 
 // Sets what the programs read as constants (rodata and the load-time
-// immediates, patched into the instructions) and sizes the maps.
+// immediates, patched into the instructions; kept in *immediates for the
+// status program's object of its own) and sizes the maps.
 bool SetLoadTimeSettings(sockeye_bpf* skel, const LoaderSettings& settings, SendMode send_mode,
-                         const LoadPlan& plan, std::string* error) {
-  LoadTimeImmediates immediates;
+                         const LoadPlan& plan, LoadTimeImmediates* out, std::string* error) {
+  LoadTimeImmediates& immediates = *out;
   // Send marks are for the kprobe send hook only, which cannot use socket
   // storage (send_marks in bpf/maps.bpf.h); otherwise the map is minimal.
   immediates.Set(SOCKEYE_IMM_SEND_MARKS_ENABLED, send_mode == SendMode::kKprobe ? 1 : 0);
@@ -230,42 +232,66 @@ bool AttachHooks(sockeye_bpf* skel, const LoadPlan& plan, std::vector<LinkPtr>* 
 // a link: link-based cgroup attachments run beside whatever else is attached
 // there (BPF_F_ALLOW_MULTI semantics) and go away with the agent's process.
 // Every socket in the hierarchy is seen, so proxies in any service's cgroup
-// are. Optional: when it fails, the hook's --check entry says so and the
-// agent runs without it.
-void AttachStatusProgram(sockeye_bpf* skel, std::vector<LinkPtr>* links,
-                         std::vector<ProbeChoice>* probes) {
-  bpf_program* prog = skel->progs.on_cgroup_ingress;
-  if (!bpf_program__autoload(prog)) return;
+// are. The build in an object of its own first, when loaded; if it will not
+// attach, the main object's, and *fallback says why. Once one is attached
+// the other is unloaded. Optional: when neither attaches, the hook's
+// --check entry says so and the agent runs without it. Returns whether the
+// main object's build is the one attached.
+bool AttachStatusProgram(sockeye_bpf* skel, StatusCastPtr* cast, const StatusChoice& status,
+                         std::vector<LinkPtr>* links, std::vector<ProbeChoice>* probes,
+                         std::string* fallback) {
+  bpf_program* own = skel->progs.on_cgroup_ingress;
+  if (!bpf_program__autoload(own)) return false;
   const std::string root = Cgroup2MountPoint();
   std::string failure;
   UniqueFd cgroup(root.empty() ? -1 : open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  auto attach = [&cgroup](bpf_program* prog) {
+    return LinkPtr(AttachRefusedForTest(prog) ? nullptr
+                                              : bpf_program__attach_cgroup(prog, cgroup.get()));
+  };
+  // The frontend side (bpf/http_status.bpf.c, on_cgroup_egress()) goes with
+  // the ingress build that attached, falling back to the main object's:
+  // without it frontend requests and bytes still count.
+  auto attach_egress = [&](bpf_program* preferred, bpf_program* own_egress) -> std::string {
+    if (!bpf_program__autoload(own_egress)) return "";
+    for (bpf_program* prog : {preferred, own_egress}) {
+      if (prog == nullptr) continue;
+      if (LinkPtr link = attach(prog)) {
+        links->push_back(std::move(link));
+        if (prog != own_egress) bpf_program__unload(own_egress);
+        return " and egress";
+      }
+    }
+    LogWarn("http_status: attaching the egress program to " + root + " failed: " +
+            ErrnoText(errno) + "; no frontend response times or statuses");
+    return "";
+  };
+  auto attached = [&](LinkPtr link, const std::string& build, bpf_program* cast_egress) {
+    links->push_back(std::move(link));
+    const std::string sides = "ingress" + attach_egress(cast_egress, skel->progs.on_cgroup_egress);
+    for (ProbeChoice& p : *probes)
+      if (p.hook == "http_status") p.target = sides + " (" + root + ", " + build + ")";
+  };
   if (!cgroup.valid()) {
     failure = root.empty() ? "no cgroup v2 hierarchy is mounted"
                            : "opening " + root + " failed: " + ErrnoText(errno);
   } else {
-    LinkPtr link(AttachRefusedForTest(prog) ? nullptr
-                                            : bpf_program__attach_cgroup(prog, cgroup.get()));
-    if (link) {
-      links->push_back(std::move(link));
-      std::string target = "ingress";
-      // The frontend side; without it frontend requests and bytes still count.
-      bpf_program* egress = skel->progs.on_cgroup_egress;
-      if (bpf_program__autoload(egress)) {
-        LinkPtr egress_link(bpf_program__attach_cgroup(egress, cgroup.get()));
-        if (egress_link) {
-          links->push_back(std::move(egress_link));
-          target += " and egress";
-        } else {
-          LogWarn("http_status: attaching the egress program to " + root + " failed: " +
-                  ErrnoText(errno) + "; no frontend response times or statuses");
-        }
+    if (*cast) {
+      if (LinkPtr link = attach(StatusCastProgram(cast->get()))) {
+        attached(std::move(link), status.cast_target, StatusCastEgressProgram(cast->get()));
+        bpf_program__unload(own);
+        return false;
       }
-      for (ProbeChoice& p : *probes)
-        if (p.hook == "http_status") p.target = target + " (" + root + ")";
-      return;
+      *fallback = "attaching it to " + root + " failed: " + ErrnoText(errno);
+      cast->reset();
+    }
+    if (LinkPtr link = attach(own)) {
+      attached(std::move(link), status.own_target, nullptr);
+      return true;
     }
     failure = "attaching to " + root + " failed: " + ErrnoText(errno);
   }
+  cast->reset();
   for (ProbeChoice& p : *probes) {
     if (p.hook != "http_status") continue;
     p.mode = "off";
@@ -273,6 +299,7 @@ void AttachStatusProgram(sockeye_bpf* skel, std::vector<LinkPtr>* links,
     p.reduced_coverage = true;
   }
   LogWarn("http_status: " + failure + "; no HTTP status classes are counted");
+  return false;
 }
 
 // Attaches the adoption iterator and the plan's sweep iterator.
@@ -349,14 +376,18 @@ std::unique_ptr<BpfProbes::State> BpfProbes::LoadWith(const LoaderSettings& sett
   sockeye_bpf* skel = state->skel.get();
 
   // 2. Choose one program per hook (agent/hook_table.h); the others are not loaded.
-  if (!ChoosePrograms(skel, vmlinux, send_mode, plan, &state->probes, error)) return nullptr;
+  StatusChoice status;
+  if (!ChoosePrograms(skel, vmlinux, send_mode, plan, !settings.btf_path.empty(), &state->probes,
+                      &status, error))
+    return nullptr;
   // The frontend side of the status program (responses leave the host) runs
   // on every packet sent: only when frontends are followed.
-  bpf_program__set_autoload(skel->progs.on_cgroup_egress,
-                            settings.frontends && bpf_program__autoload(skel->progs.on_cgroup_ingress));
+  const bool egress = settings.frontends && bpf_program__autoload(skel->progs.on_cgroup_ingress);
+  bpf_program__set_autoload(skel->progs.on_cgroup_egress, egress);
 
   // 3. Set rodata, the map sizes and the load-time immediates.
-  if (!SetLoadTimeSettings(skel, settings, send_mode, plan, error)) return nullptr;
+  LoadTimeImmediates immediates;
+  if (!SetLoadTimeSettings(skel, settings, send_mode, plan, &immediates, error)) return nullptr;
 
   // 4. Load: the kernel verifies each chosen program and creates the maps.
   if (!LoadObject(skel, send_mode, plan, error, failed_step)) return nullptr;
@@ -364,12 +395,25 @@ std::unique_ptr<BpfProbes::State> BpfProbes::LoadWith(const LoaderSettings& sett
   // 5. Check that no load-time immediate reached the kernel unpatched.
   if (!CheckLoadedPrograms(skel->obj, error)) return nullptr;
 
+  // 5b. The status program's object of its own (agent/status_cast.h) on the
+  // maps just created, where chosen; if it fails, the main object's build runs.
+  std::string cast_failure;
+  if (status.cast) state->status_cast = LoadStatusCast(skel, immediates, egress, &cast_failure);
+
   // 6. Write the filters (a map, so that SIGHUP can change them) before attaching.
   if (!WriteFilters(skel, settings, error)) return nullptr;
 
   // 7. Attach the hooks, then the adoption and sweep iterators.
   if (!AttachHooks(skel, plan, &state->links, error, failed_step)) return nullptr;
-  AttachStatusProgram(skel, &state->links, &state->probes);
+  if (AttachStatusProgram(skel, &state->status_cast, status, &state->links, &state->probes,
+                          &cast_failure)) {
+    const std::string why =
+        status.cast ? "starting with it failed: " + cast_failure : status.why_not_cast;
+    state->status_fallback = "HTTP status through " + status.cast_target + "(): " + why +
+                             "; the status program tests each received packet's socket with " +
+                             status.own_target + "() instead (a helper call per packet)";
+    if (status.cast) LogWarn("http_status: " + state->status_fallback);
+  }
   if (!AttachIterators(skel, plan, &state->adopt_link, &state->sweep_link, error, failed_step))
     return nullptr;
 

@@ -133,9 +133,10 @@ read -r busy0 _ < <(cpu_busy_total)
 cpu0=$(agent_cpu_ticks)
 w0=$(worker_ticks)
 bpf0=$(sum_metric sockeye_bpf_program_run_time_seconds_total)
-status_metric='sockeye_bpf_program_run_time_seconds_total{program="on_cgroup_ingress"}'
+# A prefix: either build of the status program (on_cgroup_ingress, on_cgroup_ingress_cast).
+status_metric='sockeye_bpf_program_run_time_seconds_total{program="on_cgroup_ingress'
 status0=$(sum_metric "$status_metric")
-status_runs_metric='sockeye_bpf_program_runs_total{program="on_cgroup_ingress"}'
+status_runs_metric='sockeye_bpf_program_runs_total{program="on_cgroup_ingress'
 status_runs0=$(sum_metric "$status_runs_metric")
 req0=$(sum_metric sockeye_backend_requests_total)
 read -r rps p99 total _ < <(run_wrk)

@@ -52,7 +52,14 @@ static __always_inline __u64 ringbuf_wakeup_bytes(void)
  * network namespace (its inode number) when the sweep walks iter/tcp, which
  * sees only that namespace; 0 when it walks the socket storage, which sees
  * every followed socket. */
+#ifndef SOCKEYE_STATUS_CAST
 SOCKEYE_SHARED const volatile __u32 sweep_netns_inum;
+#else
+/* The status object of its own (http_status.bpf.c) reads neither; static,
+ * they stay out of it instead of making .rodata and .bss maps nothing
+ * writes. */
+static const volatile __u32 sweep_netns_inum;
+#endif
 
 /* Accepted connections on frontend_ports are followed (--frontends), in
  * the network namespace whose listeners the agent scanned (its own: the
@@ -62,6 +69,10 @@ SOCKEYE_SHARED const volatile __u32 frontend_netns_inum;
 
 /* Written by the agent before each sweep: emit every open connection, not
  * only those whose totals changed. */
+#ifndef SOCKEYE_STATUS_CAST
 SOCKEYE_SHARED volatile __u32 sweep_all;
+#else
+static volatile __u32 sweep_all;
+#endif
 
 #endif /* SOCKEYE_SETTINGS_BPF_H */

@@ -125,6 +125,8 @@ grep -q "http_status.*cgroup_skb" "$work/agent.log" || {
   cat "$work/agent.log"
   exit 1
 }
+# Which build runs: bpf_rdonly_cast (6.2+) or bpf_skc_to_tcp_sock.
+grep "probe http_status:" "$work/agent.log"
 
 echo "--- load: a bounded number of requests per route"
 for i in 0 1 2 3 4; do

@@ -6,6 +6,7 @@
 
 #include "agent/load_time_immediates.h"
 #include "sockeye.skel.h"
+#include "status_cast.skel.h"
 
 namespace sockeye {
 namespace {
@@ -103,6 +104,26 @@ TEST(LoadTimeImmediates, EveryMarkerInTheObjectIsPatched) {
 
   std::unique_ptr<sockeye_bpf, decltype(&sockeye_bpf__destroy)> skel(sockeye_bpf__open(),
                                                                      &sockeye_bpf__destroy);
+  ASSERT_NE(skel, nullptr);
+  LoadTimeImmediates immediates;
+  for (uint32_t id = 1; id < SOCKEYE_IMM_COUNT; ++id)
+    immediates.Set(static_cast<sockeye_imm_id>(id), 1);
+  int patched = 0;
+  std::string error;
+  ASSERT_TRUE(immediates.ApplyTo(skel->obj, &error, &patched)) << error;
+  EXPECT_EQ(patched, in_object);
+}
+
+// The same for the status program's object of its own (agent/status_cast.h),
+// which the agent patches with the main object's values.
+TEST(LoadTimeImmediates, EveryMarkerInTheStatusObjectIsPatched) {
+  size_t size = 0;
+  const void* elf = sockeye_status_cast_bpf__elf_bytes(&size);
+  const int in_object = CountImmediateMarkers(elf, size);
+  EXPECT_GE(in_object, 2);  // the hot slots' switch and mask
+
+  std::unique_ptr<sockeye_status_cast_bpf, decltype(&sockeye_status_cast_bpf__destroy)> skel(
+      sockeye_status_cast_bpf__open(), &sockeye_status_cast_bpf__destroy);
   ASSERT_NE(skel, nullptr);
   LoadTimeImmediates immediates;
   for (uint32_t id = 1; id < SOCKEYE_IMM_COUNT; ++id)
