@@ -79,7 +79,8 @@ std::optional<double> StatusProbe(Agent& agent, const std::string& build) {
   return Value(agent.Gather(), "sockeye_probe_info",
                {{"hook", "http_status"},
                 {"mode", "cgroup_skb"},
-                {"target", "ingress (" + Cgroup2MountPoint() + ", " + build + ")"}});
+                // The fixture follows frontends: the egress side attaches too.
+                {"target", "ingress and egress (" + Cgroup2MountPoint() + ", " + build + ")"}});
 }
 
 TEST_F(LoopbackTraffic, HttpStatusBuildFollowsTheKernelBtf) {
