@@ -20,7 +20,7 @@ const volatile __u16 server_port; /* host order */
 const volatile __u16 batch_port;
 
 enum { SIDE_CLIENT = 0, SIDE_SERVER, SIDE_OTHER, SIDES };
-enum { HOOK_STATE = 0, HOOK_SEND, HOOK_SEGMENT, HOOK_DATA_READY, HOOK_CGROUP_INGRESS, HOOKS };
+enum { HOOK_STATE = 0, HOOK_SEND, HOOK_SEGMENT, HOOK_DATA_READY, HOOK_CGROUP_INGRESS, HOOK_CGROUP_EGRESS, HOOKS };
 
 __u64 invocations[HOOKS][SIDES];
 
@@ -47,6 +47,8 @@ int BPF_PROG(warm_sk_data_ready) { return 0; }
  * Every cgroup_skb program returns 1: 0 drops the packet. */
 SEC("cgroup_skb/ingress")
 int warm_cgroup_ingress(struct __sk_buff *skb) { return 1; }
+SEC("cgroup_skb/egress")
+int warm_cgroup_egress(struct __sk_buff *skb) { return 1; }
 
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(empty_inet_sock_set_state) { return 0; }
@@ -58,6 +60,8 @@ SEC("tp_btf/sk_data_ready")
 int BPF_PROG(empty_sk_data_ready) { return 0; }
 SEC("cgroup_skb/ingress")
 int empty_cgroup_ingress(struct __sk_buff *skb) { return 1; }
+SEC("cgroup_skb/egress")
+int empty_cgroup_egress(struct __sk_buff *skb) { return 1; }
 
 static __always_inline void count_ports(int hook, __u16 local, __u16 remote)
 {
@@ -94,6 +98,13 @@ SEC("cgroup_skb/ingress")
 int count_cgroup_ingress(struct __sk_buff *skb)
 {
 	count_ports(HOOK_CGROUP_INGRESS, skb->local_port, bpf_ntohl(skb->remote_port));
+	return 1;
+}
+
+SEC("cgroup_skb/egress")
+int count_cgroup_egress(struct __sk_buff *skb)
+{
+	count_ports(HOOK_CGROUP_EGRESS, skb->local_port, bpf_ntohl(skb->remote_port));
 	return 1;
 }
 

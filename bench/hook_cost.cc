@@ -12,7 +12,7 @@
 //   sudo ./build/bench/hook_cost [--rounds N] [--connections N] [--requests N] [--cpu N]
 //                                [--storage-timing 1] [--probe-mode MODE] [--hot-slots N]
 //                                [--ringbuf-size BYTES] [--batch N] [--cgroup-warmup 0|1]
-//                                [--http-responses 0|1] [--cgroup-split N]
+//                                [--http-responses 0|1] [--cgroup-split N] [--frontends 0|1]
 //
 // --probe-mode is the agent's (default auto: no send hook, so the
 // sock_send_length row reads "not attached", and responses timed at
@@ -124,6 +124,9 @@ std::string AttachCgroupIngress(bench_hooks_bpf* bench, bool warmup, bpf_program
   if (warmup) progs.push_back(bench->progs.warm_cgroup_ingress);
   progs.push_back(bench->progs.empty_cgroup_ingress);
   progs.push_back(bench->progs.count_cgroup_ingress);
+  if (warmup) progs.push_back(bench->progs.warm_cgroup_egress);
+  progs.push_back(bench->progs.empty_cgroup_egress);
+  progs.push_back(bench->progs.count_cgroup_egress);
   if (split) progs.push_back(split);
   for (bpf_program* prog : progs) {
     LinkPtr link(bpf_program__attach_cgroup(prog, cgroup.get()));
@@ -156,7 +159,8 @@ Stats Snapshot(const sockeye::Agent& agent, bench_hooks_bpf* bench) {
   for (const auto& p : agent.probes().ProgramStatistics()) {
     // The status program runs as one of two builds (agent/status_cast.h);
     // the agent's "probe http_status" line says which. One row for either.
-    const std::string name = p.name == "on_cgroup_ingress_cast" ? "on_cgroup_ingress" : p.name;
+    std::string name = p.name;
+    if (name.ends_with("_cast")) name.resize(name.size() - 5);
     s[name] = {p.run_time_ns, p.run_count};
   }
   bpf_program* prog;
@@ -324,6 +328,7 @@ bool DriveBatched(io_uring* ring, const BatchedConnections& c, int exchanges) {
 int main(int argc, char** argv) {
   int rounds = 5, connections = 20, requests = 500, cpu = -1, storage_timing = 0;
   int hot_slots = 8192, batch = 0, cgroup_warmup = 1, http_responses = 1, cgroup_split = 0;
+  int frontends = 0;
   size_t ringbuf_bytes = sockeye::Config{}.ringbuf_bytes;
   const char* probe_mode_flag = sockeye::ProbeModeName(sockeye::ProbeMode::kAuto);
   for (int i = 1; i + 1 < argc; i += 2) {
@@ -351,6 +356,8 @@ int main(int argc, char** argv) {
       http_responses = value;
     else if (flag == "--cgroup-split")
       cgroup_split = value;
+    else if (flag == "--frontends")
+      frontends = value;
     else if (flag == "--ringbuf-size")
       ringbuf_bytes = std::strtoull(argv[i + 1], nullptr, 10);
     else {
@@ -446,6 +453,12 @@ int main(int argc, char** argv) {
   config.keep_capabilities = true;
   std::string error;
   config.include.push_back(*sockeye::ParseCidrMatch("127.0.0.30/32", &error));
+  // Frontends on, so that the egress program runs: following nothing (an
+  // address no listener has), or with --frontends 1 the server's accepted
+  // sockets in the followed phase (the server is this process's own).
+  config.frontend_include = {
+      *sockeye::ParseCidrMatch(frontends ? "127.0.0.30/32" : "192.0.2.1/32", &error)};
+  config.frontends_skip_own_sockets = false;
   config.hot_slots = static_cast<uint32_t>(hot_slots);
   config.ringbuf_bytes = ringbuf_bytes;
   config.probe_mode = *probe_mode;
@@ -474,6 +487,9 @@ int main(int argc, char** argv) {
       {"sk_data_ready", "on_sk_data_ready", "empty_sk_data_ready", 3},
       // Every received packet of the cgroup's sockets, pure ACKs included.
       {"cgroup_skb ingress", "on_cgroup_ingress", "empty_cgroup_ingress", 4},
+      // Every sent packet: the frontend side's status and response time
+      // (with --frontends 1 the server's accepted sockets are followed).
+      {"cgroup_skb egress", "on_cgroup_egress", "empty_cgroup_egress", 5},
   };
   std::map<std::string, Stat> unfollowed_sum, followed_sum, empty_sum;
   Stat split_sum, split_b_sum;  // --cgroup-split: the variant's run time in phases A and B
@@ -589,10 +605,11 @@ int main(int argc, char** argv) {
   std::printf(
       "hook cost, %d rounds x 2 phases x %d connections x %d requests (64 B / 512 B), %s, "
       "--probe-mode %s, --hot-slots %d, --ringbuf-size %zu, --cgroup-warmup %d, --http-responses "
-      "%d\n",
+      "%d, --frontends %d\n",
       rounds, connections, requests,
       cpu >= 0 ? ("all threads on CPU " + std::to_string(cpu)).c_str() : "threads unpinned",
-      sockeye::ProbeModeName(*probe_mode), hot_slots, ringbuf_bytes, cgroup_warmup, http_responses);
+      sockeye::ProbeModeName(*probe_mode), hot_slots, ringbuf_bytes, cgroup_warmup, http_responses,
+      frontends);
   std::printf("%-22s %12s %10s %14s %14s %12s %12s\n", "hook", "calls", "empty ns", "unfollowed ns",
               "followed ns", "+unfollowed", "+followed");
   for (const auto& h : hooks) {

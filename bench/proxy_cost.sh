@@ -12,6 +12,12 @@
 #       which on a shared VM swings with the neighbours.
 #
 #   sudo bench/proxy_cost.sh build/sockeye [ROUNDS=7] [SECONDS=8]
+#
+# The agent follows the backends (PROXY_COST_INCLUDE) and, as it does by
+# default, the connections the proxy's listeners accept: here only nginx's
+# 127.0.0.40:8000 (--frontend-include), not the backends' listeners, which on
+# a real proxy host live elsewhere. PROXY_COST_AGENT_ARGS=--no-frontends
+# measures the backend side alone.
 set -euo pipefail
 agent=$(realpath "${1:?usage: proxy_cost.sh path/to/sockeye [rounds] [seconds]}")
 rounds=${2:-7}
@@ -40,6 +46,13 @@ upstream_http='proxy_http_version 1.1; proxy_set_header Connection "";'
 upstream_kind="2 keep-alive upstreams"
 if [ "${PROXY_COST_UPSTREAM_KEEPALIVE:-1}" = 0 ]; then
   upstream_pool="" upstream_http="" upstream_kind="2 upstreams, a new connection per request"
+fi
+# PROXY_COST_CLIENT_KEEPALIVE=0: wrk asks for "Connection: close", so every
+# request is also a new client (frontend) connection.
+wrk_close=()
+client_kind="keep-alive clients"
+if [ "${PROXY_COST_CLIENT_KEEPALIVE:-1}" = 0 ]; then
+  wrk_close=(-H "Connection: close") client_kind="a new client connection per request"
 fi
 cat >"$work/nginx.conf" <<CONF
 worker_processes 1;
@@ -79,7 +92,7 @@ for net in ${PROXY_COST_INCLUDE:-127.0.0.41/32 127.0.0.42/32}; do include_args+=
 read -r -a extra_agent_args <<<"${PROXY_COST_AGENT_ARGS:-}"
 start_agent() {
   "${pin_rest[@]}" "$agent" --web.listen-address "127.0.0.1:$port" "${include_args[@]}" \
-    "${extra_agent_args[@]}" "$@" \
+    --frontend-include 127.0.0.40/32:8000 "${extra_agent_args[@]}" "$@" \
     >"$work/agent.log" 2>&1 &
   agent_pid=$!
   for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && return 0; sleep 0.1; done
@@ -99,7 +112,8 @@ run_wrk() {
   fi
   local busy_before busy_after
   read -r busy_before _ < <(cpu_busy_total)
-  "${pin_rest[@]}" wrk -t1 -c16 -d"${seconds}s" --latency http://127.0.0.40:8000/ >"$work/wrk.txt"
+  "${pin_rest[@]}" wrk -t1 -c16 -d"${seconds}s" --latency "${wrk_close[@]}" http://127.0.0.40:8000/ \
+    >"$work/wrk.txt"
   read -r busy_after _ < <(cpu_busy_total)
   wait
   python3 - "$work/wrk.txt" "$busy_before" "$busy_after" "$hz" <<'PY'
@@ -120,7 +134,8 @@ PY
 cpu_busy_total() { awk '/^cpu / { t=0; for (i=2;i<=NF;i++) t+=$i; print t-$5-$6-$9, t }' /proc/stat; }
 agent_cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$agent_pid/stat"; }
 
-echo "# sockeye proxy cost: nginx 1 worker, $upstream_kind, 1 KiB responses, wrk -t1 -c16 -d${seconds}s"
+echo "# sockeye proxy cost: nginx 1 worker, $upstream_kind, $client_kind, 1 KiB responses, wrk -t1 -c16 -d${seconds}s"
+echo "# agent: $agent ${include_args[*]} --frontend-include 127.0.0.40/32:8000 ${extra_agent_args[*]}"
 echo "# machine: $(nproc) CPUs, $(uname -r)"
 
 # --- (a) attributed cost, BPF stats on.
@@ -139,6 +154,13 @@ status0=$(sum_metric "$status_metric")
 status_runs_metric='sockeye_bpf_program_runs_total{program="on_cgroup_ingress'
 status_runs0=$(sum_metric "$status_runs_metric")
 req0=$(sum_metric sockeye_backend_requests_total)
+# The frontend side's egress program, either build.
+egress_metric='sockeye_bpf_program_run_time_seconds_total{program="on_cgroup_egress'
+egress_runs_metric='sockeye_bpf_program_runs_total{program="on_cgroup_egress'
+egress0=$(sum_metric "$egress_metric")
+egress_runs0=$(sum_metric "$egress_runs_metric")
+fe_req0=$(sum_metric 'sockeye_frontend_requests_total{listener="127.0.0.40:8000"')
+fe_acc0=$(sum_metric 'sockeye_frontend_connections_accepted_total{listener="127.0.0.40:8000"')
 read -r rps p99 total _ < <(run_wrk)
 sleep 1.5  # one sweep, so the agent has counted everything
 read -r busy1 _ < <(cpu_busy_total)
@@ -148,6 +170,10 @@ bpf1=$(sum_metric sockeye_bpf_program_run_time_seconds_total)
 status1=$(sum_metric "$status_metric")
 status_runs1=$(sum_metric "$status_runs_metric")
 req1=$(sum_metric sockeye_backend_requests_total)
+egress1=$(sum_metric "$egress_metric")
+egress_runs1=$(sum_metric "$egress_runs_metric")
+fe_req1=$(sum_metric 'sockeye_frontend_requests_total{listener="127.0.0.40:8000"')
+fe_acc1=$(sum_metric 'sockeye_frontend_connections_accepted_total{listener="127.0.0.40:8000"')
 lost=$(sum_metric sockeye_events_lost_total)
 hwm=$(awk '/VmHWM/ { print $2 }' "/proc/$agent_pid/status")
 rss=$(awk '/VmRSS/ { print $2 }' "/proc/$agent_pid/status")
@@ -178,6 +204,15 @@ print(f"    agent peak RSS {hwm / 1024:.1f} MB, {rss / 1024:.1f} MB at the end; 
 worker = (w1 - w0) / hz
 print(f"    nginx worker CPU {worker:.2f} s ({worker / total * 1e6:.1f} us per request); "
       f"BPF time as a share of it: {100 * bpf / worker:.2f} % at most")
+PY
+
+  python3 - "$egress0" "$egress1" "$egress_runs0" "$egress_runs1" "$fe_req0" "$fe_req1" "$fe_acc0" "$fe_acc1" "$total" <<'PY'
+import sys
+e0, e1, n0, n1, q0, q1, a0, a1, total = map(float, sys.argv[1:])
+runs = n1 - n0
+print(f"    frontend 127.0.0.40:8000: sockeye counted {q1 - q0:.0f} requests on {a1 - a0:.0f} accepted connections; "
+      f"the egress program (on_cgroup_egress): {e1 - e0:.3f} s, {(e1 - e0) / total * 1e6:.3f} s per million requests, "
+      f"{runs / total:.2f} runs per request, {(e1 - e0) / runs * 1e9 if runs else 0:.1f} ns per run")
 PY
 
 # --- (b) observed: alternate without / with (BPF stats off). Odd rounds run
