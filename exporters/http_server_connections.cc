@@ -181,6 +181,7 @@ void ConnectionDispatcher::Stop() {
   waiting_.clear();
   inbox_.clear();
   ready_.clear();
+  queued_by_client_.clear();
 }
 
 void ConnectionDispatcher::Admit(int fd) {
@@ -463,31 +464,38 @@ bool IsHealthCheck(const std::string& request) {
 }  // namespace
 
 // The next request to serve, null once stopping: a health check first; else
-// the request of the client served longest ago (then the oldest request),
-// among clients under their share of workers. Round-robin over clients:
-// measured with 1,000 greedy scrapers from 100 addresses, a first-come
-// queue kept an honest scraper waiting more than 5 s behind them
-// (tests/e2e/endpoint_abuse.sh).
+// the request of the client with the fewest requests queued or being served
+// (then the client served longest ago, then the oldest request), among
+// clients under their share of workers. A scraper sends one request at a
+// time, so a client that floods the server with concurrent requests only
+// ever delays itself. Measured with 1,000 greedy scrapers from 100 addresses
+// (tests/e2e/endpoint_abuse.sh): a first-come queue kept an honest scraper
+// waiting more than 5 s behind them, and round-robin over clients 1.6 to 2 s
+// once it kept its connection alive (about one turn of the hundred clients,
+// with ~570 requests queued); this order, at most 174 ms.
 ConnectionDispatcher::ConnectionPtr ConnectionDispatcher::TakeReady() {
   std::unique_lock<std::mutex> lock(mu_);
   ConnectionPtr taken;
   ready_cv_.wait(lock, [this, &taken] {
     if (stopping_) return true;
     auto best = ready_.end();
-    Clock::time_point best_served = Clock::time_point::max();
+    std::pair<size_t, Clock::time_point> best_rank;
     for (auto it = ready_.begin(); it != ready_.end(); ++it) {
-      auto busy = busy_by_client_.find((*it)->client);
-      if (busy != busy_by_client_.end() && busy->second >= kMaxBusyWorkersPerClient) continue;
+      const std::string& client = (*it)->client;
+      auto busy = busy_by_client_.find(client);
+      const size_t busy_count = busy == busy_by_client_.end() ? 0 : busy->second;
+      if (busy_count >= kMaxBusyWorkersPerClient) continue;
       if (IsHealthCheck((*it)->buffer)) {
         best = it;
         break;
       }
-      auto served = last_served_.find((*it)->client);
-      const Clock::time_point when =
-          served == last_served_.end() ? Clock::time_point::min() : served->second;
-      if (best == ready_.end() || when < best_served) {
+      auto served = last_served_.find(client);
+      const std::pair<size_t, Clock::time_point> rank{
+          queued_by_client_[client] + busy_count,
+          served == last_served_.end() ? Clock::time_point::min() : served->second};
+      if (best == ready_.end() || rank < best_rank) {
         best = it;
-        best_served = when;
+        best_rank = rank;
       }
     }
     if (best == ready_.end()) return false;
@@ -496,6 +504,8 @@ ConnectionDispatcher::ConnectionPtr ConnectionDispatcher::TakeReady() {
     return true;
   });
   if (stopping_) return nullptr;  // `taken` (if any) is closed unserved
+  auto queued = queued_by_client_.find(taken->client);
+  if (--queued->second == 0) queued_by_client_.erase(queued);
   ++busy_by_client_[taken->client];
   last_served_[taken->client] = Clock::now();
   return taken;
@@ -539,6 +549,7 @@ void ConnectionDispatcher::Dispatch(ConnectionPtr connection) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (!stopping_) {
+      ++queued_by_client_[connection->client];
       ready_.push_back(std::move(connection));
       connection = nullptr;
     }

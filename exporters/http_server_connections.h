@@ -102,8 +102,10 @@ class ConnectionDispatcher {
   size_t open_ = 0;                                         // guarded by mu_
   std::unordered_map<std::string, size_t> open_by_client_;  // guarded by mu_
   std::unordered_map<std::string, size_t> busy_by_client_;  // guarded by mu_
+  // Requests in ready_ by client (TakeReady()'s order).
+  std::unordered_map<std::string, size_t> queued_by_client_;  // guarded by mu_
   // When a worker last took a request of each client with an open
-  // connection (TakeReady()'s round-robin).
+  // connection (TakeReady()'s order among clients with as many requests).
   std::unordered_map<std::string, Clock::time_point> last_served_;  // guarded by mu_
 
   std::mutex stop_mu_;  // serializes Stop

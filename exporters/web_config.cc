@@ -26,6 +26,32 @@ struct KeyError {
 
 std::string Quote(std::string_view text) { return "\"" + std::string(text) + "\""; }
 
+// Control characters written as escapes: an error stays one line whatever
+// the file holds (yaml-cpp quotes the offending character raw, and a quoted
+// YAML key may hold a line break). Found by tests/fuzz/fuzz_web_config.cc.
+std::string OneLine(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (const char c : text) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (c == '\n') {
+      out += "\\n";
+    } else if (c == '\r') {
+      out += "\\r";
+    } else if (c == '\t') {
+      out += "\\t";
+    } else if (byte < 0x20 || byte == 0x7f) {
+      constexpr char kHex[] = "0123456789abcdef";
+      out += "\\x";
+      out += kHex[byte >> 4];
+      out += kHex[byte & 0xf];
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
 std::string Join(const std::string& parent, const std::string& key) {
   return parent.empty() ? key : parent + "." + key;
 }
@@ -209,7 +235,11 @@ void ReadHttp(const YAML::Node& node, WebConfig* config) {
       Boolean(value, dotted);  // HTTP/1.1 only: there is nothing to turn off
       continue;
     }
-    for (const auto& [name, header_value] : Entries(value, dotted, {})) {
+    // Not a structured binding: clang before 16 cannot capture one in the
+    // lambda below.
+    for (const auto& header : Entries(value, dotted, {})) {
+      const std::string& name = header.first;
+      const YAML::Node& header_value = header.second;
       const std::string header_key = Join(dotted, name);
       auto allowed = std::find_if(kAllowedHeaders.begin(), kAllowedHeaders.end(),
                                   [&](const AllowedHeader& h) { return name == h.name; });
@@ -287,7 +317,7 @@ const char* TlsVersionName(TlsVersion version) {
 std::optional<WebConfig> ParseWebConfig(const std::string& text, const std::string& path,
                                         std::string* error) {
   auto fail = [&](const std::string& message) {
-    if (error != nullptr) *error = path + ": " + message;
+    if (error != nullptr) *error = OneLine(path + ": " + message);
     return std::nullopt;
   };
   const std::string dir = std::filesystem::path(path).parent_path().string();

@@ -23,6 +23,7 @@ test_deps=(
   prometheus curl iproute2 python3 nginx haproxy wrk tcpdump strace
   libcap2-bin  # capsh: tests/e2e/container_restart.sh starts the agent without CAP_SYS_ADMIN
   openssl      # tests/e2e/web_config.sh: its CA and certificates
+  procps       # sysctl: tests/e2e/storage_failure.sh sets net.core.optmem_max in its namespace
   qemu-system-x86 busybox-static cpio  # the kernel matrix's guests (tests/vm)
   libclang-rt-dev  # libFuzzer and the sanitizers' runtimes for clang (tests/fuzz)
 )

@@ -33,10 +33,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-fail=0
-check() { # NAME ACTUAL EXPECTED
-  if [ "$2" = "$3" ]; then echo "ok   $1: $2"; else echo "FAIL $1: $2, expected $3"; fail=1; fi
-}
+# shellcheck source=tests/e2e/lib.sh
+source "$repo/tests/e2e/lib.sh"
 
 # start LOG [PREFIX...] -- [FLAG...]: the agent, serving on loopback.
 start() {
@@ -49,14 +47,7 @@ start() {
   shift
   "${prefix[@]}" "$agent" --include 127.0.86.0/24 --web.listen-address "127.0.0.1:$port" "$@" >"$log" 2>&1 &
   agent_pid=$!
-  for _ in $(seq 150); do
-    curl -fs "127.0.0.1:$port/healthz" >/dev/null 2>&1 && return 0
-    kill -0 "$agent_pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  echo "FAIL: the agent did not start:"
-  cat "$log"
-  exit 1
+  wait_healthy "127.0.0.1:$port" "$agent_pid" "$log"
 }
 caps_of() { # PID: CapEff CapPrm CapAmb
   awk '$1 == "CapEff:" { e = $2 } $1 == "CapPrm:" { p = $2 } $1 == "CapAmb:" { a = $2 } END { print e, p, a }' \
@@ -100,5 +91,4 @@ check "as nobody with --keep-capabilities: CapEff = the unit's ambient set" \
   "$(names "$(caps_of "$agent_pid" | cut -d' ' -f1)")" "$unit_caps"
 stop_agent
 
-[ $fail -eq 0 ] && echo "capabilities: all checks passed" || echo "capabilities: FAILED"
-exit $fail
+finish capabilities

@@ -60,13 +60,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-fail=0
-check() { # NAME ACTUAL EXPECTED
-  if [ "$2" = "$3" ]; then echo "ok   $1: $2"; else echo "FAIL $1: $2, expected $3"; fail=1; fi
-}
-check_cmp() { # NAME ACTUAL OP BOUND (OP: -ge, -le, -gt)
-  if test "$2" "$3" "$4"; then echo "ok   $1: $2 ($3 $4)"; else echo "FAIL $1: $2, expected $3 $4"; fail=1; fi
-}
+# shellcheck source=tests/e2e/lib.sh
+source "$here/lib.sh"
 
 head -c 700 /dev/zero | tr '\0' x >"$work/body.txt"
 # Two nginx instances: the proxy is reloaded to close its pools, the
@@ -108,27 +103,10 @@ start_agent() {
   shift
   "$agent" "${filters[@]}" --web.listen-address "127.0.0.1:$port" "$@" >"$log" 2>&1 &
   agent_pid=$!
-  for _ in $(seq 150); do
-    curl -fs "127.0.0.1:$port/healthz" >/dev/null 2>&1 && return 0
-    kill -0 "$agent_pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  echo "FAIL: the agent did not start:"
-  cat "$log"
-  exit 1
+  wait_healthy "127.0.0.1:$port" "$agent_pid" "$log"
 }
 scrape() { curl -fs --max-time 5 "127.0.0.1:$port/metrics"; }
-metric() { # NAME [LABEL-TEXT...]: the sum of the series whose labels contain every LABEL-TEXT
-  local name=$1
-  shift
-  scrape | awk -v n="$name" -v want="$*" '
-    ($1 == n || index($1, n "{") == 1) {
-      k = split(want, w, " "); ok = 1
-      for (i = 1; i <= k; i++) if (!index($1, w[i])) ok = 0
-      if (ok) v += $2
-    }
-    END { printf "%.0f\n", v }'
-}
+metric() { metric_sum "127.0.0.1:$port" "$@"; } # NAME [LABEL-TEXT...]
 load() { wrk -t1 -c"$1" -d"$2"s "http://$front$3" >/dev/null; }
 # Requests that complete after wrk stopped (it aborts the ones in flight and
 # nginx closes their upstream connections): the pool keeps some open.
@@ -412,5 +390,4 @@ check "requests in (overflow) = nginx's attempts to the 5 folded backends" \
 stop_agent
 
 echo "drills: ${SECONDS} s"
-[ $fail -eq 0 ] && echo "drills: all checks passed" || echo "drills: FAILED"
-exit $fail
+finish drills

@@ -37,10 +37,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-fail=0
-check() { # NAME ACTUAL EXPECTED
-  if [ "$2" = "$3" ]; then echo "ok   $1: $2"; else echo "FAIL $1: $2, expected $3"; fail=1; fi
-}
+# shellcheck source=tests/e2e/lib.sh
+source "$here/lib.sh"
 metric() { # NAME LABEL-TEXT...: the sum of the series whose labels contain every LABEL-TEXT
   local name=$1
   shift
@@ -208,5 +206,4 @@ check "Prometheus: median response duration of $slow ($p50 s) in the (0.1 s, 0.2
 ratio=$(query "sum(rate(sockeye_backend_responses_total{backend=~\"127.0.78.*\",code=\"5xx\"}[1m])) / sum(rate(sockeye_backend_responses_total{backend=~\"127.0.78.*\"}[1m])) > 0")
 check "Prometheus: a 5xx ratio over nginx's backends is computed (rate)" "$([ "$ratio" != none ] && echo yes || echo no)" yes
 
-[ $fail -eq 0 ] && echo "http status: all checks passed" || echo "http status: FAILED"
-exit $fail
+finish "http status"

@@ -160,6 +160,17 @@ TEST_F(WebConfigTest, SyntaxAndStructureErrors) {
               "must be true or false");
 }
 
+// Found by tests/fuzz/fuzz_web_config.cc: yaml-cpp quoted a raw line break
+// into its message, and a quoted key can hold one.
+TEST_F(WebConfigTest, ErrorsStayOneLineWhateverTheFileHolds) {
+  const char found[] = "tlsserver_config: {cert_file: a, key_file: .:S2 _serv\0\n\n\ntof\nigl";
+  EXPECT_FALSE(Parse(std::string(found, sizeof(found) - 1)).has_value());
+  EXPECT_THAT(error_, HasSubstr(": not valid YAML: line "));
+  EXPECT_EQ(error_.find('\n'), std::string::npos) << error_;
+  ExpectError("\"two\\nlines\": 1\n", "two\\nlines", "unknown key");
+  ExpectError(std::string("\"nul\\0\": 1\n"), "nul\\x00", "unknown key");
+}
+
 TEST_F(WebConfigTest, KeysSockeyeDoesNotImplementAreRefused) {
   for (const std::string key :
        {"cert", "key", "client_ca", "client_allowed_sans", "cipher_suites", "curve_preferences"}) {
