@@ -162,14 +162,10 @@ void Agent::RefreshFrontends() {
   std::string error;
   bool ok = listeners_->Select(&listeners, &error);
   if (ok) {
-    std::vector<uint16_t> ports;
     std::vector<Endpoint> addresses;
-    for (const Listener& l : listeners) {
-      ports.push_back(l.local.port);
-      addresses.push_back(l.local);
-    }
+    for (const Listener& l : listeners) addresses.push_back(l.local);
+    ok = probes_->SetFrontendListeners(addresses, &error);
     aggregator_->SetListeners(std::move(addresses));
-    ok = probes_->SetFrontendPorts(ports, &error);
   }
   // Once: it fails the same way every interval (no tcp_diag, say).
   if (!ok && !warned_listeners_) {

@@ -268,24 +268,37 @@ bool BpfProbes::UpdateFilters(const LoaderSettings& settings, std::string* error
   return WriteFilters(state_->skel.get(), settings, error);
 }
 
-bool BpfProbes::SetFrontendPorts(const std::vector<uint16_t>& ports, std::string* error) {
-  const int fd = bpf_map__fd(state_->skel->maps.frontend_ports);
-  std::set<uint16_t> wanted(ports.begin(), ports.end());
-  // Ports no longer wanted go first, so that the map never holds more than
-  // the old and new sets' union.
-  std::vector<uint16_t> stale;
-  uint16_t key = 0, next = 0;
-  const uint16_t* previous = nullptr;
+bool BpfProbes::SetFrontendListeners(const std::vector<Endpoint>& listeners,
+                                     std::string* error) {
+  const int fd = bpf_map__fd(state_->skel->maps.frontend_listeners);
+  auto key_of = [](const Endpoint& e) {
+    sockeye_endpoint key{};
+    std::copy(e.addr.begin(), e.addr.end(), key.addr);
+    key.port = e.port;
+    return key;
+  };
+  auto same = [](const sockeye_endpoint& a, const sockeye_endpoint& b) {
+    return std::memcmp(&a, &b, sizeof(a)) == 0;
+  };
+  std::vector<sockeye_endpoint> wanted;
+  for (const Endpoint& e : listeners) wanted.push_back(key_of(e));
+  // Listeners no longer wanted go first, so that the map never holds more
+  // than the old and new sets' union.
+  std::vector<sockeye_endpoint> stale;
+  sockeye_endpoint key{}, next{};
+  const sockeye_endpoint* previous = nullptr;
   while (bpf_map_get_next_key(fd, previous, &next) == 0) {
-    if (!wanted.contains(next)) stale.push_back(next);
+    if (std::none_of(wanted.begin(), wanted.end(), [&](const auto& w) { return same(w, next); }))
+      stale.push_back(next);
     key = next;
     previous = &key;
   }
-  for (uint16_t port : stale) bpf_map_delete_elem(fd, &port);
+  for (const sockeye_endpoint& e : stale) bpf_map_delete_elem(fd, &e);
   const uint8_t one = 1;
-  for (uint16_t port : wanted) {
-    if (bpf_map_update_elem(fd, &port, &one, BPF_ANY) != 0) {
-      *error = "writing frontend port " + std::to_string(port) + " failed: " + ErrnoText(errno);
+  for (const sockeye_endpoint& e : wanted) {
+    if (bpf_map_update_elem(fd, &e, &one, BPF_ANY) != 0) {
+      *error = "writing frontend listener port " + std::to_string(e.port) +
+               " failed: " + ErrnoText(errno);
       return false;
     }
   }

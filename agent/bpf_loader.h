@@ -119,10 +119,10 @@ class BpfProbes {
   // connects follow the new filters, connections already followed stay.
   bool UpdateFilters(const LoaderSettings& settings, std::string* error);
 
-  // The local ports of the frontend listeners: connections accepted on them
-  // from now on are followed (and, before AdoptOpenConnections(), those
-  // already open). Replaces the previous set.
-  bool SetFrontendPorts(const std::vector<uint16_t>& ports, std::string* error);
+  // The frontend listeners' bound addresses: connections they accept from
+  // now on are followed (and, before AdoptOpenConnections(), those already
+  // open). Replaces the previous set.
+  bool SetFrontendListeners(const std::vector<Endpoint>& listeners, std::string* error);
 
   // Sockets of --process processes found at start-up that could not be
   // marked for adoption (the adopt_inodes map was full): their connections

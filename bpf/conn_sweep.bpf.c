@@ -60,7 +60,7 @@ int adopt_open_connections(struct bpf_iter__tcp *ctx)
 	}
 	if (state != TCP_ESTABLISHED && state != TCP_CLOSE_WAIT)
 		return 0;
-	/* Accepted on a frontend listener (the agent wrote frontend_ports from
+	/* Accepted on a frontend listener (the agent wrote frontend_listeners from
 	 * its listener scan before this walk). */
 	frontend = frontend_port((const struct sock *)skc);
 	if (!frontend && bpf_map_lookup_elem(&listen_ports, &local_port))

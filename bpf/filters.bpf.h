@@ -53,17 +53,31 @@ static __always_inline void read_local_endpoint(const struct sock *sk,
 	}
 }
 
-/* An accepted socket on a frontend listener's port, in the network
- * namespace the agent took the listeners from. */
+/* An accepted socket of a frontend listener, in the network namespace the
+ * agent took the listeners from: the listener bound to its local address,
+ * or the wildcard one on its port (0.0.0.0 for IPv4; [::], dual-stack,
+ * for IPv6 and v4-mapped addresses). Ports alone would not do: two
+ * listeners may share a port on different addresses, one of them excluded. */
 static __always_inline bool frontend_port(const struct sock *sk)
 {
-	__u16 port = sk->__sk_common.skc_num;
+	struct sockeye_endpoint ep;
+	__u32 *words = (__u32 *)ep.addr;
 	const struct net *net;
+	bool v4;
 
-	if (!follow_frontends || !bpf_map_lookup_elem(&frontend_ports, &port))
+	if (!follow_frontends)
 		return false;
 	net = sk->__sk_common.skc_net.net;
-	return !frontend_netns_inum || (net && net->ns.inum == frontend_netns_inum);
+	if (frontend_netns_inum && (!net || net->ns.inum != frontend_netns_inum))
+		return false;
+	read_local_endpoint(sk, &ep);
+	if (bpf_map_lookup_elem(&frontend_listeners, &ep))
+		return true;
+	v4 = sk->__sk_common.skc_family == AF_INET;
+	words[0] = words[1] = words[2] = words[3] = 0;
+	if (v4)
+		words[2] = __builtin_bswap32(0x0000ffff);
+	return bpf_map_lookup_elem(&frontend_listeners, &ep) != NULL;
 }
 
 static __always_inline const struct sockeye_filters *current_filters(void)

@@ -133,17 +133,18 @@ SOCKEYE_SHARED struct {
 	__type(value, struct sockeye_event_head);
 } unsent_records SEC(".maps");
 
-/* Local ports of the frontend listeners (--frontends), written by the agent
- * from its listener scan and kept up to date: a connection accepted on one
- * is followed from its ESTABLISHED transition (follow_accept()). Read once
- * per accepted connection. */
+/* The frontend listeners (--frontends) by bound address and port, wildcards
+ * as ::ffff:0.0.0.0 and ::, written by the agent from its listener scan and
+ * kept up to date: a connection accepted on one is followed from its
+ * ESTABLISHED transition (follow_accept()). Looked up once to three times
+ * per accepted connection (frontend_port()). */
 SOCKEYE_SHARED struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(max_entries, 4096);
-	__type(key, __u16);
+	__type(key, struct sockeye_endpoint);
 	__type(value, __u8);
-} frontend_ports SEC(".maps");
+} frontend_listeners SEC(".maps");
 
 static __always_inline void count_kernel_by(__u32 counter, __u64 n)
 {

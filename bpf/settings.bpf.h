@@ -61,7 +61,7 @@ SOCKEYE_SHARED const volatile __u32 sweep_netns_inum;
 static const volatile __u32 sweep_netns_inum;
 #endif
 
-/* Accepted connections on frontend_ports are followed (--frontends), in
+/* Accepted connections of frontend_listeners are followed (--frontends), in
  * the network namespace whose listeners the agent scanned (its own: the
  * inode number of /proc/self/ns/net), where those ports are the listeners'. */
 SOCKEYE_SHARED const volatile __u32 follow_frontends;

@@ -39,13 +39,15 @@ inline void WriteAll(int fd, const std::string& data) {
 //   "M"         never answers
 class HttpServer {
  public:
-  explicit HttpServer(const char* address) {
+  // Listens on `address`, on `port` (0: any free one).
+  explicit HttpServer(const char* address, uint16_t port = 0) {
     listen_fd_ = socket(AF_INET, SOCK_STREAM, 0);
     int one = 1;
     setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
     sockaddr_in sa{};
     sa.sin_family = AF_INET;
     inet_pton(AF_INET, address, &sa.sin_addr);
+    sa.sin_port = htons(port);
     bind(listen_fd_, reinterpret_cast<sockaddr*>(&sa), sizeof(sa));
     listen(listen_fd_, 16);
     socklen_t len = sizeof(sa);

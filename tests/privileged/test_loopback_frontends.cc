@@ -153,5 +153,28 @@ TEST_F(LoopbackTraffic, FrontendConnectionsOpenAtStartAreAdopted) {
   EXPECT_EQ(Metric("sockeye_frontend_connections_accepted_total", {{"listener", listener}}), 0);
 }
 
+// Two listeners on one port, on different addresses: only the included one's
+// connections are followed (the kernel matches address and port, not the
+// port alone).
+TEST_F(LoopbackTraffic, FrontendListenersAreMatchedByAddressAndPort) {
+  REQUIRE_TCP_DIAG();
+  HttpServer included(kFrontendAddress);
+  HttpServer other("127.0.0.7", included.port());
+  ASSERT_EQ(other.port(), included.port());
+  StartAgent();
+  if (!agent_) return;
+  for (HttpServer* server : {&included, &other}) {
+    HttpClient client(*server);
+    ASSERT_TRUE(client.connected());
+    ASSERT_TRUE(client.Ask("S 200 0 0", "hello"));
+  }
+  EXPECT_EQ(WaitForMetric("sockeye_frontend_connections_closed_total",
+                          {{"listener", included.backend()}, {"closed_by", "remote"}}, 1),
+            1);
+  EXPECT_EQ(Metric("sockeye_frontend_connections_accepted_total", {{"listener", other.backend()}}),
+            -1);
+  EXPECT_EQ(Metric("sockeye_frontend_requests_total", {{"listener", included.backend()}}), 1);
+}
+
 }  // namespace
 }  // namespace sockeye
