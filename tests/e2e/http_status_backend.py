@@ -4,8 +4,9 @@
   http_status_backend.py ADDR:PORT=BEHAVIOUR...
 
 BEHAVIOUR is a status code (answers every request with it and a 5-byte body),
-"slow" (200: the headers at once, the body 200 ms later) or "mute" (reads the
-request and never answers). Keep-alive; one request at a time per connection.
+CODE@MS (answers with CODE after MS milliseconds), "slow" (200: the headers at
+once, the body 200 ms later) or "mute" (reads the request and never answers).
+Keep-alive; one request at a time per connection.
 """
 import asyncio
 import sys
@@ -36,7 +37,14 @@ class Conn(asyncio.Protocol):
     def answer(self):
         if self.behaviour == "mute":
             return
-        code = 200 if self.behaviour == "slow" else int(self.behaviour)
+        code, _, delay = self.behaviour.partition("@")
+        if delay:
+            asyncio.get_running_loop().call_later(int(delay) / 1000, self.reply, code)
+        else:
+            self.reply(code)
+
+    def reply(self, code):
+        code = 200 if code == "slow" else int(code)
         head = (f"HTTP/1.1 {code} X\r\nContent-Length: {len(BODY)}\r\n"
                 "Content-Type: text/plain\r\n\r\n").encode()
         if self.behaviour == "slow":
