@@ -198,8 +198,12 @@ static __always_inline int state_changed(const struct sock *sk, int oldstate, in
 	note_send_progress(tp, h);
 
 	/* tcp_close_state() moves to FIN_WAIT1/LAST_ACK just before
-	 * tcp_send_fin() adds the FIN to write_seq: freeze the send total. */
-	if (newstate == TCP_FIN_WAIT1 || newstate == TCP_LAST_ACK) {
+	 * tcp_send_fin() adds the FIN to write_seq: freeze the send total,
+	 * once. A close() after shutdown(SHUT_WR) (HAProxy closing a client
+	 * connection) runs tcp_close_state() again and traces FIN_WAIT1 ->
+	 * FIN_WAIT1, with the FIN already in write_seq: frozen again, every such
+	 * connection counted one byte too many. */
+	if ((newstate == TCP_FIN_WAIT1 || newstate == TCP_LAST_ACK) && !h->tx_final) {
 		c->final_write_seq = tp->write_seq;
 		h->tx_final = 1;
 	}

@@ -36,6 +36,7 @@ inline void WriteAll(int fd, const std::string& data) {
 //   "J <code>"  "100 Continue" and the final response in one segment
 //   "P"         "+OK\r\n": a protocol that is not HTTP
 //   "H"         closes the connection without an answer
+//   "X <code>"  answers, then shutdown(SHUT_WR) and close(), as HAProxy closes
 //   "M"         never answers
 class HttpServer {
  public:
@@ -110,6 +111,10 @@ class HttpServer {
         WriteAll(fd, "+OK\r\n");
       } else if (kind == 'H') {
         break;
+      } else if (kind == 'X') {
+        WriteAll(fd, final_response + "hello");
+        shutdown(fd, SHUT_WR);
+        break;
       } else if (kind == 'M') {
         while (!stop_ && read(fd, chunk, sizeof(chunk)) > 0) {
         }
@@ -145,6 +150,12 @@ class HttpClient {
   void Close() {
     if (fd_ >= 0) close(fd_);
     fd_ = -1;
+  }
+  // shutdown(SHUT_WR), then close() at once: the kernel traces FIN_WAIT1
+  // twice when our FIN is not acknowledged yet.
+  void ShutdownThenClose() {
+    shutdown(fd_, SHUT_WR);
+    Close();
   }
   // Closes with a reset (SO_LINGER 0) instead of a FIN.
   void Reset() {

@@ -176,5 +176,41 @@ TEST_F(LoopbackTraffic, FrontendListenersAreMatchedByAddressAndPort) {
   EXPECT_EQ(Metric("sockeye_frontend_requests_total", {{"listener", included.backend()}}), 1);
 }
 
+// close() after shutdown(SHUT_WR) runs the kernel's close-state step twice
+// (FIN_WAIT1 -> FIN_WAIT1, the FIN already queued): the send total stays
+// frozen before the FIN, on both sides.
+TEST_F(LoopbackTraffic, ShutdownThenCloseCountsNoFinByte) {
+  REQUIRE_TCP_DIAG();
+  HttpServer frontend(kFrontendAddress);
+  HttpServer backend("127.0.0.3");
+  StartAgent();
+  if (!agent_) return;
+  const std::string response = "HTTP/1.1 200 X\r\nContent-Length: 5\r\n\r\nhello";
+  {
+    // The server closes first: shutdown, then close.
+    HttpClient client(frontend);
+    ASSERT_TRUE(client.connected());
+    client.Send("X 200");
+    client.WaitForClose();
+  }
+  {
+    // The client (a backend connection) closes first, the same way.
+    HttpClient client(backend);
+    ASSERT_TRUE(client.connected());
+    ASSERT_TRUE(client.Ask("S 200 0 0", "hello"));
+    client.ShutdownThenClose();
+  }
+  EXPECT_EQ(WaitForMetric("sockeye_frontend_connections_closed_total",
+                          {{"listener", frontend.backend()}, {"closed_by", "local"}}, 1),
+            1);
+  EXPECT_EQ(Metric("sockeye_frontend_sent_bytes_total", {{"listener", frontend.backend()}}),
+            static_cast<double>(response.size()));
+  EXPECT_EQ(WaitForMetric("sockeye_backend_connections_closed_total",
+                          {{"backend", backend.backend()}, {"closed_by", "local"}}, 1),
+            1);
+  EXPECT_EQ(Metric("sockeye_backend_sent_bytes_total", {{"backend", backend.backend()}}),
+            static_cast<double>(std::string("S 200 0 0\n").size()));
+}
+
 }  // namespace
 }  // namespace sockeye
