@@ -1,7 +1,9 @@
-// The scrape side of the Aggregator: Collect() copies the backends into a
-// snapshot under the lock and returns families whose per-backend series
-// are read from it while the page is rendered. Record ingestion is in
-// aggregator.cc; every family is declared in agent/metric_descriptors.h.
+// The scrape side of the Aggregator: Collect() copies the backends and the
+// frontend listeners into snapshots under the lock and returns families whose
+// series are read from them while the page is rendered. Record ingestion is in
+// aggregator.cc; every family is declared in agent/metric_descriptors.h. Why
+// this file is long (~440 lines): the snapshot's layout and the sources that
+// read it are one design, kept beside the one function that fills them.
 #include <algorithm>
 #include <array>
 #include <atomic>

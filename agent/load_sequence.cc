@@ -1,3 +1,9 @@
+// One load attempt, top to bottom: open, choose, set, load, check, filters,
+// attach (BpfProbes::LoadWith() at the end, one comment per step, as in
+// libbpf-bootstrap's bootstrap.c), with the helpers each step calls. Why this
+// file is long (~430 lines): the steps and their helpers read in the order
+// they run; the program table is in hook_table.cc, the status program's second
+// object in status_cast.cc.
 #include "agent/load_sequence.h"
 
 #include <bpf/bpf.h>
