@@ -65,11 +65,11 @@ std::unique_ptr<Agent> Agent::Start(const Config& config, std::string* error) {
   // Before adoption, so that connections the frontend listeners accepted
   // before the agent started are adopted as frontend ones.
   if (config.frontends) {
-    agent->listeners_ = std::make_shared<ListenerSelection>(ListenerSelectionOptions{
-        .processes = config.processes,
-        .include = config.frontend_include,
-        .exclude = config.frontend_exclude,
-        .skip_own_sockets = config.frontends_skip_own_sockets});
+    agent->listeners_ = std::make_shared<ListenerSelection>(
+        ListenerSelectionOptions{.processes = config.processes,
+                                 .include = config.frontend_include,
+                                 .exclude = config.frontend_exclude,
+                                 .skip_own_sockets = config.frontends_skip_own_sockets});
     agent->RefreshFrontends();
   }
   if (!agent->probes_->AdoptOpenConnections(agent->handler_, error)) {

@@ -125,8 +125,7 @@ Aggregator::Connection* Aggregator::ConnectionFor(const sockeye_event& event, Cl
   if (!create_open) return nullptr;
   Connection conn;
   conn.frontend = (event.flags & SOCKEYE_EVF_FRONTEND) != 0;
-  conn.endpoint =
-      conn.frontend ? ListenerOf(ToEndpoint(event.backend)) : ToEndpoint(event.backend);
+  conn.endpoint = conn.frontend ? ListenerOf(ToEndpoint(event.backend)) : ToEndpoint(event.backend);
   conn.adopted = (event.flags & SOCKEYE_EVF_ADOPTED) != 0;
   conn.not_swept = (event.flags & SOCKEYE_EVF_NOT_SWEPT) != 0;
   conn.born_generation = sweep_generation_;
@@ -204,9 +203,8 @@ void Aggregator::Handle(const sockeye_event& event, Clock::time_point now) {
   // Its connection's final close record made the agent forget it.
   if (event.kind == SOCKEYE_EV_RESET_AFTER_CLOSE) {
     const Endpoint endpoint = ToEndpoint(event.backend);
-    Backend* series = (event.flags & SOCKEYE_EVF_FRONTEND)
-                          ? FrontendFor(ListenerOf(endpoint), now)
-                          : BackendFor(endpoint, now);
+    Backend* series = (event.flags & SOCKEYE_EVF_FRONTEND) ? FrontendFor(ListenerOf(endpoint), now)
+                                                           : BackendFor(endpoint, now);
     series->resets_sent += 1;
     return;
   }

@@ -268,8 +268,7 @@ bool BpfProbes::UpdateFilters(const LoaderSettings& settings, std::string* error
   return WriteFilters(state_->skel.get(), settings, error);
 }
 
-bool BpfProbes::SetFrontendListeners(const std::vector<Endpoint>& listeners,
-                                     std::string* error) {
+bool BpfProbes::SetFrontendListeners(const std::vector<Endpoint>& listeners, std::string* error) {
   const int fd = bpf_map__fd(state_->skel->maps.frontend_listeners);
   auto key_of = [](const Endpoint& e) {
     sockeye_endpoint key{};

@@ -107,10 +107,11 @@ void DefineFlags(CLI::App* app, RawFlags* raw) {
                        "At most 32 --include and --exclude in total (default: none)"),
        "CIDR[:PORT]")
       ->group(selection);
-  app->add_flag("--frontends,!--no-frontends", raw->frontends,
-                "Follow the connections the listeners accept and serve their accept queues and drops "
-                "(sockeye_frontend_*); "
-                "--frontends=false turns them off (default: true)")
+  app->add_flag(
+         "--frontends,!--no-frontends", raw->frontends,
+         "Follow the connections the listeners accept and serve their accept queues and drops "
+         "(sockeye_frontend_*); "
+         "--frontends=false turns them off (default: true)")
       ->group(selection);
   list(app->add_option("--frontend-include", raw->frontend_include,
                        "Only report listeners bound in this network, e.g. 0.0.0.0/0:443 (any "

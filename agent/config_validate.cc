@@ -247,15 +247,14 @@ bool CheckBuckets(const std::string& key, const std::vector<std::string>& texts,
 
 std::optional<Config> Validate(const RawFlags& raw, Errors* errors) {
   Config config;
-  bool ok = CheckListenAddress(raw.listen_address, errors, &config.listen_address) &&
-            CheckTelemetryPath(raw.telemetry_path, errors, &config.telemetry_path) &&
-            CheckProcesses(raw.processes, errors, &config.processes) &&
-            CheckFilters("include", raw.include, errors, &config.include) &&
-            CheckFilters("exclude", raw.exclude, errors, &config.exclude) &&
-            CheckFilters("frontend-include", raw.frontend_include, errors,
-                         &config.frontend_include) &&
-            CheckFilters("frontend-exclude", raw.frontend_exclude, errors,
-                         &config.frontend_exclude);
+  bool ok =
+      CheckListenAddress(raw.listen_address, errors, &config.listen_address) &&
+      CheckTelemetryPath(raw.telemetry_path, errors, &config.telemetry_path) &&
+      CheckProcesses(raw.processes, errors, &config.processes) &&
+      CheckFilters("include", raw.include, errors, &config.include) &&
+      CheckFilters("exclude", raw.exclude, errors, &config.exclude) &&
+      CheckFilters("frontend-include", raw.frontend_include, errors, &config.frontend_include) &&
+      CheckFilters("frontend-exclude", raw.frontend_exclude, errors, &config.frontend_exclude);
   if (ok && config.include.size() + config.exclude.size() > kMaxFilters) {
     const std::string where =
         errors->Where("include") == "--include" && errors->Where("exclude") == "--exclude"

@@ -45,8 +45,10 @@ void ListenerCollector::Collect(std::vector<metrics::MetricFamily>& out) {
     drops_by_inode_ = std::move(drops_by_inode);
     // A listener whose sockets have all closed is gone, series and all; a
     // new one at its address starts afresh, as after a restart.
-    std::erase_if(closed_drops_, [&](const auto& entry) { return !by_label.contains(entry.first); });
-    for (const auto& [label, drops] : closed_drops_) by_label[label].drops += static_cast<double>(drops);
+    std::erase_if(closed_drops_,
+                  [&](const auto& entry) { return !by_label.contains(entry.first); });
+    for (const auto& [label, drops] : closed_drops_)
+      by_label[label].drops += static_cast<double>(drops);
   }
 
   namespace f = families;

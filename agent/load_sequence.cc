@@ -268,8 +268,8 @@ bool AttachStatusProgram(sockeye_bpf* skel, StatusCastPtr* cast, const StatusCho
         return " and egress";
       }
     }
-    LogWarn("http_status: attaching the egress program to " + root + " failed: " +
-            ErrnoText(errno) + "; no frontend response times or statuses");
+    LogWarn("http_status: attaching the egress program to " + root +
+            " failed: " + ErrnoText(errno) + "; no frontend response times or statuses");
     return "";
   };
   auto attached = [&](LinkPtr link, const std::string& build, bpf_program* cast_egress) {

@@ -66,13 +66,13 @@ inline constexpr MetricDescriptor kFrontendResponseTime{
     .name = "sockeye_frontend_response_time_seconds",
     .type = kHistogram,
     .labels = {"listener", "frontend"},
-    .help = "Request received to the first byte of its response sent: the proxy's latency as "
-            "its clients get it, backend included, network excluded."};
-inline constexpr MetricDescriptor kFrontendRtt{
-    .name = "sockeye_frontend_rtt_seconds",
-    .type = kHistogram,
-    .labels = {"listener", "frontend"},
-    .help = "Smoothed TCP round-trip time to clients."};
+    .help =
+        "Request received to the first byte of its response sent: the proxy's latency as "
+        "its clients get it, backend included, network excluded."};
+inline constexpr MetricDescriptor kFrontendRtt{.name = "sockeye_frontend_rtt_seconds",
+                                               .type = kHistogram,
+                                               .labels = {"listener", "frontend"},
+                                               .help = "Smoothed TCP round-trip time to clients."};
 inline constexpr MetricDescriptor kFrontendRetransmits{
     .name = "sockeye_frontend_retransmits_total",
     .type = kCounter,
@@ -83,11 +83,10 @@ inline constexpr MetricDescriptor kFrontendResetsReceived{
     .type = kCounter,
     .labels = {"listener", "frontend"},
     .help = "TCP resets received from clients."};
-inline constexpr MetricDescriptor kFrontendResetsSent{
-    .name = "sockeye_frontend_resets_sent_total",
-    .type = kCounter,
-    .labels = {"listener", "frontend"},
-    .help = "TCP resets sent to clients."};
+inline constexpr MetricDescriptor kFrontendResetsSent{.name = "sockeye_frontend_resets_sent_total",
+                                                      .type = kCounter,
+                                                      .labels = {"listener", "frontend"},
+                                                      .help = "TCP resets sent to clients."};
 
 // ---------------------------------------------------------------------------
 // ListenerCollector: each listener's saturation, read from socket

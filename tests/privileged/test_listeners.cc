@@ -75,12 +75,12 @@ std::map<std::string, double> Scrape(ListenerCollector& collector, const std::st
 // The kernel answers socket diagnostics for TCP only with tcp_diag, a module
 // on most distributions (loaded on demand); the kernel matrix's Ubuntu guests
 // boot without their modules.
-#define REQUIRE_TCP_DIAG()                                                           \
-  do {                                                                               \
-    std::vector<Listener> probe;                                                     \
-    std::string why;                                                                 \
+#define REQUIRE_TCP_DIAG()                                                             \
+  do {                                                                                 \
+    std::vector<Listener> probe;                                                       \
+    std::string why;                                                                   \
     if (!ReadListeners(&probe, &why) && why.find("No such file") != std::string::npos) \
-      GTEST_SKIP() << "no TCP socket diagnostics in this kernel (tcp_diag): " << why; \
+      GTEST_SKIP() << "no TCP socket diagnostics in this kernel (tcp_diag): " << why;  \
   } while (0)
 
 TEST(Listeners, AcceptQueueLimitAndDropsOfAListenerThatNeverAccepts) {

@@ -26,7 +26,9 @@ using testing::kFrontendAddress;
 using testing::LoopbackTraffic;
 
 // The response HttpServer sends for "S <code> ...": headers, then a 5-byte body.
-size_t ResponseBytes() { return std::string("HTTP/1.1 200 X\r\nContent-Length: 5\r\n\r\nhello").size(); }
+size_t ResponseBytes() {
+  return std::string("HTTP/1.1 200 X\r\nContent-Length: 5\r\n\r\nhello").size();
+}
 
 // The agent learns the listeners from socket diagnostics, which need
 // tcp_diag (a module on most distributions; the kernel matrix's Ubuntu guests
@@ -36,7 +38,7 @@ size_t ResponseBytes() { return std::string("HTTP/1.1 200 X\r\nContent-Length: 5
     std::vector<Listener> probe;                                                       \
     std::string why;                                                                   \
     if (!ReadListeners(&probe, &why) && why.find("No such file") != std::string::npos) \
-      GTEST_SKIP() << "no TCP socket diagnostics in this kernel (tcp_diag): " << why;   \
+      GTEST_SKIP() << "no TCP socket diagnostics in this kernel (tcp_diag): " << why;  \
   } while (0)
 
 bool EgressAttached(Agent& agent) {

@@ -38,10 +38,10 @@ bool StatusProgramAttached(Agent& agent) {
       .has_value();
 }
 
-#define REQUIRE_STATUS_PROGRAM()                                                      \
-  do {                                                                                \
-    if (!agent_) return;                                                              \
-    if (!StatusProgramAttached(*agent_))                                              \
+#define REQUIRE_STATUS_PROGRAM()                                                        \
+  do {                                                                                  \
+    if (!agent_) return;                                                                \
+    if (!StatusProgramAttached(*agent_))                                                \
       GTEST_SKIP() << "the HTTP status program is off here (sockeye --check says why)"; \
   } while (0)
 
@@ -49,8 +49,8 @@ TEST_F(LoopbackTraffic, HttpStatusClassesAreCountedExactly) {
   StartAgent();
   REQUIRE_STATUS_PROGRAM();
   HttpServer server("127.0.0.3");
-  const std::map<std::string, int> expected = {
-      {"1xx", 1}, {"2xx", 5}, {"3xx", 2}, {"4xx", 3}, {"5xx", 4}, {"other", 1}};
+  const std::map<std::string, int> expected = {{"1xx", 1}, {"2xx", 5}, {"3xx", 2},
+                                               {"4xx", 3}, {"5xx", 4}, {"other", 1}};
   {
     HttpClient client(server);
     ASSERT_TRUE(client.connected());
@@ -109,7 +109,8 @@ TEST_F(LoopbackTraffic, ExactStatusCodes) {
   {
     HttpClient client(server);
     ASSERT_TRUE(client.connected());
-    for (int code : {418, 418, 503}) ASSERT_TRUE(client.Ask("S " + std::to_string(code) + " 0 0", "hello"));
+    for (int code : {418, 418, 503})
+      ASSERT_TRUE(client.Ask("S " + std::to_string(code) + " 0 0", "hello"));
   }
   const std::string b = server.backend();
   EXPECT_EQ(WaitForMetric("sockeye_backend_responses_total", {{"backend", b}, {"code", "418"}}, 2),
@@ -141,7 +142,8 @@ TEST_F(LoopbackTraffic, ResponseDurationEndsAtTheLastByte) {
   EXPECT_GE(mean, 0.210);
   EXPECT_LE(mean, waited.count() / 3 + kClockSlack);
   // Time to first byte stops at the headers.
-  const double ttfb = Metric("sockeye_backend_time_to_first_byte_seconds_sum", {{"backend", b}}) / 3;
+  const double ttfb =
+      Metric("sockeye_backend_time_to_first_byte_seconds_sum", {{"backend", b}}) / 3;
   EXPECT_GE(ttfb, 0.010);
   EXPECT_LT(ttfb, 0.200);
 }

@@ -35,13 +35,21 @@ TEST(AggregatorFrontends, CountUnderTheListenerThatAccepted) {
   agg.Handle(Frontend(SOCKEYE_EV_CONNECTED, 3, bound), now);
   auto turn = Frontend(SOCKEYE_EV_TURN, 1, sockeye_endpoint{});
   turn.turn_count = 2;
-  turn.turns[0] = {.ttfb_us = 30'000, .srtt_status = 5 | (200u << SOCKEYE_TURN_SRTT_BITS), .prev_response_us = 0};
-  turn.turns[1] = {.ttfb_us = 10'000, .srtt_status = 5 | (502u << SOCKEYE_TURN_SRTT_BITS), .prev_response_us = 0};
+  turn.turns[0] = {.ttfb_us = 30'000,
+                   .srtt_status = 5 | (200u << SOCKEYE_TURN_SRTT_BITS),
+                   .prev_response_us = 0};
+  turn.turns[1] = {.ttfb_us = 10'000,
+                   .srtt_status = 5 | (502u << SOCKEYE_TURN_SRTT_BITS),
+                   .prev_response_us = 0};
   agg.Handle(turn, now);
   auto closed = Frontend(SOCKEYE_EV_CLOSED, 1, via_wildcard);
   closed.closed_by = SOCKEYE_CLOSED_BY_REMOTE;
-  closed.totals = {.bytes_sent = 900, .bytes_received = 120, .requests = 2, .retransmits = 0,
-                   .resets_sent = 0, .resets_received = 0};
+  closed.totals = {.bytes_sent = 900,
+                   .bytes_received = 120,
+                   .requests = 2,
+                   .retransmits = 0,
+                   .resets_sent = 0,
+                   .resets_received = 0};
   closed.duration_ns = 2'000'000'000;
   agg.Handle(closed, now);
   // A backend connection to the same address stays a backend.
