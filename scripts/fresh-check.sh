@@ -13,7 +13,8 @@
 #
 # Cold means: none of the packages packaging/install-deps.sh installs, except
 # the toolchain a machine of this kind ships with (KEEP below: compilers,
-# cmake, GoogleTest, python3, curl, iproute2, systemd, ...); no apt archive
+# cmake, GoogleTest, python3, curl, iproute2, systemd, openssl, which its
+# Java and CA certificates depend on, ...); no apt archive
 # cache; no guest kernels (/var/cache/sockeye-vm); no build directory.
 # Each command starts from that state: the test command first, then the
 # packages are purged again and the run command starts cold too.
@@ -33,7 +34,7 @@ done
 [ "$(id -u)" -eq 0 ] || { echo "fresh-check.sh: must run as root" >&2; exit 2; }
 
 KEEP=" adduser binutils build-essential clang cmake curl dpkg-dev gzip iproute2 libcap2-bin libgmock-dev "
-KEEP+="libgtest-dev linux-libc-dev llvm ninja-build pkg-config python3 strace systemd util-linux zlib1g-dev "
+KEEP+="libgtest-dev linux-libc-dev llvm ninja-build openssl pkg-config python3 strace systemd util-linux zlib1g-dev "
 purge_list=()
 while read -r pkg; do
   [[ "$KEEP" == *" $pkg "* ]] || purge_list+=("$pkg")
