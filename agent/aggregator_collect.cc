@@ -313,7 +313,9 @@ void Aggregator::Collect(std::vector<MetricFamily>& out) {
   const std::vector<const Backend*> backends =
       Ordered(backends_, overflow_connections_ > 0 ? overflow_.get() : nullptr);
   const std::vector<const Backend*> frontends =
-      Ordered(frontends_, frontend_overflow_->established > 0 ? frontend_overflow_.get() : nullptr);
+      Ordered(frontends_, frontend_overflow_->last_activity != Clock::time_point{}
+                              ? frontend_overflow_.get()
+                              : nullptr);
   const std::shared_ptr<const BackendSnapshot> snapshot =
       FillSnapshot(snapshot_, backends, "backend", "pool");
   const std::shared_ptr<const BackendSnapshot> frontend_snapshot =

@@ -41,7 +41,9 @@ churn=127.0.83.1:8080 # keepalive 4 under 16 clients: connections open and close
 pool=127.0.83.2:8080  # keepalive 64: connections stay open
 overflow_backends=(127.0.83.11:8080 127.0.83.12:8080 127.0.83.13:8080 127.0.83.14:8080
   127.0.83.15:8080 127.0.83.16:8080 127.0.83.17:8080 127.0.83.18:8080)
-filters=(--include 127.0.83.0/24 --exclude "${front%:*}/32")
+# The backend side only: its checks count adopted backend connections and
+# hot slots, which followed client connections would share.
+filters=(--include 127.0.83.0/24 --exclude "${front%:*}/32" --no-frontends)
 agent_pid=""
 stop_agent() {
   if [ -n "$agent_pid" ]; then

@@ -60,12 +60,13 @@ struct Scrape {
   size_t backend_series = 0;
 };
 
-const std::string& BackendOf(const sockeye::metrics::Labels& labels) {
-  static const std::string none;
+// The series' owner: a backend, or a frontend listener ("listener=...").
+std::string BackendOf(const sockeye::metrics::Labels& labels) {
   for (const auto& label : labels) {
     if (label.name == "backend") return label.value;
+    if (label.name == "listener") return "listener=" + label.value;
   }
-  return none;
+  return "";
 }
 
 Scrape Collect(Aggregator& agg) {
@@ -76,7 +77,8 @@ Scrape Collect(Aggregator& agg) {
     sockeye::metrics::Materialize(family);
     using sockeye::metrics::MetricType;
     for (const auto& sample : family.samples) {
-      if (family.name == "sockeye_backend_responses_total") {
+      if (family.name == "sockeye_backend_responses_total" ||
+          family.name == "sockeye_frontend_responses_total") {
         std::string key;
         for (const auto& label : sample.labels)
           if (label.name != "pool") key += label.name + "=" + label.value + ",";
@@ -92,6 +94,8 @@ Scrape Collect(Aggregator& agg) {
         scrape.active_sum += sample.value;
         ++scrape.backend_series;
       }
+      // Followed connections are backend and frontend ones.
+      if (family.name == "sockeye_frontend_connections_active") scrape.active_sum += sample.value;
     }
     for (const auto& histogram : family.histograms) {
       std::vector<double>& values = scrape.monotonic[BackendOf(histogram.labels)];
