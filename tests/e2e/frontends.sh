@@ -43,21 +43,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-fail=0
-check() { # NAME ACTUAL EXPECTED
-  if [ "$2" = "$3" ]; then echo "ok   $1: $2"; else echo "FAIL $1: $2, expected $3"; fail=1; fi
-}
-metric() { # NAME LABEL-TEXT...: the sum of the series whose labels contain every LABEL-TEXT
-  local name=$1
-  shift
-  curl -fs "127.0.0.1:$port/metrics" | awk -v n="$name" -v want="$*" '
-    ($1 == n || index($1, n "{") == 1) {
-      k = split(want, w, " "); ok = 1
-      for (i = 1; i <= k; i++) if (!index($1, w[i])) ok = 0
-      if (ok) v += $2
-    }
-    END { printf "%.0f\n", v }'
-}
+source "$here/lib.sh"
+metric() { metric_sum "127.0.0.1:$port" "$@"; } # NAME LABEL-TEXT...
 settled() { # NAME LABELS EXPECTED: waits up to 10 s for the metric to reach EXPECTED
   for _ in $(seq 100); do
     [ "$(metric "$1" "$2")" = "$3" ] && break
@@ -125,7 +112,8 @@ for _ in $(seq 100); do
 done
 "$agent" --frontend-include 127.0.0.61/32 --frontend-include 127.0.0.63/32 --include 127.0.0.64/26 \
   --web.listen-address "127.0.0.1:$port" >"$work/agent.log" 2>&1 &
-pids+=($!)
+agent_pid=$!
+pids+=($agent_pid)
 cat >"$work/prometheus.yml" <<PROM
 global: { scrape_interval: 1s }
 scrape_configs:
@@ -135,8 +123,9 @@ PROM
 prometheus --config.file="$work/prometheus.yml" --storage.tsdb.path="$work/prom" \
   --web.listen-address="$prom" --log.level=warn >"$work/prometheus.log" 2>&1 &
 pids+=($!)
+wait_healthy "127.0.0.1:$port" "$agent_pid" "$work/agent.log"
 for _ in $(seq 100); do
-  curl -fs "127.0.0.1:$port/healthz" >/dev/null 2>&1 && curl -fs -o /dev/null "$hap_stats/metrics" && break
+  curl -fs -o /dev/null "$hap_stats/metrics" && break
   sleep 0.1
 done
 grep -q "http_status.*cgroup_skb" "$work/agent.log" || {
@@ -260,5 +249,4 @@ in_bucket=$(awk -v q="$p50" 'BEGIN { print (q > 0.025 && q <= 0.05) ? "yes" : "n
 check "Prometheus: median response time of $ngx ($p50 s) in the (25 ms, 50 ms] bucket of a 30 ms backend" \
   "$in_bucket" yes
 
-[ $fail -eq 0 ] && echo "frontends: all checks passed" || echo "frontends: FAILED"
-exit $fail
+finish frontends
