@@ -1,6 +1,7 @@
 // Kernel-side churn and live-backend memory of the real agent binary.
 //
 //   sudo build/bench/churn --agent build/sockeye [--phase both|live|churn]
+//   sudo build/bench/churn --phase load [...]   (no agent: the churn load alone)
 //        [--connections 100000] [--addresses 10000] [--ports 10] [--rate 1000]
 //        [--live-backends 1000] [--sample-interval 5] [--scrape-interval S|0]
 //        [--settle 65] [--concurrency 256] [--load-limit 200] [--base-port 21000]
@@ -47,6 +48,7 @@
 
 #include "bench/churn/common.h"
 #include "bench/churn/kernel_view.h"
+#include "bench/churn/load.h"
 #include "bench/churn/phases.h"
 #include "bench/churn/server.h"
 
@@ -67,13 +69,51 @@ std::string AgentVersion(const std::string& agent) {
 }
 
 int Usage() {
-  std::fprintf(stderr,
-               "usage: churn --agent PATH [--phase both|live|churn] [--connections N] "
-               "[--addresses N] [--ports N] [--rate PER_S] [--concurrency N] "
-               "[--live-backends N] [--live-rounds N] [--live-scrapes N] "
-               "[--sample-interval S] [--scrape-interval S|0] [--settle S] [--load-limit S] "
-               "[--base-port P]\n");
+  std::fprintf(
+      stderr,
+      "usage: churn (--agent PATH [--phase both|live|churn] | --phase load) [--connections N] "
+      "[--addresses N] [--ports N] [--rate PER_S] [--concurrency N] "
+      "[--live-backends N] [--live-rounds N] [--live-scrapes N] "
+      "[--sample-interval S] [--scrape-interval S|0] [--settle S] [--load-limit S] "
+      "[--base-port P]\n");
   return 2;
+}
+
+// The server on the first free block of --ports ports from --base-port on,
+// in steps of 100; 0 if none.
+uint16_t ListenFrom(Server& server, uint16_t base, int ports) {
+  std::string error;
+  for (int attempt = 0; attempt < 20; ++attempt) {
+    error.clear();
+    if (server.Listen(base, ports, &error)) return base;
+    base = static_cast<uint16_t>(base + 100);
+  }
+  std::fprintf(stderr, "churn: cannot listen: %s\n", error.c_str());
+  return 0;
+}
+
+int RunLoadOnly(const Options& o) {
+  Server server;
+  const uint16_t base = ListenFrom(server, o.base_port, o.ports);
+  if (base == 0) return 1;
+  Out("churn load: %d connections to %s (%d addresses x %d ports from %u), %.1f/s, at most %d in "
+      "flight, no new connections after %.0f s\n",
+      o.connections, kChurnNet, o.addresses, o.ports, base, o.rate, o.concurrency, o.load_limit);
+  ChurnProgress progress;
+  const ChurnResult r = DriveChurn(o, base, &progress);
+  server.Stop();
+  for (const auto& [what, count] : r.errors)
+    Out("  error %-40s %llu\n", what.c_str(), static_cast<unsigned long long>(count));
+  const auto u = [](uint64_t v) { return static_cast<unsigned long long>(v); };
+  Out("churn-load: seconds=%.1f started=%llu established=%llu completed=%llu failed_at_once=%llu "
+      "failed_later=%llu protocol_errors=%llu abandoned=%llu bytes_sent=%llu bytes_received=%llu "
+      "server_accepted=%llu base_port=%u\n",
+      r.seconds, u(r.started), u(r.established), u(r.completed), u(r.failed_at_once),
+      u(r.failed_later), u(r.protocol_errors), u(r.abandoned), u(r.bytes_sent), u(r.bytes_received),
+      u(server.accepted.load()), base);
+  const bool clean = r.completed == r.started && r.failed_at_once == 0 && r.failed_later == 0 &&
+                     r.protocol_errors == 0 && r.abandoned == 0;
+  return clean ? 0 : 1;
 }
 
 }  // namespace
@@ -118,7 +158,9 @@ int main(int argc, char** argv) {
     else
       return Usage();
   }
-  if (o.agent.empty() || (o.phase != "both" && o.phase != "live" && o.phase != "churn"))
+  const bool load_only = o.phase == "load";
+  if ((o.agent.empty() && !load_only) ||
+      (o.phase != "both" && o.phase != "live" && o.phase != "churn" && !load_only))
     return Usage();
   const int max_addresses = 256 * kHostsPerThirdOctet;
   if (o.connections < 1 || o.addresses < 1 || o.addresses > max_addresses || o.ports < 1 ||
@@ -129,20 +171,21 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (geteuid() != 0) {
-    std::fprintf(stderr, "churn: needs root (runs the agent, reads its BPF maps)\n");
+    std::fprintf(stderr, "churn: needs root (runs the agent, reads its BPF maps, binds to lo)\n");
     return 1;
   }
+  signal(SIGPIPE, SIG_IGN);
+  rlimit nofile{};
+  getrlimit(RLIMIT_NOFILE, &nofile);
+  nofile.rlim_cur = nofile.rlim_max;
+  setrlimit(RLIMIT_NOFILE, &nofile);
+  if (load_only) return RunLoadOnly(o);
   char resolved[PATH_MAX];
   if (!realpath(o.agent.c_str(), resolved) || access(resolved, X_OK) != 0) {
     std::fprintf(stderr, "churn: %s is not an executable\n", o.agent.c_str());
     return 1;
   }
   o.agent = resolved;
-  signal(SIGPIPE, SIG_IGN);
-  rlimit nofile{};
-  getrlimit(RLIMIT_NOFILE, &nofile);
-  nofile.rlim_cur = nofile.rlim_max;
-  setrlimit(RLIMIT_NOFILE, &nofile);
   libbpf_set_print(nullptr);
 
   std::string command;
@@ -172,17 +215,8 @@ int main(int argc, char** argv) {
 
   // --ports consecutive free ports, from --base-port on in steps of 100.
   Server server;
-  uint16_t base = o.base_port;
-  bool listening = false;
-  for (int attempt = 0; attempt < 20; ++attempt) {
-    error.clear();
-    if ((listening = server.Listen(base, o.ports, &error))) break;
-    base = static_cast<uint16_t>(base + 100);
-  }
-  if (!listening) {
-    std::fprintf(stderr, "churn: cannot listen: %s\n", error.c_str());
-    return 1;
-  }
+  const uint16_t base = ListenFrom(server, o.base_port, o.ports);
+  if (base == 0) return 1;
 
   Checks checks;
   const auto t0 = Clock::now();
