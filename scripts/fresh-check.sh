@@ -76,7 +76,7 @@ echo "test command (bash scripts/test.sh), cold: exit $rc after $(minutes $test_
 grep -E '^ *[0-9]+/[0-9]+ Test +#' "$work/test.log" | sed -E 's/^ *[0-9]+\/[0-9]+ Test +#[0-9]+: //' |
   awk '$(NF-1) + 0 >= 1' >>"$work/record" || true
 grep -E 'tests passed|Total Test time' "$work/test.log" >>"$work/record" || true
-grep -E '^install-deps.sh:|^install-|^fetch-kernels' "$work/test.log" >>"$work/record" || true
+grep -E '^install-deps.sh:|^install-|^fetch-kernels|^test.sh:' "$work/test.log" >>"$work/record" || true
 echo "kernel matrix guests (3 at a time, beside the host tiers; from ctest's log):" >>"$work/record"
 grep -E '^guest ' "$work/test/build/Testing/Temporary/LastTest.log" >>"$work/record" 2>/dev/null || true
 
@@ -86,7 +86,7 @@ if [ "$warm" = 1 ]; then
   wrc=0
   (cd "$work/test" && bash scripts/test.sh) >"$work/warm.log" 2>&1 || wrc=$?
   echo "test command again, warm: exit $wrc after $(minutes $(( $(date +%s) - start )))" | tee -a "$work/record"
-  grep -E 'tests passed|Total Test time' "$work/warm.log" >>"$work/record" || true
+  grep -E 'tests passed|Total Test time|^test.sh:' "$work/warm.log" >>"$work/record" || true
   [ "$wrc" -eq 0 ] || rc=$wrc
 fi
 
