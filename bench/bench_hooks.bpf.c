@@ -454,7 +454,8 @@ int split_egress_headers(struct __sk_buff *skb)
 }
 
 /* 11: and the status line, 12 bytes of payload with bpf_skb_load_bytes(),
- * as status_at() reads it. */
+ * as status_at() reads it; split_followed counts the packets whose line was
+ * in the linear part. */
 SEC("cgroup_skb/egress")
 int split_egress_payload(struct __sk_buff *skb)
 {
@@ -474,6 +475,9 @@ int split_egress_payload(struct __sk_buff *skb)
 	if ((__s32)(seq - (__u32)slot[2]) < 0)
 		return 1;
 	slot[2] = seq + len;
+	/* Counted: whether the status line could have been read in place. */
+	if ((const __u8 *)(long)skb->data + off + sizeof(line) <= (const __u8 *)(long)skb->data_end)
+		split_followed++;
 	if (bpf_skb_load_bytes(skb, off, line, sizeof(line)))
 		return 1;
 	split_sink += line[9];

@@ -765,6 +765,10 @@ int main(int argc, char** argv) {
     std::printf("%-22s %12llu %10.1f %14.1f %14.1f %12.1f %12.1f\n", bpf_program__name(variant),
                 static_cast<unsigned long long>(split_sum.calls + sum.calls), empty_ns, split_ns,
                 followed_ns, split_ns - empty_ns, followed_ns - empty_ns);
+    if (cgroup_split == 11)
+      std::printf("(%s: %llu packets with the status line in the linear part)\n",
+                  bpf_program__name(variant),
+                  static_cast<unsigned long long>(bench->bss->split_followed));
   }
   for (const auto& [kind, sums] : other_sockets) {
     if (!sums.sockeye.calls) continue;
