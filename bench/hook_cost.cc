@@ -1,6 +1,7 @@
-// Hook cost benchmark. Why this file is long (~700 lines): it is one
-// measurement whose phases (unfollowed, followed, unix and UDP, batched, the
-// cgroup hook) difference the same statistics snapshots in one loop and are
+// Hook cost benchmark. Why this file is long (~900 lines): it is one
+// measurement whose phases (unfollowed, followed, frontend, unix and UDP,
+// batched, the cgroup hooks) difference the same statistics snapshots in one
+// loop and are
 // reported side by side; split apart, each piece would need that state passed
 // around. Its traffic drivers already live in bench_util.h.
 //
@@ -475,8 +476,7 @@ int main(int argc, char** argv) {
       bench->progs.split_egress_slot,    bench->progs.split_egress_headers,
       bench->progs.split_egress_payload, bench->progs.split_egress_record};
   bpf_program* const ready_splits[] = {bench->progs.split_ready_storage,
-                                       bench->progs.split_ready_slot,
-                                       bench->progs.split_ready_tcp};
+                                       bench->progs.split_ready_slot, bench->progs.split_ready_tcp};
   if (cgroup_split < 0 || cgroup_split > static_cast<int>(std::size(splits)) || ready_split < 0 ||
       ready_split > static_cast<int>(std::size(ready_splits)) || (cgroup_split && ready_split)) {
     std::fprintf(stderr,
@@ -587,7 +587,8 @@ int main(int argc, char** argv) {
     // Indexed by Hook::index, the bench program's counter.
     uint64_t sides_before[kBenchCounters][3];
     for (size_t i = 0; i < kBenchCounters; ++i)
-      for (size_t side = 0; side < 3; ++side) sides_before[i][side] = bench->bss->invocations[i][side];
+      for (size_t side = 0; side < 3; ++side)
+        sides_before[i][side] = bench->bss->invocations[i][side];
     const uint64_t segments_before = TcpOutSegments();
     Stats b0 = Snapshot(*agent, bench);
     Drive(followed.address(), port, connections, requests);
@@ -596,7 +597,8 @@ int main(int argc, char** argv) {
     phase_b_segments += TcpOutSegments() - segments_before;
     uint64_t sides_after[kBenchCounters][3];
     for (size_t i = 0; i < kBenchCounters; ++i)
-      for (size_t side = 0; side < 3; ++side) sides_after[i][side] = bench->bss->invocations[i][side];
+      for (size_t side = 0; side < 3; ++side)
+        sides_after[i][side] = bench->bss->invocations[i][side];
     // Phase F: the frontend side followed (its server's accepted sockets).
     Stats f0 = Snapshot(*agent, bench), f1 = f0;
     if (frontends) {
@@ -609,7 +611,8 @@ int main(int argc, char** argv) {
         frontend_sum[h.name].calls += uf.calls;
         empty_sum[h.name].ns += ef.ns;
         empty_sum[h.name].calls += ef.calls;
-        frontend_server_calls[h.name] += bench->bss->invocations[h.index][1] - sides_after[h.index][1];
+        frontend_server_calls[h.name] +=
+            bench->bss->invocations[h.index][1] - sides_after[h.index][1];
       }
     }
     if (variant) {
@@ -698,10 +701,10 @@ int main(int argc, char** argv) {
   }
 
   std::printf(
-      "hook cost, %d rounds x 2 phases x %d connections x %d requests (64 B / 512 B), %s, "
+      "hook cost, %d rounds x %d phases x %d connections x %d requests (64 B / 512 B), %s, "
       "--probe-mode %s, --hot-slots %d, --ringbuf-size %zu, --cgroup-warmup %d, --http-responses "
       "%d, --frontends %d, --cgroup-split %d, --ready-split %d\n",
-      rounds, connections, requests,
+      rounds, frontends ? 3 : 2, connections, requests,
       cpu >= 0 ? ("all threads on CPU " + std::to_string(cpu)).c_str() : "threads unpinned",
       sockeye::ProbeModeName(*probe_mode), hot_slots, ringbuf_bytes, cgroup_warmup, http_responses,
       frontends, cgroup_split, ready_split);
@@ -758,10 +761,9 @@ int main(int argc, char** argv) {
     const uint64_t followed_calls =
         frontend_path ? frontend_server_calls[split_row] : followed_client_calls[split_row];
     const double followed_ns =
-        followed_calls
-            ? (double(sum.ns) - double(sum.calls - followed_calls) * split_ns) /
-                  double(followed_calls)
-            : 0;
+        followed_calls ? (double(sum.ns) - double(sum.calls - followed_calls) * split_ns) /
+                             double(followed_calls)
+                       : 0;
     std::printf("%-22s %12llu %10.1f %14.1f %14.1f %12.1f %12.1f\n", bpf_program__name(variant),
                 static_cast<unsigned long long>(split_sum.calls + sum.calls), empty_ns, split_ns,
                 followed_ns, split_ns - empty_ns, followed_ns - empty_ns);
