@@ -9,13 +9,6 @@
 #include "maps.bpf.h"
 #include "settings.bpf.h"
 
-/*
- * Field reads here and in the other headers are plain loads through
- * BTF-typed pointers (tp_btf, fentry and iterator arguments are trusted by
- * the verifier, which turns them into fault-safe loads), relocated by
- * CO-RE. BPF_CORE_READ would make each one a bpf_probe_read_kernel() call,
- * several times the cost on the per-segment path.
- */
 /* Which end of a socket read_endpoint() reads: the peer (a backend
  * connection's backend), or the socket's own address and port (a frontend
  * connection's label is its listener's, which the agent finds from it). */
@@ -24,6 +17,13 @@ enum endpoint_end {
 	LOCAL_END,
 };
 
+/*
+ * Field reads here and in the other headers are plain loads through
+ * BTF-typed pointers (tp_btf, fentry and iterator arguments are trusted by
+ * the verifier, which turns them into fault-safe loads), relocated by
+ * CO-RE. BPF_CORE_READ would make each one a bpf_probe_read_kernel() call,
+ * several times the cost on the per-segment path.
+ */
 static __always_inline void read_endpoint(const struct sock *sk, struct sockeye_endpoint *ep,
 					  enum endpoint_end end)
 {
@@ -33,11 +33,14 @@ static __always_inline void read_endpoint(const struct sock *sk, struct sockeye_
 	__builtin_memset(ep, 0, sizeof(*ep));
 	ep->port = local ? sk->__sk_common.skc_num : __builtin_bswap16(sk->__sk_common.skc_dport);
 	if (sk->__sk_common.skc_family == AF_INET6) {
-		/* Unrolled: each load at a constant offset, as the verifier wants. */
-#pragma unroll
-		for (int i = 0; i < 4; i++)
-			words[i] = local ? sk->__sk_common.skc_v6_rcv_saddr.in6_u.u6_addr32[i]
-					 : sk->__sk_common.skc_v6_daddr.in6_u.u6_addr32[i];
+		words[0] = local ? sk->__sk_common.skc_v6_rcv_saddr.in6_u.u6_addr32[0]
+				 : sk->__sk_common.skc_v6_daddr.in6_u.u6_addr32[0];
+		words[1] = local ? sk->__sk_common.skc_v6_rcv_saddr.in6_u.u6_addr32[1]
+				 : sk->__sk_common.skc_v6_daddr.in6_u.u6_addr32[1];
+		words[2] = local ? sk->__sk_common.skc_v6_rcv_saddr.in6_u.u6_addr32[2]
+				 : sk->__sk_common.skc_v6_daddr.in6_u.u6_addr32[2];
+		words[3] = local ? sk->__sk_common.skc_v6_rcv_saddr.in6_u.u6_addr32[3]
+				 : sk->__sk_common.skc_v6_daddr.in6_u.u6_addr32[3];
 	} else {
 		words[2] = __builtin_bswap32(0x0000ffff);
 		words[3] = local ? sk->__sk_common.skc_rcv_saddr : sk->__sk_common.skc_daddr;
