@@ -1,6 +1,7 @@
-// Hook cost benchmark. Why this file is long (~700 lines): it is one
-// measurement whose phases (unfollowed, followed, unix and UDP, batched, the
-// cgroup hook) difference the same statistics snapshots in one loop and are
+// Hook cost benchmark. Why this file is long (~900 lines): it is one
+// measurement whose phases (unfollowed, followed, frontend, unix and UDP,
+// batched, the cgroup hooks) difference the same statistics snapshots in one
+// loop and are
 // reported side by side; split apart, each piece would need that state passed
 // around. Its traffic drivers already live in bench_util.h.
 //
@@ -13,6 +14,7 @@
 //                                [--storage-timing 1] [--probe-mode MODE] [--hot-slots N]
 //                                [--ringbuf-size BYTES] [--batch N] [--cgroup-warmup 0|1]
 //                                [--http-responses 0|1] [--cgroup-split N] [--frontends 0|1]
+//                                [--ready-split N]
 //
 // --probe-mode is the agent's (default auto: no send hook, so the
 // sock_send_length row reads "not attached", and responses timed at
@@ -47,7 +49,16 @@
 // reads each one (--http-responses 0: padding only, which it gives up on
 // after a connection's first response). --cgroup-split N (1-7) adds one of
 // that program's partial paths (bench_hooks.bpf.c) as a row of its own; it
-// runs before sockeye's, so the cgroup_skb rows of that run read low.
+// runs before sockeye's, so the cgroup_skb rows of that run read low. 8-12
+// are the egress program's partial paths on a frontend socket, and
+// --ready-split N (1-3) sk_data_ready's, read against the frontend phase.
+//
+// --frontends 1 adds a phase per round (F): the same exchanges with a third
+// server, 127.0.0.29, whose listener is a frontend listener and whose
+// clients sockeye does not follow, so the followed sockets of that phase are
+// the server's accepted ones only. Its rows ("... frontend") solve for them
+// as phase B does for the client's. With --frontends 0 the egress program
+// still runs, following nothing (a frontend address no listener has).
 //
 // --batch N adds two phases per round (BatchedListener below): the same
 // exchanges over N connections at a time, unfollowed then followed, with
@@ -81,6 +92,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <array>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -172,6 +184,28 @@ Stat Delta(const Stats& before, const Stats& after, const std::string& name) {
   auto b = before.count(name) ? before.at(name) : Stat{};
   auto a = after.count(name) ? after.at(name) : Stat{};
   return {a.ns - b.ns, a.calls - b.calls};
+}
+
+// The host's TCP segments sent so far (Tcp: OutSegs in /proc/net/snmp), 0
+// if unreadable.
+uint64_t TcpOutSegments() {
+  FILE* f = std::fopen("/proc/net/snmp", "r");
+  if (!f) return 0;
+  char header[1024], values[1024];
+  uint64_t result = 0;
+  while (std::fgets(header, sizeof(header), f) && std::fgets(values, sizeof(values), f)) {
+    if (std::strncmp(header, "Tcp:", 4) != 0) continue;
+    // Same field order on both lines: find OutSegs' column in the header.
+    int column = -1, i = 0;
+    for (char* tok = std::strtok(header, " \n"); tok; tok = std::strtok(nullptr, " \n"), ++i)
+      if (std::strcmp(tok, "OutSegs") == 0) column = i;
+    i = 0;
+    for (char* tok = std::strtok(values, " \n"); tok; tok = std::strtok(nullptr, " \n"), ++i)
+      if (i == column) result = std::strtoull(tok, nullptr, 10);
+    break;
+  }
+  std::fclose(f);
+  return result;
 }
 
 void Drive(const std::string& address, uint16_t port, int connections, int requests) {
@@ -328,7 +362,7 @@ bool DriveBatched(io_uring* ring, const BatchedConnections& c, int exchanges) {
 int main(int argc, char** argv) {
   int rounds = 5, connections = 20, requests = 500, cpu = -1, storage_timing = 0;
   int hot_slots = 8192, batch = 0, cgroup_warmup = 1, http_responses = 1, cgroup_split = 0;
-  int frontends = 0;
+  int frontends = 0, ready_split = 0;
   size_t ringbuf_bytes = sockeye::Config{}.ringbuf_bytes;
   const char* probe_mode_flag = sockeye::ProbeModeName(sockeye::ProbeMode::kAuto);
   for (int i = 1; i + 1 < argc; i += 2) {
@@ -358,6 +392,8 @@ int main(int argc, char** argv) {
       cgroup_split = value;
     else if (flag == "--frontends")
       frontends = value;
+    else if (flag == "--ready-split")
+      ready_split = value;
     else if (flag == "--ringbuf-size")
       ringbuf_bytes = std::strtoull(argv[i + 1], nullptr, 10);
     else {
@@ -399,10 +435,13 @@ int main(int argc, char** argv) {
   LoopbackServer followed("127.0.0.30");
   LoopbackServer unfollowed("127.0.0.31", sockeye::testing::Behavior::kRespond,
                             std::chrono::milliseconds(0), followed.port());
+  // Phase F's (--frontends 1): its accepted sockets followed, its clients not.
+  LoopbackServer frontend("127.0.0.29", sockeye::testing::Behavior::kRespond,
+                          std::chrono::milliseconds(0), followed.port());
   const uint16_t port = followed.port();
   if (http_responses) {
     // What the status program reads; the other programs ignore the payload.
-    for (LoopbackServer* server : {&followed, &unfollowed})
+    for (LoopbackServer* server : {&followed, &unfollowed, &frontend})
       server->set_response_head("HTTP/1.1 200 OK\r\n");
   }
   BatchedListener batch_listener;
@@ -433,13 +472,33 @@ int main(int argc, char** argv) {
       bench->progs.split_cgroup_sk,      bench->progs.split_cgroup_cast,
       bench->progs.split_cgroup_storage, bench->progs.split_cgroup_rdonly,
       bench->progs.split_cgroup_loads,   bench->progs.split_cgroup_headers,
-      bench->progs.split_cgroup_direct};
-  if (cgroup_split < 0 || cgroup_split > 7) {
-    std::fprintf(stderr, "hook_cost: --cgroup-split is 0 (off) or 1 to 7\n");
+      bench->progs.split_cgroup_direct,  bench->progs.split_egress_storage,
+      bench->progs.split_egress_slot,    bench->progs.split_egress_headers,
+      bench->progs.split_egress_payload, bench->progs.split_egress_record};
+  bpf_program* const ready_splits[] = {bench->progs.split_ready_storage,
+                                       bench->progs.split_ready_slot, bench->progs.split_ready_tcp};
+  if (cgroup_split < 0 || cgroup_split > static_cast<int>(std::size(splits)) || ready_split < 0 ||
+      ready_split > static_cast<int>(std::size(ready_splits)) || (cgroup_split && ready_split)) {
+    std::fprintf(stderr,
+                 "hook_cost: --cgroup-split is 0 (off) or 1 to 12, --ready-split 0 or 1 to 3, "
+                 "one of them per run\n");
+    return 2;
+  }
+  if ((cgroup_split >= 8 || ready_split) && !frontends) {
+    std::fprintf(stderr, "hook_cost: the frontend partial paths need --frontends 1\n");
     return 2;
   }
   bpf_program* const split = cgroup_split ? splits[cgroup_split - 1] : nullptr;
+  bpf_program* const ready = ready_split ? ready_splits[ready_split - 1] : nullptr;
   for (bpf_program* prog : splits) bpf_program__set_autoload(prog, prog == split);
+  for (bpf_program* prog : ready_splits) bpf_program__set_autoload(prog, prog == ready);
+  // The row a partial path is read against, and its program: the cgroup
+  // ones attach by hand (AttachCgroupIngress), sk_data_ready's with the
+  // skeleton, before the agent's in both cases.
+  const char* const split_row = cgroup_split >= 8 ? "cgroup_skb egress"
+                                : ready_split     ? "sk_data_ready"
+                                                  : "cgroup_skb ingress";
+  bpf_program* const variant = split ? split : ready;
   if (bench_hooks_bpf__load(bench) || bench_hooks_bpf__attach(bench)) {
     std::fprintf(stderr, "hook_cost: loading the reference programs failed\n");
     return 1;
@@ -454,10 +513,10 @@ int main(int argc, char** argv) {
   std::string error;
   config.include.push_back(*sockeye::ParseCidrMatch("127.0.0.30/32", &error));
   // Frontends on, so that the egress program runs: following nothing (an
-  // address no listener has), or with --frontends 1 the server's accepted
-  // sockets in the followed phase (the server is this process's own).
+  // address no listener has), or with --frontends 1 phase F's server's
+  // accepted sockets (the server is this process's own).
   config.frontend_include = {
-      *sockeye::ParseCidrMatch(frontends ? "127.0.0.30/32" : "192.0.2.1/32", &error)};
+      *sockeye::ParseCidrMatch(frontends ? "127.0.0.29/32" : "192.0.2.1/32", &error)};
   config.frontends_skip_own_sockets = false;
   config.hot_slots = static_cast<uint32_t>(hot_slots);
   config.ringbuf_bytes = ringbuf_bytes;
@@ -492,7 +551,17 @@ int main(int argc, char** argv) {
       {"cgroup_skb egress", "on_cgroup_egress", "empty_cgroup_egress", 5},
   };
   std::map<std::string, Stat> unfollowed_sum, followed_sum, empty_sum;
-  Stat split_sum, split_b_sum;  // --cgroup-split: the variant's run time in phases A and B
+  // --cgroup-split, --ready-split: the variant's run time in phases A, B and F.
+  Stat split_sum, split_b_sum, split_f_sum;
+  // Phase F (--frontends 1): sockeye's run time and calls, and the calls on
+  // the server's (followed) sockets, by row.
+  std::map<std::string, Stat> frontend_sum;
+  std::map<std::string, uint64_t> frontend_server_calls;
+  // Phase B's calls by side (client, server, other), by row; and the TCP
+  // segments the host sent meanwhile (/proc/net/snmp), which on loopback it
+  // also received.
+  std::map<std::string, std::array<uint64_t, 3>> phase_b_sides;
+  uint64_t phase_b_segments = 0;
   std::map<std::string, uint64_t> followed_client_calls;
   // sk_data_ready (and cgroup_skb ingress, UDP only) on unix and UDP sockets,
   // by row.
@@ -516,19 +585,46 @@ int main(int argc, char** argv) {
     Stats a1 = Snapshot(*agent, bench);
     // Phase B: the client side followed.
     // Indexed by Hook::index, the bench program's counter.
-    uint64_t client_before[kBenchCounters];
-    for (size_t i = 0; i < kBenchCounters; ++i) client_before[i] = bench->bss->invocations[i][0];
+    uint64_t sides_before[kBenchCounters][3];
+    for (size_t i = 0; i < kBenchCounters; ++i)
+      for (size_t side = 0; side < 3; ++side)
+        sides_before[i][side] = bench->bss->invocations[i][side];
+    const uint64_t segments_before = TcpOutSegments();
     Stats b0 = Snapshot(*agent, bench);
     Drive(followed.address(), port, connections, requests);
     agent->Tick(0);
     Stats b1 = Snapshot(*agent, bench);
-    if (split) {
-      const Stat sa = Delta(a0, a1, bpf_program__name(split)),
-                 sb = Delta(b0, b1, bpf_program__name(split));
+    phase_b_segments += TcpOutSegments() - segments_before;
+    uint64_t sides_after[kBenchCounters][3];
+    for (size_t i = 0; i < kBenchCounters; ++i)
+      for (size_t side = 0; side < 3; ++side)
+        sides_after[i][side] = bench->bss->invocations[i][side];
+    // Phase F: the frontend side followed (its server's accepted sockets).
+    Stats f0 = Snapshot(*agent, bench), f1 = f0;
+    if (frontends) {
+      Drive(frontend.address(), port, connections, requests);
+      agent->Tick(0);
+      f1 = Snapshot(*agent, bench);
+      for (const auto& h : hooks) {
+        const Stat uf = Delta(f0, f1, h.sockeye), ef = Delta(f0, f1, h.empty);
+        frontend_sum[h.name].ns += uf.ns;
+        frontend_sum[h.name].calls += uf.calls;
+        empty_sum[h.name].ns += ef.ns;
+        empty_sum[h.name].calls += ef.calls;
+        frontend_server_calls[h.name] +=
+            bench->bss->invocations[h.index][1] - sides_after[h.index][1];
+      }
+    }
+    if (variant) {
+      const Stat sa = Delta(a0, a1, bpf_program__name(variant)),
+                 sb = Delta(b0, b1, bpf_program__name(variant)),
+                 sf = Delta(f0, f1, bpf_program__name(variant));
       split_sum.ns += sa.ns;
       split_sum.calls += sa.calls;
       split_b_sum.ns += sb.ns;
       split_b_sum.calls += sb.calls;
+      split_f_sum.ns += sf.ns;
+      split_f_sum.calls += sf.calls;
     }
     for (const auto& h : hooks) {
       Stat ua = Delta(a0, a1, h.sockeye), ub = Delta(b0, b1, h.sockeye);
@@ -539,7 +635,9 @@ int main(int argc, char** argv) {
       followed_sum[h.name].calls += ub.calls;
       empty_sum[h.name].ns += ea.ns + eb.ns;
       empty_sum[h.name].calls += ea.calls + eb.calls;
-      followed_client_calls[h.name] += bench->bss->invocations[h.index][0] - client_before[h.index];
+      followed_client_calls[h.name] += sides_after[h.index][0] - sides_before[h.index][0];
+      for (size_t side = 0; side < 3; ++side)
+        phase_b_sides[h.name][side] += sides_after[h.index][side] - sides_before[h.index][side];
     }
     agent->Tick(0);
     // Phase C: unix, then UDP sockets (sk_data_ready only).
@@ -603,13 +701,13 @@ int main(int argc, char** argv) {
   }
 
   std::printf(
-      "hook cost, %d rounds x 2 phases x %d connections x %d requests (64 B / 512 B), %s, "
+      "hook cost, %d rounds x %d phases x %d connections x %d requests (64 B / 512 B), %s, "
       "--probe-mode %s, --hot-slots %d, --ringbuf-size %zu, --cgroup-warmup %d, --http-responses "
-      "%d, --frontends %d\n",
-      rounds, connections, requests,
+      "%d, --frontends %d, --cgroup-split %d, --ready-split %d\n",
+      rounds, frontends ? 3 : 2, connections, requests,
       cpu >= 0 ? ("all threads on CPU " + std::to_string(cpu)).c_str() : "threads unpinned",
       sockeye::ProbeModeName(*probe_mode), hot_slots, ringbuf_bytes, cgroup_warmup, http_responses,
-      frontends);
+      frontends, cgroup_split, ready_split);
   std::printf("%-22s %12s %10s %14s %14s %12s %12s\n", "hook", "calls", "empty ns", "unfollowed ns",
               "followed ns", "+unfollowed", "+followed");
   for (const auto& h : hooks) {
@@ -633,20 +731,46 @@ int main(int argc, char** argv) {
                 static_cast<unsigned long long>(u.calls + f.calls), empty_ns, unfollowed_ns,
                 followed_ns, unfollowed_ns - empty_ns, followed_ns - empty_ns);
   }
-  if (split && split_sum.calls) {
-    const Stat& e = empty_sum["cgroup_skb ingress"];
+  // Phase F's rows: the server's accepted (frontend) sockets, solved for
+  // as phase B's client sockets are.
+  for (const auto& h : hooks) {
+    const uint64_t server = frontend_server_calls[h.name];
+    const Stat& f = frontend_sum[h.name];
+    const Stat& u = unfollowed_sum[h.name];
+    const Stat& e = empty_sum[h.name];
+    if (!server || !u.calls) continue;
+    const double empty_ns = e.calls ? double(e.ns) / double(e.calls) : 0;
+    const double unfollowed_ns = double(u.ns) / double(u.calls);
+    const double frontend_ns =
+        (double(f.ns) - double(f.calls - server) * unfollowed_ns) / double(server);
+    std::printf("%-22s %12llu %10.1f %14.1f %14.1f %12.1f %12.1f\n",
+                (std::string(h.name) + " frontend").c_str(),
+                static_cast<unsigned long long>(f.calls), empty_ns, unfollowed_ns, frontend_ns,
+                unfollowed_ns - empty_ns, frontend_ns - empty_ns);
+  }
+  if (variant && split_sum.calls) {
+    const Stat& e = empty_sum[split_row];
     const double empty_ns = e.calls ? double(e.ns) / double(e.calls) : 0;
     const double split_ns = double(split_sum.ns) / double(split_sum.calls);
-    // Followed as for the table's rows: phase B's other packets at the
-    // phase A figure, the rest over the followed client's packets.
-    const uint64_t client = followed_client_calls["cgroup_skb ingress"];
+    // Followed as for the table's rows: the followed phase's other calls at
+    // the phase A figure, the rest over the followed sockets' calls (phase
+    // B's client for the ingress paths, phase F's server for the frontend
+    // ones).
+    const bool frontend_path = variant != split || cgroup_split >= 8;
+    const Stat& sum = frontend_path ? split_f_sum : split_b_sum;
+    const uint64_t followed_calls =
+        frontend_path ? frontend_server_calls[split_row] : followed_client_calls[split_row];
     const double followed_ns =
-        client ? (double(split_b_sum.ns) - double(split_b_sum.calls - client) * split_ns) /
-                     double(client)
-               : 0;
-    std::printf("%-22s %12llu %10.1f %14.1f %14.1f %12.1f %12.1f\n", bpf_program__name(split),
-                static_cast<unsigned long long>(split_sum.calls + split_b_sum.calls), empty_ns,
-                split_ns, followed_ns, split_ns - empty_ns, followed_ns - empty_ns);
+        followed_calls ? (double(sum.ns) - double(sum.calls - followed_calls) * split_ns) /
+                             double(followed_calls)
+                       : 0;
+    std::printf("%-22s %12llu %10.1f %14.1f %14.1f %12.1f %12.1f\n", bpf_program__name(variant),
+                static_cast<unsigned long long>(split_sum.calls + sum.calls), empty_ns, split_ns,
+                followed_ns, split_ns - empty_ns, followed_ns - empty_ns);
+    if (cgroup_split == 11)
+      std::printf("(%s: %llu packets with the status line in the linear part)\n",
+                  bpf_program__name(variant),
+                  static_cast<unsigned long long>(bench->bss->split_followed));
   }
   for (const auto& [kind, sums] : other_sockets) {
     if (!sums.sockeye.calls) continue;
@@ -694,6 +818,40 @@ int main(int argc, char** argv) {
       static_cast<unsigned long long>(followed_client_calls["tcp_probe"]),
       static_cast<unsigned long long>(followed_client_calls["sk_data_ready"]),
       static_cast<unsigned long long>(followed_client_calls["cgroup_skb ingress"]));
+  {
+    // Why the cgroup rows count about two calls per request (both phases,
+    // every socket): one packet each way, the request's and the response's,
+    // each acknowledging the other, plus a connection's handshake and close.
+    const double per = double(rounds) * double(connections) * double(requests);
+    const auto& in = phase_b_sides["cgroup_skb ingress"];
+    const auto& out = phase_b_sides["cgroup_skb egress"];
+    std::printf(
+        "phase B packets per request: ingress client %.3f server %.3f other %.3f, egress client "
+        "%.3f server %.3f other %.3f; TCP segments sent (/proc/net/snmp OutSegs) %.3f\n",
+        double(in[0]) / per, double(in[1]) / per, double(in[2]) / per, double(out[0]) / per,
+        double(out[1]) / per, double(out[2]) / per, double(phase_b_segments) / per);
+  }
+  if (frontends) {
+    // The egress program's followed work happens once per response too:
+    // the server's packets' run time over the empty program's, per response.
+    const char* row = "cgroup_skb egress";
+    const Stat& e = empty_sum[row];
+    const Stat& u = unfollowed_sum[row];
+    const Stat& f = frontend_sum[row];
+    const uint64_t server = frontend_server_calls[row];
+    const uint64_t responses = uint64_t(rounds) * uint64_t(connections) * uint64_t(requests);
+    if (server && e.calls && u.calls) {
+      const double empty_ns = double(e.ns) / double(e.calls);
+      const double unfollowed_ns = double(u.ns) / double(u.calls);
+      const double server_ns = double(f.ns) - double(f.calls - server) * unfollowed_ns;
+      std::printf(
+          "cgroup_skb egress per frontend response: %.1f ns over the empty program (%llu "
+          "responses, %.2f server packets each; %.1f ns per packet)\n",
+          (server_ns - empty_ns * double(server)) / double(responses),
+          static_cast<unsigned long long>(responses), double(server) / double(responses),
+          server_ns / double(server) - empty_ns);
+    }
+  }
   {
     // The status program's followed work happens once per response (its
     // first segment) while it runs for every packet of the connection, so

@@ -34,15 +34,22 @@ int BPF_PROG(on_sock_send_length, struct sock *sk, int ret, int flags)
 static __always_inline void on_segment(struct sock *sk, const struct sk_buff *skb,
 				       struct conn_hot *h)
 {
-	struct tcp_sock *tp = bpf_skc_to_tcp_sock(sk);
+	struct tcp_sock *tp;
 
-	if (!tp)
-		return;
+	/* A frontend connection needs its tcp_sock only for a request's first
+	 * data: its pure ACKs and the rest of a request leave before the
+	 * helper call. */
 	if (h->frontend) {
-		if (skb_tcp_payload_len(skb) > 0 && h->phase != PHASE_AWAITING_RESPONSE)
+		if (h->phase == PHASE_AWAITING_RESPONSE || !skb_tcp_payload_len(skb))
+			return;
+		tp = bpf_skc_to_tcp_sock(sk);
+		if (tp)
 			frontend_request_started(tp, h, bpf_ktime_get_ns());
 		return;
 	}
+	tp = bpf_skc_to_tcp_sock(sk);
+	if (!tp)
+		return;
 	consume_send_mark(sk, h);
 	note_send_progress(tp, h);
 	if (skb_tcp_payload_len(skb) > 0)

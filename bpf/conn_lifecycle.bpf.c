@@ -48,7 +48,7 @@ static __always_inline int follow_connect(const struct sock *sk)
 		release_hot_slot(c);
 	if (!f)
 		return 0;
-	read_endpoint(sk, &backend);
+	read_endpoint(sk, &backend, PEER_END);
 	if (!backend_wanted(f, &backend))
 		return 0;
 	if (f->comm_count) {
@@ -101,7 +101,7 @@ static __always_inline int follow_accept(const struct sock *sk)
 		return 0;
 	c->conn_id = next_conn_id();
 	c->connect_start_ns = bpf_ktime_get_ns();
-	read_local_endpoint(sk, &c->backend);
+	read_endpoint(sk, &c->backend, LOCAL_END);
 	c->closed_by = CLOSED_BY_UNKNOWN;
 	c->frontend = 1;
 	h = conn_mark_open((struct sock *)sk, tp, c);

@@ -71,12 +71,12 @@ int adopt_open_connections(struct bpf_iter__tcp *ctx)
 	sk = (struct sock *)tp;
 
 	if (frontend) {
-		read_local_endpoint(sk, &backend);
+		read_endpoint(sk, &backend, LOCAL_END);
 	} else {
 		f = current_filters();
 		if (!f)
 			return 0;
-		read_endpoint(sk, &backend);
+		read_endpoint(sk, &backend, PEER_END);
 		if (!backend_wanted(f, &backend))
 			return 0;
 		if (f->comm_count) {

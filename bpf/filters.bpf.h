@@ -9,6 +9,14 @@
 #include "maps.bpf.h"
 #include "settings.bpf.h"
 
+/* Which end of a socket read_endpoint() reads: the peer (a backend
+ * connection's backend), or the socket's own address and port (a frontend
+ * connection's label is its listener's, which the agent finds from it). */
+enum endpoint_end {
+	PEER_END,
+	LOCAL_END,
+};
+
 /*
  * Field reads here and in the other headers are plain loads through
  * BTF-typed pointers (tp_btf, fentry and iterator arguments are trusted by
@@ -16,40 +24,26 @@
  * CO-RE. BPF_CORE_READ would make each one a bpf_probe_read_kernel() call,
  * several times the cost on the per-segment path.
  */
-static __always_inline void read_endpoint(const struct sock *sk, struct sockeye_endpoint *ep)
+static __always_inline void read_endpoint(const struct sock *sk, struct sockeye_endpoint *ep,
+					  enum endpoint_end end)
 {
+	const bool local = end == LOCAL_END;
 	__u32 *words = (__u32 *)ep->addr;
 
 	__builtin_memset(ep, 0, sizeof(*ep));
-	ep->port = __builtin_bswap16(sk->__sk_common.skc_dport);
+	ep->port = local ? sk->__sk_common.skc_num : __builtin_bswap16(sk->__sk_common.skc_dport);
 	if (sk->__sk_common.skc_family == AF_INET6) {
-		words[0] = sk->__sk_common.skc_v6_daddr.in6_u.u6_addr32[0];
-		words[1] = sk->__sk_common.skc_v6_daddr.in6_u.u6_addr32[1];
-		words[2] = sk->__sk_common.skc_v6_daddr.in6_u.u6_addr32[2];
-		words[3] = sk->__sk_common.skc_v6_daddr.in6_u.u6_addr32[3];
+		words[0] = local ? sk->__sk_common.skc_v6_rcv_saddr.in6_u.u6_addr32[0]
+				 : sk->__sk_common.skc_v6_daddr.in6_u.u6_addr32[0];
+		words[1] = local ? sk->__sk_common.skc_v6_rcv_saddr.in6_u.u6_addr32[1]
+				 : sk->__sk_common.skc_v6_daddr.in6_u.u6_addr32[1];
+		words[2] = local ? sk->__sk_common.skc_v6_rcv_saddr.in6_u.u6_addr32[2]
+				 : sk->__sk_common.skc_v6_daddr.in6_u.u6_addr32[2];
+		words[3] = local ? sk->__sk_common.skc_v6_rcv_saddr.in6_u.u6_addr32[3]
+				 : sk->__sk_common.skc_v6_daddr.in6_u.u6_addr32[3];
 	} else {
 		words[2] = __builtin_bswap32(0x0000ffff);
-		words[3] = sk->__sk_common.skc_daddr;
-	}
-}
-
-/* The local end of a socket, as struct sockeye_endpoint: a frontend
- * connection's label is its listener's, which the agent finds from it. */
-static __always_inline void read_local_endpoint(const struct sock *sk,
-						struct sockeye_endpoint *ep)
-{
-	__u32 *words = (__u32 *)ep->addr;
-
-	__builtin_memset(ep, 0, sizeof(*ep));
-	ep->port = sk->__sk_common.skc_num;
-	if (sk->__sk_common.skc_family == AF_INET6) {
-		words[0] = sk->__sk_common.skc_v6_rcv_saddr.in6_u.u6_addr32[0];
-		words[1] = sk->__sk_common.skc_v6_rcv_saddr.in6_u.u6_addr32[1];
-		words[2] = sk->__sk_common.skc_v6_rcv_saddr.in6_u.u6_addr32[2];
-		words[3] = sk->__sk_common.skc_v6_rcv_saddr.in6_u.u6_addr32[3];
-	} else {
-		words[2] = __builtin_bswap32(0x0000ffff);
-		words[3] = sk->__sk_common.skc_rcv_saddr;
+		words[3] = local ? sk->__sk_common.skc_rcv_saddr : sk->__sk_common.skc_daddr;
 	}
 }
 
@@ -70,7 +64,7 @@ static __always_inline bool frontend_port(const struct sock *sk)
 	net = sk->__sk_common.skc_net.net;
 	if (frontend_netns_inum && (!net || net->ns.inum != frontend_netns_inum))
 		return false;
-	read_local_endpoint(sk, &ep);
+	read_endpoint(sk, &ep, LOCAL_END);
 	if (bpf_map_lookup_elem(&frontend_listeners, &ep))
 		return true;
 	v4 = sk->__sk_common.skc_family == AF_INET;

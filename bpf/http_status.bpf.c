@@ -290,19 +290,27 @@ static __always_inline const struct tcp_sock *packet_tcp_sock(struct bpf_sock *b
 #define EGRESS_PROGRAM on_cgroup_egress
 #endif
 
+/* The hot state of the connection a packet belongs to, if sockeye follows
+ * it, and its tcp_sock in *tp: what both programs look up first. */
+static __always_inline struct conn_hot *packet_conn_hot(struct __sk_buff *skb,
+							const struct tcp_sock **tp)
+{
+	struct bpf_sock *bsk = skb->sk;
+
+	if (!bsk)
+		return NULL;
+	*tp = packet_tcp_sock(bsk);
+	if (!*tp)
+		return NULL;
+	return followed_state((const struct sock *)*tp, bsk);
+}
+
 SEC("cgroup_skb/ingress")
 int STATUS_PROGRAM(struct __sk_buff *skb)
 {
-	struct bpf_sock *bsk = skb->sk;
 	const struct tcp_sock *tp;
-	struct conn_hot *h;
+	struct conn_hot *h = packet_conn_hot(skb, &tp);
 
-	if (!bsk)
-		return 1;
-	tp = packet_tcp_sock(bsk);
-	if (!tp)
-		return 1;
-	h = followed_state((const struct sock *)tp, bsk);
 	if (h)
 		segment_arrived(skb, tp, h);
 	return 1;
@@ -346,16 +354,9 @@ static __always_inline void response_segment_sent(struct __sk_buff *skb,
 SEC("cgroup_skb/egress")
 int EGRESS_PROGRAM(struct __sk_buff *skb)
 {
-	struct bpf_sock *bsk = skb->sk;
 	const struct tcp_sock *tp;
-	struct conn_hot *h;
+	struct conn_hot *h = packet_conn_hot(skb, &tp);
 
-	if (!bsk)
-		return 1;
-	tp = packet_tcp_sock(bsk);
-	if (!tp)
-		return 1;
-	h = followed_state((const struct sock *)tp, bsk);
 	if (h && h->frontend && h->phase == PHASE_AWAITING_RESPONSE)
 		response_segment_sent(skb, tp, h);
 	return 1;
