@@ -265,6 +265,7 @@ bool AttachStatusProgram(sockeye_bpf* skel, StatusCastPtr* cast, const StatusCho
       if (LinkPtr link = attach(prog)) {
         links->push_back(std::move(link));
         if (prog != own_egress) bpf_program__unload(own_egress);
+        skel->bss->egress_sees_responses = 1;
         return " and egress";
       }
     }

@@ -40,10 +40,11 @@ static __always_inline void on_segment(struct sock *sk, const struct sk_buff *sk
 	 * data: its pure ACKs and the rest of a request leave before the
 	 * helper call. */
 	if (h->frontend) {
-		if (h->phase == PHASE_AWAITING_RESPONSE || !skb_tcp_payload_len(skb))
+		if (!skb_tcp_payload_len(skb) ||
+		    (h->phase == PHASE_AWAITING_RESPONSE && egress_sees_responses))
 			return;
 		tp = bpf_skc_to_tcp_sock(sk);
-		if (tp)
+		if (tp && frontend_request_is_new(tp, h))
 			frontend_request_started(tp, h, bpf_ktime_get_ns());
 		return;
 	}
@@ -113,7 +114,7 @@ static __always_inline void frontend_data_ready(const struct sock *sk, const str
 	if (arrived &&
 	    (sk->__sk_common.skc_flags & (1UL << bpf_core_enum_value(enum sock_flags, SOCK_DONE))))
 		arrived -= 1; /* the FIN's sequence number */
-	if (arrived && h->phase != PHASE_AWAITING_RESPONSE)
+	if (arrived && frontend_request_is_new(tp, h))
 		frontend_request_started(tp, h, last_transmit_ns(tp));
 }
 

@@ -75,4 +75,15 @@ SOCKEYE_SHARED volatile __u32 sweep_all;
 static volatile __u32 sweep_all;
 #endif
 
+/* Set by the agent once an egress status program is attached: a frontend's
+ * response then always ends its wait (bpf/http_status.bpf.c). Until then (or
+ * where the kernel refused egress) a request that arrives while the last one
+ * still waits is a new one when the proxy wrote anything since: without it a
+ * frontend connection would count only its first request. */
+#ifndef SOCKEYE_STATUS_CAST
+SOCKEYE_SHARED volatile __u32 egress_sees_responses;
+#else
+static volatile __u32 egress_sees_responses;
+#endif
+
 #endif /* SOCKEYE_SETTINGS_BPF_H */

@@ -157,6 +157,17 @@ static __always_inline void frontend_request_started(const struct tcp_sock *tp,
 	h->requests += 1;
 }
 
+/* Client data starts a request after a response began, or, where no egress
+ * program reports responses, once the proxy wrote past the last request's
+ * request_seq (settings.bpf.h). */
+static __always_inline bool frontend_request_is_new(const struct tcp_sock *tp,
+						    const struct conn_hot *h)
+{
+	if (h->phase != PHASE_AWAITING_RESPONSE)
+		return true;
+	return !egress_sees_responses && (__s32)(tp->write_seq - h->request_seq) > 0;
+}
+
 static __always_inline void send_marks_add(const void *sk)
 {
 	__u64 key = (__u64)(unsigned long)sk;

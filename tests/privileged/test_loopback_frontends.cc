@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <map>
 #include <string>
 #include <thread>
@@ -103,6 +104,48 @@ TEST_F(LoopbackTraffic, FrontendConnectionsBytesRequestsAndStatusesAreExact) {
   EXPECT_GE(mean, 0.020);
   EXPECT_LE(mean, waited.count() / requests + kClockSlack);
   EXPECT_GE(Metric("sockeye_frontend_rtt_seconds_count", l), 3);
+}
+
+// Where the kernel refuses the egress program, no response is seen: a request
+// that arrives while the last one waits is a new one once the server wrote
+// anything since. Every request still counts, and none is unanswered.
+TEST_F(LoopbackTraffic, FrontendRequestsCountWithoutTheEgressProgram) {
+  REQUIRE_TCP_DIAG();
+  HttpServer server(kFrontendAddress);
+  const char* was = std::getenv("SOCKEYE_TEST_REFUSE_ATTACH");
+  const std::string previous = was ? std::string(was) : "";
+  setenv("SOCKEYE_TEST_REFUSE_ATTACH",
+         ((was ? previous + "," : "") + "on_cgroup_egress,on_cgroup_egress_cast").c_str(), 1);
+  StartAgent();
+  if (was)
+    setenv("SOCKEYE_TEST_REFUSE_ATTACH", previous.c_str(), 1);
+  else
+    unsetenv("SOCKEYE_TEST_REFUSE_ATTACH");
+  if (!agent_) return;
+  ASSERT_FALSE(StatusProgramAttached(*agent_, "egress"));
+  const std::string listener = server.backend();
+  size_t received = 0;
+  int requests = 0;
+  for (int connection = 0; connection < 2; ++connection) {
+    HttpClient client(server);
+    ASSERT_TRUE(client.connected());
+    for (int i = 0; i < 3; ++i) {
+      const std::string command = "S 200 0 0";
+      ASSERT_TRUE(client.Ask(command, "hello"));
+      received += command.size() + 1;
+      ++requests;
+    }
+  }
+  const std::map<std::string, std::string> l = {{"listener", listener}};
+  EXPECT_EQ(WaitForMetric("sockeye_frontend_connections_closed_total",
+                          {{"listener", listener}, {"closed_by", "remote"}}, 2),
+            2);
+  EXPECT_EQ(Metric("sockeye_frontend_requests_total", l), requests);
+  EXPECT_EQ(Metric("sockeye_frontend_received_bytes_total", l), static_cast<double>(received));
+  EXPECT_EQ(Metric("sockeye_frontend_sent_bytes_total", l),
+            static_cast<double>(requests * ResponseBytes()));
+  EXPECT_EQ(Metric("sockeye_frontend_requests_unanswered_total", l), 0);
+  EXPECT_EQ(Metric("sockeye_frontend_response_time_seconds_count", l), 0);
 }
 
 // A client that gives up on a request the server never answers (nginx's
