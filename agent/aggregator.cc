@@ -182,7 +182,8 @@ void Aggregator::ObserveTurns(Backend* backend, const sockeye_event& event) {
     const uint32_t status = SOCKEYE_TURN_STATUS(turn);
     if (status != SOCKEYE_STATUS_NONE) {
       if (status != backend->last_status) {
-        backend->last_status_count = &backend->responses[StatusCodeLabel(status, options_.status_codes)];
+        backend->last_status_count =
+            &backend->responses[StatusCodeLabel(status, options_.status_codes)];
         backend->last_status = status;
       }
       *backend->last_status_count += 1;

@@ -34,8 +34,7 @@ sockeye_endpoint V4(uint8_t a, uint8_t b, uint8_t c, uint8_t d, uint16_t port) {
 
 // One connection's records, as the kernel writes them for a request of
 // 80 bytes answered with 1,200 and a 200 status.
-void Connection(sockeye::Aggregator& agg, uint64_t conn_id, bool frontend,
-                Clock::time_point now) {
+void Connection(sockeye::Aggregator& agg, uint64_t conn_id, bool frontend, Clock::time_point now) {
   sockeye_event e{};
   e.kind = SOCKEYE_EV_CONNECTED;
   e.flags = frontend ? SOCKEYE_EVF_FRONTEND : 0;
@@ -78,16 +77,15 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "usage: aggregator_cost [CONNECTIONS>0] [ROUNDS>0]\n");
     return 2;
   }
-  std::printf("# aggregator_cost: ns per short connection (CONNECTED + CLOSED with one turn) in "
-              "Aggregator::Handle(), %llu connections per round\n",
-              static_cast<unsigned long long>(connections));
+  std::printf(
+      "# aggregator_cost: ns per short connection (CONNECTED + CLOSED with one turn) in "
+      "Aggregator::Handle(), %llu connections per round\n",
+      static_cast<unsigned long long>(connections));
   sockeye::Aggregator agg(sockeye::AggregatorOptions{});
   sockeye::Endpoint listener;
   listener.addr[10] = listener.addr[11] = 0xff;
   listener.addr[12] = 127;
   listener.addr[15] = 40;
-  listener.addr[14] = 0;
-  listener.addr[13] = 0;
   listener.port = 8000;
   agg.SetListeners({listener});
   uint64_t next_id = 1;
