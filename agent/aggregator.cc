@@ -79,9 +79,22 @@ Aggregator::Aggregator(AggregatorOptions options)
       overflow_(std::make_unique<Backend>(kOverflowBackend, "", *this)),
       frontend_overflow_(std::make_unique<Backend>(kOverflowBackend, "", *this)) {}
 
-Aggregator::Backend* Aggregator::SeriesOf(const Connection& conn, Clock::time_point now) {
+Aggregator::Backend* Aggregator::FindSeries(const Connection& conn, Clock::time_point now) {
   if (conn.frontend) return FrontendFor(conn.endpoint, now);
   return conn.overflow ? overflow_.get() : BackendFor(conn.endpoint, now);
+}
+
+// Series are only created between erasures, never moved, so a pointer found
+// since the last erasure is what FindSeries() would return again (a full
+// map stays full until something is erased).
+Aggregator::Backend* Aggregator::SeriesOf(Connection& conn, Clock::time_point now) {
+  if (conn.series && conn.series_epoch == series_epoch_) {
+    conn.series->last_activity = now;
+    return conn.series;
+  }
+  conn.series = FindSeries(conn, now);
+  conn.series_epoch = series_epoch_;
+  return conn.series;
 }
 
 std::string Aggregator::PoolFor(const Endpoint& endpoint) const {
@@ -132,10 +145,12 @@ Aggregator::Connection* Aggregator::ConnectionFor(const sockeye_event& event, Cl
   conn.opened_in_interval = sweep_interval_;
   ++open_connections_;
   ++opened_this_interval_;
-  Backend* backend = SeriesOf(conn, now);
+  Backend* backend = FindSeries(conn, now);
   conn.overflow = backend == overflow_.get();
   if (conn.overflow) ++overflow_connections_;
   backend->active += 1;
+  conn.series = backend;
+  conn.series_epoch = series_epoch_;
   return &connections_.emplace(event.conn_id, conn).first->second;
 }
 
@@ -165,8 +180,14 @@ void Aggregator::ObserveTurns(Backend* backend, const sockeye_event& event) {
     backend->time_to_first_byte.Observe(turn.ttfb_us / 1e6);
     if (SOCKEYE_TURN_SRTT_US(turn)) backend->rtt.Observe(SOCKEYE_TURN_SRTT_US(turn) / 1e6);
     const uint32_t status = SOCKEYE_TURN_STATUS(turn);
-    if (status != SOCKEYE_STATUS_NONE)
-      backend->responses[StatusCodeLabel(status, options_.status_codes)] += 1;
+    if (status != SOCKEYE_STATUS_NONE) {
+      if (status != backend->last_status) {
+        backend->last_status_count =
+            &backend->responses[StatusCodeLabel(status, options_.status_codes)];
+        backend->last_status = status;
+      }
+      *backend->last_status_count += 1;
+    }
     ObserveResponse(backend, turn.prev_response_us);
   }
 }
@@ -320,16 +341,19 @@ void Aggregator::Maintain(Clock::time_point now) {
   std::erase_if(connections_, [&](const auto& entry) {
     return !entry.second.open && now - entry.second.closed_at > options_.closed_connection_memory;
   });
-  std::erase_if(backends_, [&](const auto& entry) {
-    bool idle = entry.second->active <= 0 &&
-                now - entry.second->last_activity > options_.backend_idle_timeout;
-    if (idle) ++expired_backends_;
-    return idle;
-  });
-  std::erase_if(frontends_, [&](const auto& entry) {
-    return entry.second->active <= 0 &&
-           now - entry.second->last_activity > options_.backend_idle_timeout;
-  });
+  const size_t erased =
+      std::erase_if(backends_,
+                    [&](const auto& entry) {
+                      bool idle = entry.second->active <= 0 &&
+                                  now - entry.second->last_activity > options_.backend_idle_timeout;
+                      if (idle) ++expired_backends_;
+                      return idle;
+                    }) +
+      std::erase_if(frontends_, [&](const auto& entry) {
+        return entry.second->active <= 0 &&
+               now - entry.second->last_activity > options_.backend_idle_timeout;
+      });
+  if (erased > 0) ++series_epoch_;
   std::erase_if(overflowed_, [&](const auto& entry) {
     return now - entry.second > options_.backend_idle_timeout;
   });

@@ -124,6 +124,10 @@ class Aggregator : public metrics::Collector {
     // Final HTTP/1.x responses by `code` label value (StatusCodeLabel()):
     // at most 6 classes, or 901 exact values.
     std::map<std::string, uint64_t> responses;
+    // The count of the status last seen: most responses repeat it, and the
+    // label is then neither formatted nor looked up again (map nodes stay).
+    uint32_t last_status = SOCKEYE_STATUS_NONE;
+    uint64_t* last_status_count = nullptr;
     std::array<uint64_t, 2> unanswered{};  // by enum sockeye_closed_by
     Histogram requests_per_connection;
     Clock::time_point last_activity;
@@ -143,13 +147,18 @@ class Aggregator : public metrics::Collector {
     uint64_t born_generation = 0;
     uint64_t seen_generation = 0;
     uint64_t opened_in_interval = 0;
+    // Its series as last found, valid while series_epoch is the
+    // aggregator's: looked up by endpoint once per connection, not per record.
+    Backend* series = nullptr;
+    uint64_t series_epoch = 0;
   };
 
   void MarkClosed(Connection& conn, Clock::time_point now);
   Backend* BackendFor(const Endpoint& endpoint, Clock::time_point now);
   Backend* FrontendFor(const Endpoint& listener, Clock::time_point now);
   // Where a connection's counts go.
-  Backend* SeriesOf(const Connection& conn, Clock::time_point now);
+  Backend* SeriesOf(Connection& conn, Clock::time_point now);
+  Backend* FindSeries(const Connection& conn, Clock::time_point now);
   Endpoint ListenerOf(const Endpoint& local) const;
   Connection* ConnectionFor(const sockeye_event& event, Clock::time_point now, bool create_open);
   // Adds what the connection's cumulative totals moved since the last record.
@@ -182,6 +191,9 @@ class Aggregator : public metrics::Collector {
   std::unordered_map<Endpoint, std::unique_ptr<Backend>, EndpointHash> frontends_;
   std::unique_ptr<Backend> frontend_overflow_;
   std::vector<Endpoint> listeners_;
+  // Advanced whenever a series is erased, which invalidates the series
+  // pointers connections keep (Connection::series).
+  uint64_t series_epoch_ = 1;
   uint64_t sweep_generation_ = 0;
   // Sweep intervals (StartSweepInterval()) and the open connections, in all
   // and opened in the current interval.

@@ -173,5 +173,32 @@ TEST(Aggregator, PoolLabelFromMappings) {
   EXPECT_EQ(m["sockeye_backend_connections_active{backend=10.1.0.7:9090}"], 1);
 }
 
+// A connection keeps its series between records; a remembered closed
+// connection whose series expired meanwhile must find a new one for a late
+// record, not the freed one.
+TEST(Aggregator, ALateRecordAfterItsSeriesExpiredLandsInANewSeries) {
+  AggregatorOptions options = SmallOptions();
+  options.closed_connection_memory = std::chrono::seconds(120);
+  Aggregator agg(options);
+  auto t0 = Clock::now();
+  auto backend = V4(10, 0, 0, 1, 80);
+  agg.Handle(Event(SOCKEYE_EV_CONNECTED, 1, backend), t0);
+  auto closed = Event(SOCKEYE_EV_CLOSED, 1, backend);
+  closed.flags = SOCKEYE_EVF_CLOSED;  // not final: remembered
+  closed.totals.bytes_sent = 100;
+  agg.Handle(closed, t0);
+  agg.Maintain(t0 + std::chrono::seconds(61));
+  EXPECT_EQ(agg.backend_count(), 0u);
+
+  auto late = Event(SOCKEYE_EV_PROGRESS, 1, backend);
+  late.flags = SOCKEYE_EVF_CLOSED;
+  late.totals.bytes_sent = 130;
+  agg.Handle(late, t0 + std::chrono::seconds(62));
+  auto m = Scrape(agg);
+  EXPECT_EQ(agg.backend_count(), 1u);
+  EXPECT_EQ(m["sockeye_backend_sent_bytes_total{backend=10.0.0.1:80}"], 30);
+  EXPECT_EQ(m["sockeye_backend_connections_active{backend=10.0.0.1:80}"], 0);
+}
+
 }  // namespace
 }  // namespace sockeye
