@@ -16,21 +16,13 @@
 #include <vector>
 
 #include "agent/aggregator.h"
+#include "tests/unit/aggregator_test_util.h"
 
 namespace {
 
 using Clock = std::chrono::steady_clock;
 
-sockeye_endpoint V4(uint8_t a, uint8_t b, uint8_t c, uint8_t d, uint16_t port) {
-  sockeye_endpoint e{};
-  e.addr[10] = e.addr[11] = 0xff;
-  e.addr[12] = a;
-  e.addr[13] = b;
-  e.addr[14] = c;
-  e.addr[15] = d;
-  e.port = port;
-  return e;
-}
+using sockeye::aggregator_test_util::V4;
 
 // One connection's records, as the kernel writes them for a request of
 // 80 bytes answered with 1,200 and a 200 status.

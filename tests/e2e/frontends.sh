@@ -63,26 +63,7 @@ done
 python3 "$here/http_status_backend.py" "${hap_backends[@]}" "${ngx_backends[@]}" >"$work/backend.log" 2>&1 &
 pids+=($!)
 
-{
-  echo "global"
-  echo "  maxconn 256"
-  echo "defaults"
-  echo "  mode http"
-  echo "  timeout connect 2s"
-  echo "  timeout client 10s"
-  echo "  timeout server 10s"
-  echo "  http-reuse always"
-  echo "frontend stats"
-  echo "  bind $hap_stats"
-  echo "  http-request use-service prometheus-exporter if { path /metrics }"
-  echo "frontend front"
-  echo "  bind $hap"
-  for i in "${!hap_backends[@]}"; do echo "  use_backend h$i if { path_beg /r$i }"; done
-  for i in "${!hap_backends[@]}"; do
-    echo "backend h$i"
-    echo "  server s ${hap_backends[$i]%=*}"
-  done
-} >"$work/haproxy.cfg"
+haproxy_routes_config "$hap_stats" "$hap" /r "${hap_backends[@]}" >"$work/haproxy.cfg"
 haproxy -db -f "$work/haproxy.cfg" >"$work/haproxy.log" 2>&1 &
 pids+=($!)
 

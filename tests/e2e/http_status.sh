@@ -77,26 +77,7 @@ pids+=($!)
 nginx -c "$work/nginx.conf" -g 'daemon off;' &
 pids+=($!)
 
-{
-  echo "global"
-  echo "  maxconn 256"
-  echo "defaults"
-  echo "  mode http"
-  echo "  timeout connect 2s"
-  echo "  timeout client 10s"
-  echo "  timeout server 10s"
-  echo "  http-reuse always"
-  echo "frontend stats"
-  echo "  bind 127.0.79.100:8404"
-  echo "  http-request use-service prometheus-exporter if { path /metrics }"
-  echo "frontend front"
-  echo "  bind 127.0.79.100:8080"
-  for i in "${!hap_backends[@]}"; do echo "  use_backend h$i if { path_beg /h$i }"; done
-  for i in "${!hap_backends[@]}"; do
-    echo "backend h$i"
-    echo "  server s ${hap_backends[$i]%=*}"
-  done
-} >"$work/haproxy.cfg"
+haproxy_routes_config 127.0.79.100:8404 127.0.79.100:8080 /h "${hap_backends[@]}" >"$work/haproxy.cfg"
 haproxy -db -f "$work/haproxy.cfg" >"$work/haproxy.log" 2>&1 &
 pids+=($!)
 

@@ -42,6 +42,21 @@ wait_healthy() {
   exit 1
 }
 
+# haproxy_routes_config STATS FRONT PREFIX ADDRESS[=...]...: an HTTP-mode
+# HAProxy configuration with its Prometheus exporter on STATS and, on FRONT,
+# the path PREFIXi routed to the i-th ADDRESS (backend hi, anything after "="
+# ignored), connections to servers reused.
+haproxy_routes_config() {
+  local stats=$1 front=$2 prefix=$3 i
+  shift 3
+  local servers=("$@")
+  printf '%s\n' "global" "  maxconn 256" "defaults" "  mode http" "  timeout connect 2s" \
+    "  timeout client 10s" "  timeout server 10s" "  http-reuse always" "frontend stats" "  bind $stats" \
+    "  http-request use-service prometheus-exporter if { path /metrics }" "frontend front" "  bind $front"
+  for i in "${!servers[@]}"; do echo "  use_backend h$i if { path_beg $prefix$i }"; done
+  for i in "${!servers[@]}"; do printf '%s\n' "backend h$i" "  server s ${servers[$i]%%=*}"; done
+}
+
 finish() { # NAME: the verdict line, and the exit status
   [ "$fail" -eq 0 ] && echo "$1: all checks passed" || echo "$1: FAILED"
   exit "$fail"
