@@ -831,50 +831,33 @@ int main(int argc, char** argv) {
         double(in[0]) / per, double(in[1]) / per, double(in[2]) / per, double(out[0]) / per,
         double(out[1]) / per, double(out[2]) / per, double(phase_b_segments) / per);
   }
-  if (frontends) {
-    // The egress program's followed work happens once per response too:
-    // the server's packets' run time over the empty program's, per response.
-    const char* row = "cgroup_skb egress";
+  // A status program's followed work happens once per response (its first
+  // segment) while it runs for every packet of the connection, so its target
+  // is per response: the followed side's run time over the empty program's
+  // for the same packets, per response. `side` holds the phase's runs;
+  // `own` of them were on the followed side's packets, the rest are charged
+  // at the unfollowed figure.
+  const uint64_t responses = uint64_t(rounds) * uint64_t(connections) * uint64_t(requests);
+  auto per_response = [&](const char* row, const Stat& side, uint64_t own, const char* what,
+                          const char* packets) {
     const Stat& e = empty_sum[row];
     const Stat& u = unfollowed_sum[row];
-    const Stat& f = frontend_sum[row];
-    const uint64_t server = frontend_server_calls[row];
-    const uint64_t responses = uint64_t(rounds) * uint64_t(connections) * uint64_t(requests);
-    if (server && e.calls && u.calls) {
-      const double empty_ns = double(e.ns) / double(e.calls);
-      const double unfollowed_ns = double(u.ns) / double(u.calls);
-      const double server_ns = double(f.ns) - double(f.calls - server) * unfollowed_ns;
-      std::printf(
-          "cgroup_skb egress per frontend response: %.1f ns over the empty program (%llu "
-          "responses, %.2f server packets each; %.1f ns per packet)\n",
-          (server_ns - empty_ns * double(server)) / double(responses),
-          static_cast<unsigned long long>(responses), double(server) / double(responses),
-          server_ns / double(server) - empty_ns);
-    }
-  }
-  {
-    // The status program's followed work happens once per response (its
-    // first segment) while it runs for every packet of the connection, so
-    // its target is per response: the followed client's run time over the
-    // empty program's for the same packets, per response it received.
-    const char* row = "cgroup_skb ingress";
-    const Stat& e = empty_sum[row];
-    const Stat& u = unfollowed_sum[row];
-    const Stat& f = followed_sum[row];
-    const uint64_t client = followed_client_calls[row];
-    const uint64_t responses = uint64_t(rounds) * uint64_t(connections) * uint64_t(requests);
-    if (client && e.calls && u.calls && responses) {
-      const double empty_ns = double(e.ns) / double(e.calls);
-      const double unfollowed_ns = double(u.ns) / double(u.calls);
-      const double client_ns = double(f.ns) - double(f.calls - client) * unfollowed_ns;
-      std::printf(
-          "cgroup_skb ingress per followed response: %.1f ns over the empty program (%llu "
-          "responses, %.2f followed packets each; %.1f ns per followed packet)\n",
-          (client_ns - empty_ns * double(client)) / double(responses),
-          static_cast<unsigned long long>(responses), double(client) / double(responses),
-          client_ns / double(client) - empty_ns);
-    }
-  }
+    if (!own || !e.calls || !u.calls || !responses) return;
+    const double empty_ns = double(e.ns) / double(e.calls);
+    const double unfollowed_ns = double(u.ns) / double(u.calls);
+    const double own_ns = double(side.ns) - double(side.calls - own) * unfollowed_ns;
+    std::printf(
+        "%s per %s: %.1f ns over the empty program (%llu responses, %.2f %s packets each; %.1f "
+        "ns per packet)\n",
+        row, what, (own_ns - empty_ns * double(own)) / double(responses),
+        static_cast<unsigned long long>(responses), double(own) / double(responses), packets,
+        own_ns / double(own) - empty_ns);
+  };
+  if (frontends)
+    per_response("cgroup_skb egress", frontend_sum["cgroup_skb egress"],
+                 frontend_server_calls["cgroup_skb egress"], "frontend response", "server");
+  per_response("cgroup_skb ingress", followed_sum["cgroup_skb ingress"],
+               followed_client_calls["cgroup_skb ingress"], "followed response", "followed");
   if (storage_timing) {
     double n = static_cast<double>(bench->bss->storage_samples);
     std::printf(
