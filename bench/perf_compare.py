@@ -20,6 +20,7 @@ from collections import defaultdict
 GROUPS = [
     ("sockeye BPF programs", r"^bpf_prog_"),
     ("tracepoint/trampoline dispatch", r"bpf_trace_run|__bpf_trace_|__traceiter_|bpf_trampoline"),
+    ("cgroup program dispatch", r"__cgroup_bpf_run|bpf_prog_run_array_cg|cgroup_bpf"),
     ("socket storage", r"local_storage|sk_storage|bpf_map_kzalloc|bpf_selem"),
     ("ring buffer", r"ringbuf"),
     ("slab, memcg, RCU frees", r"memcg|slab|kmalloc|kmem_cache|obj_stock|freelist|kfree|rcu"),

@@ -7,6 +7,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -34,6 +35,8 @@ inline void WriteAll(int fd, const std::string& data) {
 //                                     the 5-byte body body-ms later
 //   "I <code>"  "100 Continue", then the final response in a later segment
 //   "J <code>"  "100 Continue" and the final response in one segment
+//   "W <code>"  the final response in one writev(): headers, then body
+//   "V <code>"  one writev() of "100 Continue", the final headers and the body
 //   "P"         "+OK\r\n": a protocol that is not HTTP
 //   "H"         closes the connection without an answer
 //   "X <code>"  answers, then shutdown(SHUT_WR) and close(), as HAProxy closes
@@ -107,6 +110,17 @@ class HttpServer {
         WriteAll(fd, final_response + "hello");
       } else if (kind == 'J') {
         WriteAll(fd, "HTTP/1.1 100 Continue\r\n\r\n" + final_response + "hello");
+      } else if (kind == 'W' || kind == 'V') {
+        const std::string interim = "HTTP/1.1 100 Continue\r\n\r\n", body = "hello";
+        std::vector<iovec> parts;
+        auto part = [&parts](const std::string& bytes) {
+          parts.push_back({const_cast<char*>(bytes.data()), bytes.size()});
+        };
+        if (kind == 'V') part(interim);
+        part(final_response);
+        part(body);
+        // Small enough for one call on a blocking socket.
+        if (writev(fd, parts.data(), static_cast<int>(parts.size())) < 0) break;
       } else if (kind == 'P') {
         WriteAll(fd, "+OK\r\n");
       } else if (kind == 'H') {
