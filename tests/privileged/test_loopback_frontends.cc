@@ -143,8 +143,9 @@ class FrontendTraffic : public LoopbackTraffic {
               0);
     if (!responses_read) GTEST_SKIP() << "frontend responses are not read here (sockeye --check)";
     for (const auto& [code, count] : expected)
-      EXPECT_EQ(Metric("sockeye_frontend_responses_total", {{"listener", listener}, {"code", code}}),
-                count)
+      EXPECT_EQ(
+          Metric("sockeye_frontend_responses_total", {{"listener", listener}, {"code", code}}),
+          count)
           << code;
     EXPECT_EQ(Metric("sockeye_http_status_unread_total", {}), 0);
     // Each "S" response waited 20 ms in the server: the mean response time
