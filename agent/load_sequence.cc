@@ -273,7 +273,7 @@ bool AttachStatusProgram(sockeye_bpf* skel, StatusCastPtr* cast, const StatusCho
       if (LinkPtr link = AttachProgram(send)) {
         links->push_back(std::move(link));
         drop_egress();
-        skel->bss->egress_sees_responses = 1;
+        skel->bss->frontend_responses_read = 1;
         return "";
       }
       LogWarn(std::string("http_status: attaching on_tcp_sendmsg_locked failed: ") +
@@ -285,7 +285,7 @@ bool AttachStatusProgram(sockeye_bpf* skel, StatusCastPtr* cast, const StatusCho
       if (LinkPtr link = attach(prog)) {
         links->push_back(std::move(link));
         if (prog != own_egress) bpf_program__unload(own_egress);
-        skel->bss->egress_sees_responses = 1;
+        skel->bss->frontend_responses_read = 1;
         return " and egress";
       }
     }

@@ -41,7 +41,7 @@ static __always_inline void on_segment(struct sock *sk, const struct sk_buff *sk
 	 * helper call. */
 	if (h->frontend) {
 		if (!skb_tcp_payload_len(skb) ||
-		    (h->phase == PHASE_AWAITING_RESPONSE && egress_sees_responses))
+		    (h->phase == PHASE_AWAITING_RESPONSE && frontend_responses_read))
 			return;
 		tp = bpf_skc_to_tcp_sock(sk);
 		if (tp && frontend_request_is_new(tp, h))

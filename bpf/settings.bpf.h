@@ -75,15 +75,16 @@ SOCKEYE_SHARED volatile __u32 sweep_all;
 static volatile __u32 sweep_all;
 #endif
 
-/* Set by the agent once an egress status program is attached: a frontend's
- * response then always ends its wait (bpf/http_status.bpf.c). Until then (or
- * where the kernel refused egress) a request that arrives while the last one
+/* Set by the agent once a program that reads frontend responses is attached
+ * (bpf/frontend_send.bpf.c, or the egress one in bpf/http_status.bpf.c): a
+ * frontend's response then always ends its wait. Until then (or where the
+ * kernel refused both) a request that arrives while the last one
  * still waits is a new one when the proxy wrote anything since: without it a
  * frontend connection would count only its first request. */
 #ifndef SOCKEYE_STATUS_CAST
-SOCKEYE_SHARED volatile __u32 egress_sees_responses;
+SOCKEYE_SHARED volatile __u32 frontend_responses_read;
 #else
-static volatile __u32 egress_sees_responses;
+static volatile __u32 frontend_responses_read;
 #endif
 
 #endif /* SOCKEYE_SETTINGS_BPF_H */
