@@ -28,6 +28,18 @@ int64_t NowNs() {
 
 }  // namespace
 
+// The iter/tcp sweep (where map-element iterators are refused) visits every
+// TCP socket of the namespace, time-wait ones included: with a new client
+// connection per request it took 10-14 ms a sweep and 54-77 % of the agent's
+// CPU (bench/HISTORY.md, 2026-12-07). Half a percent of one CPU bounds it
+// whatever the socket count; the storage-map sweep stays far below.
+std::chrono::nanoseconds SweepSpacing(std::chrono::nanoseconds configured,
+                                      std::chrono::nanoseconds took) {
+  const std::chrono::nanoseconds longest =
+      std::max<std::chrono::nanoseconds>(configured, kMaxSweepSpacing);
+  return std::min(std::max(configured, took * kSweepBudget), longest);
+}
+
 Agent::~Agent() {
   if (server_) server_->Stop();
 }
@@ -122,6 +134,7 @@ std::unique_ptr<Agent> Agent::Start(const Config& config, std::string* error) {
   }
 
   agent->next_sweep_ = Clock::now() + config.sweep_interval;
+  agent->probes_->NoteSweepSpacing(config.sweep_interval);
   agent->next_maintenance_ = Clock::now() + kMaintenanceInterval;
   return agent;
 }
@@ -136,24 +149,28 @@ int Agent::DrainRecords() {
 void Agent::Sweep(bool full) {
   std::string error;
   if (full) aggregator_->BeginFullSweep();
-  records_read_at_ = Clock::now();
+  const Clock::time_point started = Clock::now();
+  records_read_at_ = started;
   const uint64_t swept_ns = probes_->sweep_stats().nanoseconds;
   const bool ok = probes_->Sweep(full, handler_, &error);
   const std::chrono::nanoseconds took(probes_->sweep_stats().nanoseconds - swept_ns);
   if (!ok) LogWarn("sweep: " + error);
   // A connection a failed sweep did not reach is not closed: retire nothing.
   if (full) ok ? aggregator_->EndFullSweep() : aggregator_->AbortFullSweep();
-  // The sweep over iter/tcp visits every TCP socket in the agent's network
-  // namespace, ~0.3-0.5 us each
-  // (bench/results/sweep_cost_iter_tcp_2026-12-04.txt): with very many
-  // sockets a longer interval is worth it.
-  if (!warned_slow_sweep_ && took > config_.sweep_interval / 20) {
-    warned_slow_sweep_ = true;
-    LogWarn("a sweep took " +
-            std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(took).count()) +
-            " ms, more than 5 % of --sweep-interval; a longer interval costs less "
-            "(sockeye_sweep_duration_seconds_total)");
+  const std::chrono::nanoseconds spacing = SweepSpacing(config_.sweep_interval, took);
+  next_sweep_ = started + spacing;
+  probes_->NoteSweepSpacing(spacing);
+  const bool stretched = spacing > config_.sweep_interval;
+  if (stretched && !sweeps_stretched_) {
+    const auto ms = [](std::chrono::nanoseconds d) {
+      return std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(d).count());
+    };
+    static_assert(kSweepBudget == 200, "the message says 0.5 %");
+    LogInfo("a sweep took " + ms(took) + " ms: sweeping every " + ms(spacing) +
+            " ms instead of every --sweep-interval while sweeps are this slow, to keep them under "
+            "0.5 % of a CPU (sockeye_sweep_interval_seconds)");
   }
+  sweeps_stretched_ = stretched;
 }
 
 void Agent::RefreshFrontends() {
@@ -182,7 +199,7 @@ void Agent::Tick(int timeout_ms) {
   auto now = Clock::now();
   last_tick_ns_ = NowNs();
   if (now >= next_sweep_) {
-    next_sweep_ = now + config_.sweep_interval;
+    next_sweep_ = now + config_.sweep_interval;  // Sweep() stretches it when sweeps are slow
     RefreshFrontends();
     const bool anything_to_sweep = aggregator_->StartSweepInterval();
     if (++sweeps_since_full_ >= kSweepsPerFullSweep) {

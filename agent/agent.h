@@ -17,6 +17,14 @@
 
 namespace sockeye {
 
+// The time from one sweep's start to the next: --sweep-interval, or, while
+// sweeps are slow, long enough that they take at most 1/kSweepBudget of one
+// CPU, and never more than kMaxSweepSpacing.
+inline constexpr int kSweepBudget = 200;
+inline constexpr std::chrono::seconds kMaxSweepSpacing{60};
+std::chrono::nanoseconds SweepSpacing(std::chrono::nanoseconds configured,
+                                      std::chrono::nanoseconds took);
+
 class Agent {
   // Only Start() makes an Agent: a key nobody else can name, so that it can
   // still use std::make_unique.
@@ -72,7 +80,7 @@ class Agent {
   std::chrono::steady_clock::time_point next_sweep_;
   std::chrono::steady_clock::time_point next_maintenance_;
   unsigned sweeps_since_full_ = 0;
-  bool warned_slow_sweep_ = false;
+  bool sweeps_stretched_ = false;  // the last sweep's spacing exceeded --sweep-interval
   std::atomic<int64_t> last_tick_ns_{0};
 };
 

@@ -161,9 +161,14 @@ bool BpfProbes::Sweep(bool all, const EventHandler& handler, std::string* error)
 
 SweepStats BpfProbes::sweep_stats() const {
   return {state_->sweeps_succeeded.load(), state_->sweeps_failed.load(),
-          state_->sweeps_skipped.load(), state_->sweep_nanoseconds.load()};
+          state_->sweeps_skipped.load(), state_->sweep_nanoseconds.load(),
+          state_->sweep_spacing_nanoseconds.load()};
 }
 
 void BpfProbes::NoteSweepSkipped() { ++state_->sweeps_skipped; }
+
+void BpfProbes::NoteSweepSpacing(std::chrono::nanoseconds spacing) {
+  state_->sweep_spacing_nanoseconds = static_cast<uint64_t>(spacing.count());
+}
 
 }  // namespace sockeye

@@ -73,6 +73,7 @@ struct SweepStats {
   uint64_t failed = 0;
   uint64_t skipped = 0;
   uint64_t nanoseconds = 0;
+  uint64_t spacing_nanoseconds = 0;  // from one sweep's start to the next, now
 };
 
 using EventHandler = std::function<void(const sockeye_event&)>;
@@ -114,6 +115,8 @@ class BpfProbes {
   SweepStats sweep_stats() const;
   // A sweep not run because it had nothing to find (Agent::Tick()).
   void NoteSweepSkipped();
+  // The time from one sweep's start to the next the agent keeps now (Agent::Sweep()).
+  void NoteSweepSpacing(std::chrono::nanoseconds spacing);
 
   // Replaces the process and backend filters in place (SIGHUP): new
   // connects follow the new filters, connections already followed stay.

@@ -63,6 +63,7 @@ struct BpfProbes::State {
   std::atomic<uint64_t> sweeps_failed{0};
   std::atomic<uint64_t> sweeps_skipped{0};
   std::atomic<uint64_t> sweep_nanoseconds{0};
+  std::atomic<uint64_t> sweep_spacing_nanoseconds{0};
   const EventHandler* handler = nullptr;  // set for the duration of DrainRecords()
   int possible_cpus = 1;
 };

@@ -349,6 +349,12 @@ inline constexpr MetricDescriptor kSweepDuration{
         "Wall time spent in sweeps. Over iter/tcp (sockeye_probe_info "
         "hook=\"sweep\") it grows with every TCP socket in the agent's "
         "network namespace."};
+inline constexpr MetricDescriptor kSweepInterval{
+    .name = "sockeye_sweep_interval_seconds",
+    .type = kGauge,
+    .help =
+        "Time from one sweep's start to the next: --sweep-interval, or longer "
+        "while sweeps are slow, so that they take at most 0.5 % of one CPU."};
 // Served with --bpf-stats only.
 inline constexpr MetricDescriptor kBpfProgramRunTime{
     .name = "sockeye_bpf_program_run_time_seconds_total",
@@ -377,6 +383,7 @@ inline constexpr std::array kProbesFamilies = {
     &kIteratorRecordsLost,
     &kSweeps,
     &kSweepDuration,
+    &kSweepInterval,
     &kBpfProgramRunTime,
     &kBpfProgramRuns,
 };

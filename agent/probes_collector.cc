@@ -94,6 +94,7 @@ void ProbesCollector::Collect(std::vector<MetricFamily>& out) {
         {LabelValues(f::kSweeps, {result}), static_cast<double>(count)});
   out.push_back(std::move(sweep_results));
   out.push_back(Single(f::kSweepDuration, static_cast<double>(sweeps.nanoseconds) / 1e9));
+  out.push_back(Single(f::kSweepInterval, static_cast<double>(sweeps.spacing_nanoseconds) / 1e9));
 
   if (!probes_.bpf_stats_enabled()) return;
   MetricFamily run_time = MakeFamily(f::kBpfProgramRunTime);
