@@ -210,6 +210,7 @@ void Agent::Tick(int timeout_ms) {
       Sweep(false);
     } else {
       probes_->NoteSweepSkipped();
+      probes_->NoteSweepSpacing(config_.sweep_interval);
     }
   }
   if (now >= next_maintenance_) {
