@@ -102,8 +102,7 @@ LoadStep LoadStepOf(const std::optional<LoadRefusal>& refusal, const sockeye_bpf
   if (refusal->name == bpf_program__name(SweepProgram(skel, plan.storage_sweep)))
     return LoadStep::kSweepLoad;
   if (plan.http_status && (refusal->name == bpf_program__name(skel->progs.on_cgroup_ingress) ||
-                           refusal->name == bpf_program__name(skel->progs.on_cgroup_egress) ||
-                           refusal->name == bpf_program__name(skel->progs.on_tcp_sendmsg_locked)))
+                           refusal->name == bpf_program__name(skel->progs.on_cgroup_egress)))
     return LoadStep::kStatusLoad;
   return LoadStep::kOtherLoad;
 }
@@ -256,30 +255,11 @@ bool AttachStatusProgram(sockeye_bpf* skel, StatusCastPtr* cast, const StatusCho
     return LinkPtr(AttachRefusedForTest(prog) ? nullptr
                                               : bpf_program__attach_cgroup(prog, cgroup.get()));
   };
-  // The frontend side: the proxy's responses to its clients. Where the
-  // kernel has tcp:tcp_sendmsg_locked, read once per send()
-  // (bpf/frontend_send.bpf.c); else, or if it will not attach, on egress
-  // (bpf/http_status.bpf.c, on_cgroup_egress()), every packet sent, with the
-  // ingress build that attached, falling back to the main object's. Without
-  // either, frontend requests and bytes still count.
-  auto attach_frontend = [&](bpf_program* preferred, bpf_program* own_egress) -> std::string {
+  // The frontend side (bpf/http_status.bpf.c, on_cgroup_egress()) goes with
+  // the ingress build that attached, falling back to the main object's:
+  // without it frontend requests and bytes still count.
+  auto attach_egress = [&](bpf_program* preferred, bpf_program* own_egress) -> std::string {
     if (!bpf_program__autoload(own_egress)) return "";
-    auto drop_egress = [&] {
-      bpf_program__unload(own_egress);
-      if (preferred != nullptr) bpf_program__unload(preferred);
-    };
-    bpf_program* send = skel->progs.on_tcp_sendmsg_locked;
-    if (bpf_program__autoload(send)) {
-      if (LinkPtr link = AttachProgram(send)) {
-        links->push_back(std::move(link));
-        drop_egress();
-        skel->bss->frontend_responses_read = 1;
-        return "";
-      }
-      LogWarn(std::string("http_status: attaching on_tcp_sendmsg_locked failed: ") +
-              ErrnoText(errno) + "; frontend responses are read on egress instead");
-      bpf_program__unload(send);
-    }
     for (bpf_program* prog : {preferred, own_egress}) {
       if (prog == nullptr) continue;
       if (LinkPtr link = attach(prog)) {
@@ -295,12 +275,9 @@ bool AttachStatusProgram(sockeye_bpf* skel, StatusCastPtr* cast, const StatusCho
   };
   auto attached = [&](LinkPtr link, const std::string& build, bpf_program* cast_egress) {
     links->push_back(std::move(link));
-    const std::string egress = attach_frontend(cast_egress, skel->progs.on_cgroup_egress);
-    std::string target = "ingress" + egress + " (" + root + ", " + build + ")";
-    if (bpf_program__fd(skel->progs.on_tcp_sendmsg_locked) >= 0)
-      target += " and tp_btf tcp_sendmsg_locked";
+    const std::string sides = "ingress" + attach_egress(cast_egress, skel->progs.on_cgroup_egress);
     for (ProbeChoice& p : *probes)
-      if (p.hook == "http_status") p.target = target;
+      if (p.hook == "http_status") p.target = sides + " (" + root + ", " + build + ")";
   };
   if (!cgroup.valid()) {
     failure = root.empty() ? "no cgroup v2 hierarchy is mounted"
@@ -414,11 +391,6 @@ std::unique_ptr<BpfProbes::State> BpfProbes::LoadWith(const LoaderSettings& sett
   // on every packet sent: only when frontends are followed.
   const bool egress = settings.frontends && bpf_program__autoload(skel->progs.on_cgroup_ingress);
   bpf_program__set_autoload(skel->progs.on_cgroup_egress, egress);
-  // Where the kernel has tcp:tcp_sendmsg_locked, the responses are read
-  // there instead (bpf/frontend_send.bpf.c); egress stays loaded as its
-  // fallback at attach.
-  bpf_program__set_autoload(skel->progs.on_tcp_sendmsg_locked,
-                            egress && HasTracepoint(vmlinux, "tcp_sendmsg_locked"));
 
   // 3. Set rodata, the map sizes and the load-time immediates.
   LoadTimeImmediates immediates;

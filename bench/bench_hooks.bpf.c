@@ -25,8 +25,7 @@ const volatile __u16 server_port; /* host order */
 const volatile __u16 batch_port;
 
 enum { SIDE_CLIENT = 0, SIDE_SERVER, SIDE_OTHER, SIDES };
-enum { HOOK_STATE = 0, HOOK_SEND, HOOK_SEGMENT, HOOK_DATA_READY, HOOK_CGROUP_INGRESS, HOOK_CGROUP_EGRESS,
-       HOOK_SENDMSG_LOCKED, HOOKS };
+enum { HOOK_STATE = 0, HOOK_SEND, HOOK_SEGMENT, HOOK_DATA_READY, HOOK_CGROUP_INGRESS, HOOK_CGROUP_EGRESS, HOOKS };
 
 __u64 invocations[HOOKS][SIDES];
 
@@ -48,10 +47,6 @@ SEC("tp_btf/tcp_probe")
 int BPF_PROG(warm_tcp_probe) { return 0; }
 SEC("tp_btf/sk_data_ready")
 int BPF_PROG(warm_sk_data_ready) { return 0; }
-/* tcp:tcp_sendmsg_locked is Linux 6.16+: hook_cost loads its three programs
- * only where the kernel's BTF has the tracepoint. */
-SEC("tp_btf/tcp_sendmsg_locked")
-int BPF_PROG(warm_tcp_sendmsg_locked) { return 0; }
 /* The same on cgroup_skb/ingress, where hook_cost attaches the programs by
  * hand in this order (warm, empty, count) before the agent adds its own.
  * Every cgroup_skb program returns 1: 0 drops the packet. */
@@ -68,8 +63,6 @@ SEC("tp_btf/tcp_probe")
 int BPF_PROG(empty_tcp_probe) { return 0; }
 SEC("tp_btf/sk_data_ready")
 int BPF_PROG(empty_sk_data_ready) { return 0; }
-SEC("tp_btf/tcp_sendmsg_locked")
-int BPF_PROG(empty_tcp_sendmsg_locked) { return 0; }
 SEC("cgroup_skb/ingress")
 int empty_cgroup_ingress(struct __sk_buff *skb) { return 1; }
 SEC("cgroup_skb/egress")
@@ -102,8 +95,6 @@ SEC("tp_btf/tcp_probe")
 int BPF_PROG(count_tcp_probe, struct sock *sk) { count(HOOK_SEGMENT, sk); return 0; }
 SEC("tp_btf/sk_data_ready")
 int BPF_PROG(count_sk_data_ready, struct sock *sk) { count(HOOK_DATA_READY, sk); return 0; }
-SEC("tp_btf/tcp_sendmsg_locked")
-int BPF_PROG(count_tcp_sendmsg_locked, struct sock *sk) { count(HOOK_SENDMSG_LOCKED, sk); return 0; }
 
 /* local_port is in host order; remote_port holds the port in network order
  * as a 32-bit big-endian word (the kernel shifts the 16-bit skc_dport up on

@@ -1,4 +1,4 @@
-// Hook cost benchmark. Why this file is long (~950 lines): it is one
+// Hook cost benchmark. Why this file is long (~900 lines): it is one
 // measurement whose phases (unfollowed, followed, frontend, unix and UDP,
 // batched, the cgroup hooks) difference the same statistics snapshots in one
 // loop and are
@@ -14,7 +14,7 @@
 //                                [--storage-timing 1] [--probe-mode MODE] [--hot-slots N]
 //                                [--ringbuf-size BYTES] [--batch N] [--cgroup-warmup 0|1]
 //                                [--http-responses 0|1] [--cgroup-split N] [--frontends 0|1]
-//                                [--ready-split N] [--frontend-responses send|egress]
+//                                [--ready-split N]
 //
 // --probe-mode is the agent's (default auto: no send hook, so the
 // sock_send_length row reads "not attached", and responses timed at
@@ -57,16 +57,8 @@
 // server, 127.0.0.29, whose listener is a frontend listener and whose
 // clients sockeye does not follow, so the followed sockets of that phase are
 // the server's accepted ones only. Its rows ("... frontend") solve for them
-// as phase B does for the client's. With --frontends 0 the frontend side's
-// program still runs, following nothing (a frontend address no listener has).
-//
-// That program is on_tcp_sendmsg_locked, once per send(), where the kernel
-// has tcp:tcp_sendmsg_locked (Linux 6.16+); elsewhere the cgroup_skb egress
-// one, on every packet sent, and the tcp_sendmsg_locked row reads "not
-// attached". --frontend-responses egress (default send) makes the agent's
-// attach of the former fail (SOCKEYE_TEST_REFUSE_ATTACH, as a kernel that
-// refuses it would), so the egress program's rows can be alternated with
-// the send program's in one build.
+// as phase B does for the client's. With --frontends 0 the egress program
+// still runs, following nothing (a frontend address no listener has).
 //
 // --batch N adds two phases per round (BatchedListener below): the same
 // exchanges over N connections at a time, unfollowed then followed, with
@@ -92,7 +84,6 @@
 // of counters and sums; it reads top to bottom.
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
-#include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include <fcntl.h>
 #include <liburing.h>
@@ -372,7 +363,6 @@ int main(int argc, char** argv) {
   int rounds = 5, connections = 20, requests = 500, cpu = -1, storage_timing = 0;
   int hot_slots = 8192, batch = 0, cgroup_warmup = 1, http_responses = 1, cgroup_split = 0;
   int frontends = 0, ready_split = 0;
-  std::string frontend_responses = "send";
   size_t ringbuf_bytes = sockeye::Config{}.ringbuf_bytes;
   const char* probe_mode_flag = sockeye::ProbeModeName(sockeye::ProbeMode::kAuto);
   for (int i = 1; i + 1 < argc; i += 2) {
@@ -404,8 +394,6 @@ int main(int argc, char** argv) {
       frontends = value;
     else if (flag == "--ready-split")
       ready_split = value;
-    else if (flag == "--frontend-responses")
-      frontend_responses = argv[i + 1];
     else if (flag == "--ringbuf-size")
       ringbuf_bytes = std::strtoull(argv[i + 1], nullptr, 10);
     else {
@@ -413,12 +401,6 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  if (frontend_responses != "send" && frontend_responses != "egress") {
-    std::fprintf(stderr, "hook_cost: --frontend-responses is send or egress, not %s\n",
-                 frontend_responses.c_str());
-    return 2;
-  }
-  const bool egress_responses = frontend_responses == "egress";
   if (ringbuf_bytes < 4096 || (ringbuf_bytes & (ringbuf_bytes - 1)) != 0) {
     std::fprintf(stderr, "hook_cost: --ringbuf-size is in bytes, a power of two >= 4096\n");
     return 2;
@@ -484,17 +466,6 @@ int main(int argc, char** argv) {
   bench->rodata->server_port = port;
   bench->rodata->batch_port = batch_listener.port();
   bpf_program__set_autoload(bench->progs.time_storage_lookup, storage_timing != 0);
-  // tcp:tcp_sendmsg_locked is Linux 6.16+; without it its reference programs
-  // would fail the whole skeleton's load.
-  bool has_sendmsg_locked = false;
-  if (btf* vmlinux = btf__load_vmlinux_btf()) {
-    has_sendmsg_locked = sockeye::HasTracepoint(vmlinux, "tcp_sendmsg_locked");
-    btf__free(vmlinux);
-  }
-  for (bpf_program* prog :
-       {bench->progs.warm_tcp_sendmsg_locked, bench->progs.empty_tcp_sendmsg_locked,
-        bench->progs.count_tcp_sendmsg_locked})
-    bpf_program__set_autoload(prog, has_sendmsg_locked);
   // --cgroup-split N (1-7): one of the status program's partial paths
   // (bench_hooks.bpf.c), a row of its own.
   bpf_program* const splits[] = {
@@ -550,17 +521,6 @@ int main(int argc, char** argv) {
   config.hot_slots = static_cast<uint32_t>(hot_slots);
   config.ringbuf_bytes = ringbuf_bytes;
   config.probe_mode = *probe_mode;
-  if (egress_responses) {
-    // Read by the agent at attach (agent/load_sequence.cc): the programs it
-    // names fail to attach as if the kernel refused them.
-    const char* refused = std::getenv("SOCKEYE_TEST_REFUSE_ATTACH");
-    std::string list = refused && *refused ? std::string(refused) + "," : "";
-    list += "on_tcp_sendmsg_locked";
-    if (setenv("SOCKEYE_TEST_REFUSE_ATTACH", list.c_str(), 1) != 0) {
-      std::perror("hook_cost: setenv");
-      return 1;
-    }
-  }
   auto agent = sockeye::Agent::Start(config, &error);
   if (!agent) {
     std::fprintf(stderr, "hook_cost: %s\n", error.c_str());
@@ -587,11 +547,8 @@ int main(int argc, char** argv) {
       // Every received packet of the cgroup's sockets, pure ACKs included.
       {"cgroup_skb ingress", "on_cgroup_ingress", "empty_cgroup_ingress", 4},
       // Every sent packet: the frontend side's status and response time
-      // (with --frontends 1 the server's accepted sockets are followed), where
-      // tcp_sendmsg_locked is not attached.
+      // (with --frontends 1 the server's accepted sockets are followed).
       {"cgroup_skb egress", "on_cgroup_egress", "empty_cgroup_egress", 5},
-      // Every send() step of a TCP socket: the same, where the kernel has it.
-      {"tcp_sendmsg_locked", "on_tcp_sendmsg_locked", "empty_tcp_sendmsg_locked", 6},
   };
   std::map<std::string, Stat> unfollowed_sum, followed_sum, empty_sum;
   // --cgroup-split, --ready-split: the variant's run time in phases A, B and F.
@@ -746,27 +703,13 @@ int main(int argc, char** argv) {
   std::printf(
       "hook cost, %d rounds x %d phases x %d connections x %d requests (64 B / 512 B), %s, "
       "--probe-mode %s, --hot-slots %d, --ringbuf-size %zu, --cgroup-warmup %d, --http-responses "
-      "%d, --frontends %d, --cgroup-split %d, --ready-split %d, --frontend-responses %s\n",
+      "%d, --frontends %d, --cgroup-split %d, --ready-split %d\n",
       rounds, frontends ? 3 : 2, connections, requests,
       cpu >= 0 ? ("all threads on CPU " + std::to_string(cpu)).c_str() : "threads unpinned",
       sockeye::ProbeModeName(*probe_mode), hot_slots, ringbuf_bytes, cgroup_warmup, http_responses,
-      frontends, cgroup_split, ready_split, frontend_responses.c_str());
+      frontends, cgroup_split, ready_split);
   std::printf("%-22s %12s %10s %14s %14s %12s %12s\n", "hook", "calls", "empty ns", "unfollowed ns",
               "followed ns", "+unfollowed", "+followed");
-  // Why a row's program did not run.
-  const bool send_ran =
-      unfollowed_sum["tcp_sendmsg_locked"].calls + followed_sum["tcp_sendmsg_locked"].calls > 0;
-  auto not_attached = [&](std::string_view row) -> std::string {
-    if (row == "tcp_sendmsg_locked") {
-      if (!has_sendmsg_locked) return "the kernel has no tcp_sendmsg_locked tracepoint";
-      return egress_responses ? "--frontend-responses egress" : "see the agent's log";
-    }
-    if (row == "cgroup_skb egress" && send_ran)
-      return "frontend responses read at tcp_sendmsg_locked";
-    if (row.starts_with("cgroup_skb"))
-      return cgroup_root.empty() ? "no cgroup v2 root" : "see the agent's log";
-    return "--probe-mode " + std::string(sockeye::ProbeModeName(*probe_mode));
-  };
   for (const auto& h : hooks) {
     const Stat& e = empty_sum[h.name];
     const Stat& u = unfollowed_sum[h.name];
@@ -775,8 +718,11 @@ int main(int argc, char** argv) {
     double unfollowed_ns = u.calls ? double(u.ns) / double(u.calls) : 0;
     uint64_t client = followed_client_calls[h.name];
     if (u.calls + f.calls == 0) {
-      std::printf("%-22s %12s %10.1f   not attached (%s)\n", h.name, "0", empty_ns,
-                  not_attached(h.name).c_str());
+      const bool cgroup = std::string_view(h.name) == "cgroup_skb ingress";
+      std::printf(
+          "%-22s %12s %10.1f   not attached (%s)\n", h.name, "0", empty_ns,
+          cgroup ? (cgroup_root.empty() ? "no cgroup v2 root" : "see the agent's log")
+                 : ("--probe-mode " + std::string(sockeye::ProbeModeName(*probe_mode))).c_str());
       continue;
     }
     double followed_ns =
@@ -866,13 +812,12 @@ int main(int argc, char** argv) {
   }
   std::printf(
       "(followed calls per hook: state %llu, send %llu, tcp_probe %llu, sk_data_ready %llu, "
-      "cgroup_skb ingress %llu, tcp_sendmsg_locked %llu)\n",
+      "cgroup_skb ingress %llu)\n",
       static_cast<unsigned long long>(followed_client_calls["inet_sock_set_state"]),
       static_cast<unsigned long long>(followed_client_calls["sock_send_length"]),
       static_cast<unsigned long long>(followed_client_calls["tcp_probe"]),
       static_cast<unsigned long long>(followed_client_calls["sk_data_ready"]),
-      static_cast<unsigned long long>(followed_client_calls["cgroup_skb ingress"]),
-      static_cast<unsigned long long>(followed_client_calls["tcp_sendmsg_locked"]));
+      static_cast<unsigned long long>(followed_client_calls["cgroup_skb ingress"]));
   {
     // Why the cgroup rows count about two calls per request (both phases,
     // every socket): one packet each way, the request's and the response's,
@@ -887,14 +832,14 @@ int main(int argc, char** argv) {
         double(out[1]) / per, double(out[2]) / per, double(phase_b_segments) / per);
   }
   // A status program's followed work happens once per response (its first
-  // segment) while it runs for every packet (or send) of the connection, so
-  // its target is per response: the followed side's run time over the empty
-  // program's for the same invocations, per response. `side` holds the
-  // phase's runs; `own` of them were on the followed side's `unit`s, the
-  // rest are charged at the unfollowed figure.
+  // segment) while it runs for every packet of the connection, so its target
+  // is per response: the followed side's run time over the empty program's
+  // for the same packets, per response. `side` holds the phase's runs;
+  // `own` of them were on the followed side's packets, the rest are charged
+  // at the unfollowed figure.
   const uint64_t responses = uint64_t(rounds) * uint64_t(connections) * uint64_t(requests);
   auto per_response = [&](const char* row, const Stat& side, uint64_t own, const char* what,
-                          const char* whose, const char* unit) {
+                          const char* packets) {
     const Stat& e = empty_sum[row];
     const Stat& u = unfollowed_sum[row];
     if (!own || !e.calls || !u.calls || !responses) return;
@@ -902,23 +847,17 @@ int main(int argc, char** argv) {
     const double unfollowed_ns = double(u.ns) / double(u.calls);
     const double own_ns = double(side.ns) - double(side.calls - own) * unfollowed_ns;
     std::printf(
-        "%s per %s: %.1f ns over the empty program (%llu responses, %.2f %s %ss each; %.1f "
-        "ns per %s)\n",
+        "%s per %s: %.1f ns over the empty program (%llu responses, %.2f %s packets each; %.1f "
+        "ns per packet)\n",
         row, what, (own_ns - empty_ns * double(own)) / double(responses),
-        static_cast<unsigned long long>(responses), double(own) / double(responses), whose, unit,
-        own_ns / double(own) - empty_ns, unit);
+        static_cast<unsigned long long>(responses), double(own) / double(responses), packets,
+        own_ns / double(own) - empty_ns);
   };
-  if (frontends) {
+  if (frontends)
     per_response("cgroup_skb egress", frontend_sum["cgroup_skb egress"],
-                 frontend_server_calls["cgroup_skb egress"], "frontend response", "server",
-                 "packet");
-    per_response("tcp_sendmsg_locked", frontend_sum["tcp_sendmsg_locked"],
-                 frontend_server_calls["tcp_sendmsg_locked"], "frontend response", "server",
-                 "send");
-  }
+                 frontend_server_calls["cgroup_skb egress"], "frontend response", "server");
   per_response("cgroup_skb ingress", followed_sum["cgroup_skb ingress"],
-               followed_client_calls["cgroup_skb ingress"], "followed response", "followed",
-               "packet");
+               followed_client_calls["cgroup_skb ingress"], "followed response", "followed");
   if (storage_timing) {
     double n = static_cast<double>(bench->bss->storage_samples);
     std::printf(

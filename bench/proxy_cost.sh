@@ -17,10 +17,7 @@
 # default, the connections the proxy's listeners accept: here only nginx's
 # 127.0.0.40:8000 (--frontend-include), not the backends' listeners, which on
 # a real proxy host live elsewhere. PROXY_COST_AGENT_ARGS=--no-frontends
-# measures the backend side alone. The frontend's responses are read at
-# tcp:tcp_sendmsg_locked where the kernel has it;
-# SOCKEYE_TEST_REFUSE_ATTACH=on_tcp_sendmsg_locked (the agent's test switch)
-# reads them on egress instead, as on older kernels.
+# measures the backend side alone.
 set -euo pipefail
 agent=$(realpath "${1:?usage: proxy_cost.sh path/to/sockeye [rounds] [seconds]}")
 rounds=${2:-7}
@@ -162,11 +159,6 @@ egress_metric='sockeye_bpf_program_run_time_seconds_total{program="on_cgroup_egr
 egress_runs_metric='sockeye_bpf_program_runs_total{program="on_cgroup_egress'
 egress0=$(sum_metric "$egress_metric")
 egress_runs0=$(sum_metric "$egress_runs_metric")
-# Or, where the kernel has tcp:tcp_sendmsg_locked, the program there.
-send_metric='sockeye_bpf_program_run_time_seconds_total{program="on_tcp_sendmsg_locked"'
-send_runs_metric='sockeye_bpf_program_runs_total{program="on_tcp_sendmsg_locked"'
-send0=$(sum_metric "$send_metric")
-send_runs0=$(sum_metric "$send_runs_metric")
 fe_req0=$(sum_metric 'sockeye_frontend_requests_total{listener="127.0.0.40:8000"')
 fe_acc0=$(sum_metric 'sockeye_frontend_connections_accepted_total{listener="127.0.0.40:8000"')
 read -r rps p99 total _ < <(run_wrk)
@@ -180,8 +172,6 @@ status_runs1=$(sum_metric "$status_runs_metric")
 req1=$(sum_metric sockeye_backend_requests_total)
 egress1=$(sum_metric "$egress_metric")
 egress_runs1=$(sum_metric "$egress_runs_metric")
-send1=$(sum_metric "$send_metric")
-send_runs1=$(sum_metric "$send_runs_metric")
 fe_req1=$(sum_metric 'sockeye_frontend_requests_total{listener="127.0.0.40:8000"')
 fe_acc1=$(sum_metric 'sockeye_frontend_connections_accepted_total{listener="127.0.0.40:8000"')
 lost=$(sum_metric sockeye_events_lost_total)
@@ -216,15 +206,13 @@ print(f"    nginx worker CPU {worker:.2f} s ({worker / total * 1e6:.1f} us per r
       f"BPF time as a share of it: {100 * bpf / worker:.2f} % at most")
 PY
 
-  python3 - "$egress0" "$egress1" "$egress_runs0" "$egress_runs1" "$fe_req0" "$fe_req1" "$fe_acc0" "$fe_acc1" "$total" \
-    "$send0" "$send1" "$send_runs0" "$send_runs1" <<'PY'
+  python3 - "$egress0" "$egress1" "$egress_runs0" "$egress_runs1" "$fe_req0" "$fe_req1" "$fe_acc0" "$fe_acc1" "$total" <<'PY'
 import sys
-e0, e1, n0, n1, q0, q1, a0, a1, total, s0, s1, m0, m1 = map(float, sys.argv[1:])
-print(f"    frontend 127.0.0.40:8000: sockeye counted {q1 - q0:.0f} requests on {a1 - a0:.0f} accepted connections")
-for name, t, runs in (("the egress program (on_cgroup_egress)", e1 - e0, n1 - n0),
-                      ("the send program (on_tcp_sendmsg_locked)", s1 - s0, m1 - m0)):
-    print(f"    {name}: {t:.3f} s, {t / total * 1e6:.3f} s per million requests, "
-          f"{runs / total:.2f} runs per request, {t / runs * 1e9 if runs else 0:.1f} ns per run")
+e0, e1, n0, n1, q0, q1, a0, a1, total = map(float, sys.argv[1:])
+runs = n1 - n0
+print(f"    frontend 127.0.0.40:8000: sockeye counted {q1 - q0:.0f} requests on {a1 - a0:.0f} accepted connections; "
+      f"the egress program (on_cgroup_egress): {e1 - e0:.3f} s, {(e1 - e0) / total * 1e6:.3f} s per million requests, "
+      f"{runs / total:.2f} runs per request, {(e1 - e0) / runs * 1e9 if runs else 0:.1f} ns per run")
 PY
 
 # --- (b) observed: alternate without / with (BPF stats off). Odd rounds run

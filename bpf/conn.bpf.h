@@ -69,7 +69,8 @@ struct conn_hot {
 	 * started; carried by the current turn (struct sockeye_turn). */
 	__u32 prev_response_us;
 	/* Accepted on a frontend listener: requests are received and responses
-	 * sent (frontend_request_started(), bpf/frontend_send.bpf.c). In what was padding before turn_start_ns. */
+	 * sent (frontend_request_started(), bpf/http_status.bpf.c's egress
+	 * program). In what was padding before turn_start_ns. */
 	__u8 frontend;
 	__u8 pad[3];
 	__u64 turn_start_ns;

@@ -19,7 +19,13 @@
  * first response) get the status of the first response only.
  */
 #include "sockeye.bpf.h"
-#include "status_line.bpf.h"
+#include "http_status.h"
+
+/* How far an interim response's header block is searched for its end: "100
+ * Continue" takes 25 bytes; 103 Early Hints with long Link headers can take
+ * more, and then the response counts without a status
+ * (SOCKEYE_KC_STATUS_UNREAD). A power of two. */
+#define INTERIM_SCAN_BYTES 128
 
 struct segment {
 	__u32 seq;
@@ -79,12 +85,109 @@ static __always_inline bool read_segment(struct __sk_buff *skb, struct segment *
 	return true;
 }
 
-static __always_inline void read_packet_status(struct __sk_buff *skb, struct conn_hot *h,
-					       const struct segment *s)
+/* Offset just past the "\r\n\r\n" that ends a header block starting at
+ * `from`, if it is within the first INTERIM_SCAN_BYTES of it in this
+ * segment; else 0. Each position is tested on its own, with no state carried
+ * from one to the next, so that the verifier's walk of the loop stays short. */
+static __always_inline __u32 header_block_end(struct __sk_buff *skb, __u32 from, __u32 end)
 {
-	const struct payload p = {.source = PAYLOAD_PACKET, .skb = skb};
+	__u8 buf[INTERIM_SCAN_BYTES] = {};
+	__u32 len;
 
-	read_status(&p, h, s->payload, s->payload + s->payload_len, s->seq);
+	if (from >= end)
+		return 0;
+	len = end - from;
+	if (len > INTERIM_SCAN_BYTES)
+		len = INTERIM_SCAN_BYTES;
+	/* 1..INTERIM_SCAN_BYTES in a form the verifier can bound. */
+	len = ((len - 1) & (INTERIM_SCAN_BYTES - 1)) + 1;
+	if (bpf_skb_load_bytes(skb, from, buf, len))
+		return 0;
+	/* Bytes past len stay 0 and never match. */
+	for (__u32 i = 0; i + 4 <= INTERIM_SCAN_BYTES; i++) {
+		if (buf[i] == '\r' && buf[i + 1] == '\n' && buf[i + 2] == '\r' && buf[i + 3] == '\n')
+			return from + i + 4;
+	}
+	return 0;
+}
+
+/* The status line at `at`: its code, -1 if it is none, or 0 if the
+ * segment ends before one could be read and what it holds could start one. */
+static __always_inline int status_at(struct __sk_buff *skb, __u32 at, __u32 end)
+{
+	static const char prefix[] = "HTTP/1.";
+	unsigned char line[SOCKEYE_STATUS_LINE_LEN] = {};
+	__u32 len;
+
+	if (at >= end)
+		return 0;
+	len = end - at;
+	if (len >= SOCKEYE_STATUS_LINE_LEN) {
+		if (bpf_skb_load_bytes(skb, at, line, sizeof(line)))
+			return 0;
+		return sockeye_http_status(line);
+	}
+	/* 1..SOCKEYE_STATUS_LINE_LEN - 1 in a form the verifier can bound. */
+	len = ((len - 1) & 15) + 1;
+	if (len >= SOCKEYE_STATUS_LINE_LEN || bpf_skb_load_bytes(skb, at, line, len))
+		return 0;
+	for (__u32 i = 0; i < sizeof(prefix) - 1; i++) {
+		if (i < len && line[i] != prefix[i])
+			return -1;
+	}
+	return 0;
+}
+
+/* Reads the status line at the start of a response in this segment, and
+ * the final one after an interim response in the same segment. */
+static __always_inline void read_status(struct __sk_buff *skb, struct conn_hot *h,
+					const struct segment *s)
+{
+	__u32 end = s->payload + s->payload_len;
+	__u32 next;
+	int code;
+
+	h->status_interim = 0;
+	h->status_hold = 0;
+	code = status_at(skb, s->payload, end);
+	if (code < 0) {
+		/* Not a status line: on a connection known to speak HTTP/1.x a
+		 * response of some other shape; else not HTTP/1.x at all. */
+		if (h->http == HTTP_YES)
+			h->status = SOCKEYE_STATUS_OTHER;
+		else
+			h->http = HTTP_NO;
+		return;
+	}
+	if (code == 0) {
+		if (h->http == HTTP_YES)
+			count_kernel(SOCKEYE_KC_STATUS_UNREAD);
+		return;
+	}
+	h->http = HTTP_YES;
+	if (!sockeye_http_status_is_interim(code)) {
+		h->status = code;
+		return;
+	}
+	next = header_block_end(skb, s->payload + SOCKEYE_STATUS_LINE_LEN, end);
+	if (!next) {
+		count_kernel(SOCKEYE_KC_STATUS_UNREAD);
+		return;
+	}
+	if (next >= end) {
+		/* The final status comes in a later segment: the turn waits. */
+		h->status_interim = 1;
+		h->status_hold = 1;
+		h->status_seq = s->seq + (end - s->payload);
+		return;
+	}
+	code = status_at(skb, next, end);
+	if (code > 0 && !sockeye_http_status_is_interim(code))
+		h->status = code;
+	else if (code < 0)
+		h->status = SOCKEYE_STATUS_OTHER;
+	else
+		count_kernel(SOCKEYE_KC_STATUS_UNREAD);
 }
 
 static __always_inline void segment_arrived(struct __sk_buff *skb, const struct tcp_sock *tp,
@@ -113,7 +216,7 @@ static __always_inline void segment_arrived(struct __sk_buff *skb, const struct 
 			return;
 	}
 	h->status_write_seq = write_seq;
-	read_packet_status(skb, h, &s);
+	read_status(skb, h, &s);
 }
 
 /* A followed connection's hot state, or NULL. `bsk` is the packet's socket
@@ -239,7 +342,7 @@ static __always_inline void response_segment_sent(struct __sk_buff *skb,
 		return; /* sent before the request came: an older response's */
 	}
 	if (h->http != HTTP_NO)
-		read_packet_status(skb, h, &s);
+		read_status(skb, h, &s);
 	/* An interim (1xx) response: the turn ends at the final one. */
 	if (h->status_hold)
 		return;

@@ -96,8 +96,8 @@ _Static_assert(__builtin_offsetof(struct sockeye_event, response_us) ==
 	       "struct sockeye_event starts with struct sockeye_event_head");
 
 /* At close: the last request got no byte of a response. A frontend
- * connection's response is seen by the program that reads them when one is
- * attached; without it, by any byte sent after the request arrived (request_seq). */
+ * connection's response is seen by the egress program when it is attached;
+ * without it, by any byte sent after the request arrived (request_seq). */
 static __always_inline bool request_unanswered(const struct tcp_sock *tp, const struct conn *c,
 					       const struct conn_hot *h)
 {

@@ -75,10 +75,10 @@ SOCKEYE_SHARED volatile __u32 sweep_all;
 static volatile __u32 sweep_all;
 #endif
 
-/* Set by the agent once a program that reads frontend responses is attached
- * (bpf/frontend_send.bpf.c, or the egress one in bpf/http_status.bpf.c): a
- * frontend's response then always ends its wait. Until then (or where the
- * kernel refused both) a request that arrives while the last one
+/* Set by the agent once the program that reads frontend responses is attached
+ * (on_cgroup_egress(), bpf/http_status.bpf.c): a frontend's response then
+ * always ends its wait. Until then (or where the kernel refused it) a
+ * request that arrives while the last one
  * still waits is a new one when the proxy wrote anything since: without it a
  * frontend connection would count only its first request. */
 #ifndef SOCKEYE_STATUS_CAST

@@ -145,8 +145,8 @@ static __always_inline void note_send_start(struct conn_hot *h, __u64 when)
  * A frontend connection (accepted from a client) turns the other way: a
  * request is client data arriving after a response began (or the first
  * data), timed at its arrival; its response starts at the first byte the
- * proxy sends after it (bpf/frontend_send.bpf.c, or on egress in
- * bpf/http_status.bpf.c). request_seq is where that byte will be.
+ * proxy sends after it, which the egress program sees
+ * (bpf/http_status.bpf.c). request_seq is where that byte will be.
  */
 static __always_inline void frontend_request_started(const struct tcp_sock *tp,
 						     struct conn_hot *h, __u64 now)
@@ -157,7 +157,7 @@ static __always_inline void frontend_request_started(const struct tcp_sock *tp,
 	h->requests += 1;
 }
 
-/* Client data starts a request after a response began, or, where no
+/* Client data starts a request after a response began, or, where no egress
  * program reports responses, once the proxy wrote past the last request's
  * request_seq (settings.bpf.h). */
 static __always_inline bool frontend_request_is_new(const struct tcp_sock *tp,

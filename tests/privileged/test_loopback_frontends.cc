@@ -7,7 +7,6 @@
 #include <chrono>
 #include <cstdlib>
 #include <map>
-#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -49,13 +48,6 @@ bool StatusProgramAttached(Agent& agent, const std::string& direction) {
   return false;
 }
 
-// Where the frontend's responses are read: at tcp:tcp_sendmsg_locked where
-// the kernel has it (Linux 6.16+), else on egress.
-constexpr const char* kSendHook = "tcp_sendmsg_locked";
-bool FrontendResponsesRead(Agent& agent) {
-  return StatusProgramAttached(agent, "egress") || StatusProgramAttached(agent, kSendHook);
-}
-
 // Makes attaching these programs fail while it lives (SOCKEYE_TEST_REFUSE_ATTACH).
 class RefuseAttach {
  public:
@@ -79,152 +71,123 @@ class RefuseAttach {
 
 class FrontendTraffic : public LoopbackTraffic {
  protected:
-  // Starts the agent; with `on_egress`, the send hook is refused so that
-  // responses are read on egress, as on kernels without it.
-  bool StartWithResponsesRead(bool on_egress) {
-    {
-      std::optional<RefuseAttach> refuse;
-      if (on_egress) refuse.emplace("on_tcp_sendmsg_locked");
-      StartAgent();
-    }
+  // Starts the agent; whether the egress program reads the responses.
+  bool StartWithResponsesRead() {
+    StartAgent();
     if (!agent_) return false;
-    if (on_egress) {
-      EXPECT_FALSE(StatusProgramAttached(*agent_, kSendHook));
-    }
-    // Both status directions go with the ingress program: where the kernel
-    // takes it, the responses must be read too.
-    if (!FrontendResponsesRead(*agent_)) {
+    // Both status directions attach to the same cgroup: where the kernel
+    // takes the ingress program it must take the egress one.
+    if (!StatusProgramAttached(*agent_, "egress")) {
       if (testing::BpfRequired() && StatusProgramAttached(*agent_, "ingress"))
-        ADD_FAILURE() << "SOCKEYE_REQUIRE_BPF=1 but frontend responses are not read beside the "
-                         "ingress status program";
+        ADD_FAILURE() << "SOCKEYE_REQUIRE_BPF=1 but the egress status program is off beside the "
+                         "ingress one";
       return false;
     }
     return true;
   }
-
-  void ConnectionsBytesRequestsAndStatusesAreExact(bool on_egress) {
-    // The listener exists before the agent starts: its port is handed to
-    // the kernel at start-up.
-    HttpServer server(kFrontendAddress);
-    const bool responses_read = StartWithResponsesRead(on_egress);
-    if (!agent_ || HasFailure()) return;
-    const std::string listener = server.backend();
-    const std::map<std::string, int> expected = {{"2xx", 5}, {"3xx", 1}, {"4xx", 2}, {"5xx", 3}};
-    size_t sent = 0, received = 0;
-    int requests = 0;
-    std::chrono::duration<double> waited{0};
-    // "W": the response in one writev(), as nginx sends it.
-    for (const auto& commands :
-         {std::vector<std::string>{"S 200 20 0", "S 200 20 0", "S 404 20 0", "S 503 20 0"},
-          std::vector<std::string>{"S 301 20 0", "S 500 20 0", "W 200"},
-          std::vector<std::string>{"S 204 20 0", "S 404 20 0", "S 502 20 0", "S 200 20 0"}}) {
-      HttpClient client(server);
-      ASSERT_TRUE(client.connected());
-      for (const std::string& command : commands) {
-        const ClientWait wait(waited);
-        ASSERT_TRUE(client.Ask(command, "hello"));
-        received += command.size() + 1;
-        sent += ResponseBytes();
-        ++requests;
-      }
-    }
-    const std::map<std::string, std::string> l = {{"listener", listener}};
-    EXPECT_EQ(WaitForMetric("sockeye_frontend_connections_closed_total",
-                            {{"listener", listener}, {"closed_by", "remote"}}, 3),
-              3);
-    EXPECT_EQ(Metric("sockeye_frontend_connections_accepted_total", l), 3);
-    EXPECT_EQ(Metric("sockeye_frontend_connections_active", l), 0);
-    EXPECT_EQ(Metric("sockeye_frontend_requests_total", l), requests);
-    EXPECT_EQ(Metric("sockeye_frontend_received_bytes_total", l), static_cast<double>(received));
-    EXPECT_EQ(Metric("sockeye_frontend_sent_bytes_total", l), static_cast<double>(sent));
-    EXPECT_EQ(Metric("sockeye_frontend_connection_duration_seconds_count", l), 3);
-    EXPECT_EQ(Metric("sockeye_frontend_requests_unanswered_total",
-                     {{"listener", listener}, {"closed_by", "remote"}}),
-              0);
-    if (!responses_read) GTEST_SKIP() << "frontend responses are not read here (sockeye --check)";
-    for (const auto& [code, count] : expected)
-      EXPECT_EQ(
-          Metric("sockeye_frontend_responses_total", {{"listener", listener}, {"code", code}}),
-          count)
-          << code;
-    EXPECT_EQ(Metric("sockeye_http_status_unread_total", {}), 0);
-    // Each "S" response waited 20 ms in the server: the mean response time
-    // is at least that over all but the "W" one, and no longer than what
-    // the client waited.
-    EXPECT_EQ(Metric("sockeye_frontend_response_time_seconds_count", l), requests);
-    const double sum = Metric("sockeye_frontend_response_time_seconds_sum", l);
-    EXPECT_GE(sum, 0.020 * (requests - 1));
-    EXPECT_LE(sum / requests, waited.count() / requests + kClockSlack);
-    EXPECT_GE(Metric("sockeye_frontend_rtt_seconds_count", l), 3);
-  }
-
-  // 100 Continue is not final: the status after it counts, whether it is
-  // sent later, in the same send(), or in the next buffer of one writev().
-  void InterimResponsesCountTheFinalStatus(bool on_egress) {
-    HttpServer server(kFrontendAddress);
-    const bool responses_read = StartWithResponsesRead(on_egress);
-    if (!agent_ || HasFailure()) return;
-    {
-      HttpClient client(server);
-      ASSERT_TRUE(client.connected());
-      for (const char* command : {"I 201", "J 404", "V 503", "I 200"})
-        ASSERT_TRUE(client.Ask(command, "hello"));
-    }
-    const std::string listener = server.backend();
-    EXPECT_EQ(WaitForMetric("sockeye_frontend_connections_closed_total",
-                            {{"listener", listener}, {"closed_by", "remote"}}, 1),
-              1);
-    const std::map<std::string, std::string> l = {{"listener", listener}};
-    EXPECT_EQ(Metric("sockeye_frontend_requests_total", l), 4);
-    if (!responses_read) GTEST_SKIP() << "frontend responses are not read here (sockeye --check)";
-    auto responses = [&](const char* code) {
-      return Metric("sockeye_frontend_responses_total", {{"listener", listener}, {"code", code}});
-    };
-    EXPECT_EQ(responses("2xx"), 2);
-    EXPECT_EQ(responses("4xx"), 1);
-    EXPECT_EQ(responses("5xx"), 1);
-    EXPECT_EQ(responses("1xx"), -1);
-    EXPECT_EQ(Metric("sockeye_http_status_unread_total", {}), 0);
-    // Each "I" turn ends at its final status, 20 ms after the interim one.
-    EXPECT_EQ(Metric("sockeye_frontend_response_time_seconds_count", l), 4);
-    EXPECT_GE(Metric("sockeye_frontend_response_time_seconds_sum", l), 0.040);
-  }
 };
 
 TEST_F(FrontendTraffic, FrontendConnectionsBytesRequestsAndStatusesAreExact) {
+  // The listener exists before the agent starts: its port is handed to the
+  // kernel at start-up.
   REQUIRE_TCP_DIAG();
-  ConnectionsBytesRequestsAndStatusesAreExact(false);
+  HttpServer server(kFrontendAddress);
+  const bool responses_read = StartWithResponsesRead();
+  if (!agent_ || HasFailure()) return;
+  const std::string listener = server.backend();
+  const std::map<std::string, int> expected = {{"2xx", 5}, {"3xx", 1}, {"4xx", 2}, {"5xx", 3}};
+  size_t sent = 0, received = 0;
+  int requests = 0;
+  std::chrono::duration<double> waited{0};
+  // "W": the response in one writev(), as nginx sends it.
+  for (const auto& commands :
+       {std::vector<std::string>{"S 200 20 0", "S 200 20 0", "S 404 20 0", "S 503 20 0"},
+        std::vector<std::string>{"S 301 20 0", "S 500 20 0", "W 200"},
+        std::vector<std::string>{"S 204 20 0", "S 404 20 0", "S 502 20 0", "S 200 20 0"}}) {
+    HttpClient client(server);
+    ASSERT_TRUE(client.connected());
+    for (const std::string& command : commands) {
+      const ClientWait wait(waited);
+      ASSERT_TRUE(client.Ask(command, "hello"));
+      received += command.size() + 1;
+      sent += ResponseBytes();
+      ++requests;
+    }
+  }
+  const std::map<std::string, std::string> l = {{"listener", listener}};
+  EXPECT_EQ(WaitForMetric("sockeye_frontend_connections_closed_total",
+                          {{"listener", listener}, {"closed_by", "remote"}}, 3),
+            3);
+  EXPECT_EQ(Metric("sockeye_frontend_connections_accepted_total", l), 3);
+  EXPECT_EQ(Metric("sockeye_frontend_connections_active", l), 0);
+  EXPECT_EQ(Metric("sockeye_frontend_requests_total", l), requests);
+  EXPECT_EQ(Metric("sockeye_frontend_received_bytes_total", l), static_cast<double>(received));
+  EXPECT_EQ(Metric("sockeye_frontend_sent_bytes_total", l), static_cast<double>(sent));
+  EXPECT_EQ(Metric("sockeye_frontend_connection_duration_seconds_count", l), 3);
+  EXPECT_EQ(Metric("sockeye_frontend_requests_unanswered_total",
+                   {{"listener", listener}, {"closed_by", "remote"}}),
+            0);
+  if (!responses_read) GTEST_SKIP() << "frontend responses are not read here (sockeye --check)";
+  for (const auto& [code, count] : expected)
+    EXPECT_EQ(Metric("sockeye_frontend_responses_total", {{"listener", listener}, {"code", code}}),
+              count)
+        << code;
+  EXPECT_EQ(Metric("sockeye_http_status_unread_total", {}), 0);
+  // Each "S" response waited 20 ms in the server: the mean response time
+  // is at least that over all but the "W" one, and no longer than what
+  // the client waited.
+  EXPECT_EQ(Metric("sockeye_frontend_response_time_seconds_count", l), requests);
+  const double sum = Metric("sockeye_frontend_response_time_seconds_sum", l);
+  EXPECT_GE(sum, 0.020 * (requests - 1));
+  EXPECT_LE(sum / requests, waited.count() / requests + kClockSlack);
+  EXPECT_GE(Metric("sockeye_frontend_rtt_seconds_count", l), 3);
 }
 
-// The fallback where the kernel lacks tcp:tcp_sendmsg_locked (or refuses it):
-// the same counts, read on egress.
-TEST_F(FrontendTraffic, FrontendStatusesAreExactOnEgress) {
-  REQUIRE_TCP_DIAG();
-  ConnectionsBytesRequestsAndStatusesAreExact(true);
-}
-
+// 100 Continue is not final: the status after it counts, whether it is sent
+// later, in the same send(), or in the next buffer of one writev().
 TEST_F(FrontendTraffic, FrontendInterimResponsesCountTheFinalStatus) {
   REQUIRE_TCP_DIAG();
-  InterimResponsesCountTheFinalStatus(false);
+  HttpServer server(kFrontendAddress);
+  const bool responses_read = StartWithResponsesRead();
+  if (!agent_ || HasFailure()) return;
+  {
+    HttpClient client(server);
+    ASSERT_TRUE(client.connected());
+    for (const char* command : {"I 201", "J 404", "V 503", "I 200"})
+      ASSERT_TRUE(client.Ask(command, "hello"));
+  }
+  const std::string listener = server.backend();
+  EXPECT_EQ(WaitForMetric("sockeye_frontend_connections_closed_total",
+                          {{"listener", listener}, {"closed_by", "remote"}}, 1),
+            1);
+  const std::map<std::string, std::string> l = {{"listener", listener}};
+  EXPECT_EQ(Metric("sockeye_frontend_requests_total", l), 4);
+  if (!responses_read) GTEST_SKIP() << "frontend responses are not read here (sockeye --check)";
+  auto responses = [&](const char* code) {
+    return Metric("sockeye_frontend_responses_total", {{"listener", listener}, {"code", code}});
+  };
+  EXPECT_EQ(responses("2xx"), 2);
+  EXPECT_EQ(responses("4xx"), 1);
+  EXPECT_EQ(responses("5xx"), 1);
+  EXPECT_EQ(responses("1xx"), -1);
+  EXPECT_EQ(Metric("sockeye_http_status_unread_total", {}), 0);
+  // Each "I" turn ends at its final status, 20 ms after the interim one.
+  EXPECT_EQ(Metric("sockeye_frontend_response_time_seconds_count", l), 4);
+  EXPECT_GE(Metric("sockeye_frontend_response_time_seconds_sum", l), 0.040);
 }
 
-TEST_F(FrontendTraffic, FrontendInterimResponsesCountTheFinalStatusOnEgress) {
-  REQUIRE_TCP_DIAG();
-  InterimResponsesCountTheFinalStatus(true);
-}
-
-// Where the kernel refuses both response programs, no response is seen: a
-// request that arrives while the last one waits is a new one once the server
-// wrote anything since. Every request still counts, and none is unanswered.
+// Where the kernel refuses the egress program, no response is seen: a request
+// that arrives while the last one waits is a new one once the server wrote
+// anything since. Every request still counts, and none is unanswered.
 TEST_F(FrontendTraffic, FrontendRequestsCountWithoutTheEgressProgram) {
   REQUIRE_TCP_DIAG();
   HttpServer server(kFrontendAddress);
   {
-    const RefuseAttach refuse("on_cgroup_egress,on_cgroup_egress_cast,on_tcp_sendmsg_locked");
+    const RefuseAttach refuse("on_cgroup_egress,on_cgroup_egress_cast");
     StartAgent();
   }
   if (!agent_) return;
-  ASSERT_FALSE(FrontendResponsesRead(*agent_));
+  ASSERT_FALSE(StatusProgramAttached(*agent_, "egress"));
   const std::string listener = server.backend();
   size_t received = 0;
   int requests = 0;

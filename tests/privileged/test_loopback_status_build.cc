@@ -23,15 +23,13 @@ using testing::Value;
 constexpr const char* kCastProgram = "on_cgroup_ingress_cast";
 constexpr const char* kOwnProgram = "on_cgroup_ingress";
 
-bool KernelBtfHas(const char* name, int kind) {
+bool KernelHasRdonlyCast() {
   btf* vmlinux = btf__load_vmlinux_btf();
   if (!vmlinux) return false;
-  const bool found = btf__find_by_name_kind(vmlinux, name, kind) > 0;
+  const bool found = btf__find_by_name_kind(vmlinux, "bpf_rdonly_cast", BTF_KIND_FUNC) > 0;
   btf__free(vmlinux);
   return found;
 }
-
-bool KernelHasRdonlyCast() { return KernelBtfHas("bpf_rdonly_cast", BTF_KIND_FUNC); }
 
 // Whether SOCKEYE_TEST_REFUSE_ATTACH (as ctest may set it) names `program`.
 bool AttachRefused(const std::string& program) {
@@ -78,16 +76,11 @@ std::string LoadedStatusPrograms(const BpfProbes& probes) {
 }
 
 std::optional<double> StatusProbe(Agent& agent, const std::string& build) {
-  // The fixture follows frontends: their responses are read at
-  // tcp:tcp_sendmsg_locked where the kernel has it, else on egress.
-  const bool send_hook = KernelBtfHas("btf_trace_tcp_sendmsg_locked", BTF_KIND_TYPEDEF) &&
-                         !AttachRefused("on_tcp_sendmsg_locked");
-  const std::string where = "(" + Cgroup2MountPoint() + ", " + build + ")";
   return Value(agent.Gather(), "sockeye_probe_info",
                {{"hook", "http_status"},
                 {"mode", "cgroup_skb"},
-                {"target", send_hook ? "ingress " + where + " and tp_btf tcp_sendmsg_locked"
-                                     : "ingress and egress " + where}});
+                // The fixture follows frontends: the egress side attaches too.
+                {"target", "ingress and egress (" + Cgroup2MountPoint() + ", " + build + ")"}});
 }
 
 TEST_F(LoopbackTraffic, HttpStatusBuildFollowsTheKernelBtf) {
