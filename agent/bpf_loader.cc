@@ -301,6 +301,16 @@ bool BpfProbes::SetFrontendListeners(const std::vector<Endpoint>& listeners, std
       return false;
     }
   }
+  // The ports' bits, written after the listeners: the kernel looks a port's
+  // listeners up only once its bit is set (bpf/filters.bpf.h, frontend_port()).
+  sockeye_frontend_ports ports{};
+  for (const sockeye_endpoint& e : wanted) ports.bits[e.port / 8] |= uint8_t(1U << (e.port % 8));
+  const uint32_t zero = 0;
+  if (bpf_map_update_elem(bpf_map__fd(state_->skel->maps.frontend_ports), &zero, &ports, BPF_ANY) !=
+      0) {
+    *error = "writing the frontend listeners' ports failed: " + ErrnoText(errno);
+    return false;
+  }
   return true;
 }
 

@@ -228,13 +228,14 @@ static __always_inline int state_changed(const struct sock *sk, int oldstate, in
  * (FIN_WAIT1 froze the send total and said who closed; who closed after a
  * CLOSE_WAIT shows at the next transition, and so does a missed
  * ESTABLISHED or a request queued meanwhile), and a followed connection's
- * transition costs ~100 ns even so. */
+ * transition costs ~100 ns even so. An accepted connection is one only on
+ * a frontend listener's port. */
 static __always_inline bool state_change_matters(const struct sock *sk, int oldstate,
 						 int newstate)
 {
 	if (newstate == TCP_FIN_WAIT2 || newstate == TCP_CLOSE_WAIT)
 		return false;
-	if (follow_frontends && newstate == TCP_ESTABLISHED && oldstate == TCP_SYN_RECV)
+	if (newstate == TCP_ESTABLISHED && oldstate == TCP_SYN_RECV && frontend_port_listed(sk))
 		return true;
 	return newstate == TCP_SYN_SENT || may_be_followed(sk);
 }

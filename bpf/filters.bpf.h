@@ -47,6 +47,20 @@ static __always_inline void read_endpoint(const struct sock *sk, struct sockeye_
 	}
 }
 
+/* Whether a frontend listener has the socket's local port: one load of the
+ * frontend_ports bitmap, for every accepted connection on the host. */
+static __always_inline bool frontend_port_listed(const struct sock *sk)
+{
+	const struct sockeye_frontend_ports *ports;
+	__u16 port = sk->__sk_common.skc_num;
+	__u32 zero = 0;
+
+	if (!follow_frontends)
+		return false;
+	ports = bpf_map_lookup_elem(&frontend_ports, &zero);
+	return ports && (ports->bits[(port >> 3) & (sizeof(ports->bits) - 1)] & (1U << (port & 7)));
+}
+
 /* An accepted socket of a frontend listener, in the network namespace the
  * agent took the listeners from: the listener bound to its local address,
  * or the wildcard one on its port (0.0.0.0 for IPv4; [::], dual-stack,
@@ -59,7 +73,7 @@ static __always_inline bool frontend_port(const struct sock *sk)
 	const struct net *net;
 	bool v4;
 
-	if (!follow_frontends)
+	if (!frontend_port_listed(sk))
 		return false;
 	net = sk->__sk_common.skc_net.net;
 	if (frontend_netns_inum && (!net || net->ns.inum != frontend_netns_inum))

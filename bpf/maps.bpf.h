@@ -146,6 +146,17 @@ SOCKEYE_SHARED struct {
 	__type(value, __u8);
 } frontend_listeners SEC(".maps");
 
+/* The same listeners' ports, a bit each: an accepted connection on another
+ * port leaves after one load, before frontend_listeners' lookups, which cost
+ * an unfollowed state change +70 ns on average, ~1.4 us per accepted
+ * connection, in hook_cost (bench/HISTORY.md, 2026-12-07). */
+SOCKEYE_SHARED struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct sockeye_frontend_ports);
+} frontend_ports SEC(".maps");
+
 static __always_inline void count_kernel_by(__u32 counter, __u64 n)
 {
 	__u64 *value = bpf_map_lookup_elem(&kernel_counters, &counter);

@@ -123,6 +123,12 @@ enum sockeye_closed_by {
 	SOCKEYE_CLOSED_BY_REMOTE,
 };
 
+/* The local ports of the frontend listeners, a bit each (port / 8, bit
+ * port % 8): the frontend_ports map's one value, written by the agent. */
+struct sockeye_frontend_ports {
+	__u8 bits[65536 / 8];
+};
+
 /* Backend address: IPv6, or IPv4 as a v4-mapped IPv6 address
  * (::ffff:a.b.c.d) so that one code path matches and keys both. */
 struct sockeye_endpoint {
