@@ -181,6 +181,7 @@ LoaderSettings LoaderSettingsFrom(const Config& config) {
   settings.http_status = config.http_status_codes != HttpStatusCodes::kOff;
   settings.frontends = config.frontends;
   settings.btf_path = config.btf_path;
+  settings.cgroup = config.cgroup;
   return settings;
 }
 

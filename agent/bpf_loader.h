@@ -63,6 +63,7 @@ struct LoaderSettings {
   // Follow connections accepted on the frontend listeners (SetFrontendPorts()).
   bool frontends = true;
   std::string btf_path;  // empty: /sys/kernel/btf/vmlinux
+  std::string cgroup;    // the status programs' cgroup; empty: the cgroup v2 root
 };
 
 LoaderSettings LoaderSettingsFrom(const Config& config);

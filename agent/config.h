@@ -84,6 +84,7 @@ struct Config {
   bool bpf_stats = false;
   bool check_only = false;         // --check: report what would be attached, then exit
   std::string btf_path;            // --btf-path: kernel BTF when /sys/kernel/btf/vmlinux is absent
+  std::string cgroup;              // --cgroup: where the status programs attach (empty: v2 root)
   bool keep_capabilities = false;  // --keep-capabilities: do not drop them after attaching
   // The client side: the listeners' saturation (agent/listener_collector.h)
   // and the connections they accept (agent/listener_selection.h).

@@ -174,6 +174,12 @@ void DefineFlags(CLI::App* app, RawFlags* raw) {
                          "(e.g. from btfhub or the distribution's debug packages)"))
       ->type_name("FILE")
       ->group(tracking);
+  scalar(app->add_option("--cgroup", raw->cgroup,
+                         "cgroup v2 directory to attach the HTTP status programs to, e.g. the "
+                         "proxy's service (default: the hierarchy's root, every process); "
+                         "sockets of processes outside it are not read"))
+      ->type_name("DIR")
+      ->group(tracking);
   app->add_flag("--keep-capabilities", raw->keep_capabilities,
                 "Keep capabilities after the probes are attached (default: drop them all, "
                 "nothing later needs them)")

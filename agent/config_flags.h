@@ -40,6 +40,7 @@ struct RawFlags {
   std::vector<std::string> frontend_include;
   std::vector<std::string> frontend_exclude;
   std::string btf_path;
+  std::string cgroup;
   std::string probe_mode = "auto";
   std::string sweep_iterator = "auto";
   std::string http_status_codes = "class";

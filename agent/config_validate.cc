@@ -1,5 +1,8 @@
 #include "agent/config_validate.h"
 
+#include <linux/magic.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -51,6 +54,24 @@ bool CheckListenAddress(const std::string& text, Errors* errors, std::string* ou
     return errors->Fail(key, Quote(text) + ": an IPv6 host must be in brackets, e.g. [::1]:19480");
   }
   *out = text;
+  return true;
+}
+
+// A directory of a cgroup v2 hierarchy: a cgroup_skb program attaches to
+// nothing else.
+bool CheckCgroup(const std::string& path, Errors* errors) {
+  struct statfs fs {};
+  if (path.front() != '/')
+    return errors->Fail("cgroup", Quote(path) +
+                                      " is not an absolute path (e.g. "
+                                      "/sys/fs/cgroup/system.slice/nginx.service)");
+  if (statfs(path.c_str(), &fs) != 0)
+    return errors->Fail("cgroup", Quote(path) + ": " + std::strerror(errno));
+  if (fs.f_type != CGROUP2_SUPER_MAGIC)
+    return errors->Fail("cgroup", Quote(path) + " is not in a cgroup v2 hierarchy");
+  struct stat st {};
+  if (stat(path.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+    return errors->Fail("cgroup", Quote(path) + " is not a cgroup (a directory)");
   return true;
 }
 
@@ -298,6 +319,7 @@ std::optional<Config> Validate(const RawFlags& raw, Errors* errors) {
   if (ok && !raw.btf_path.empty() && access(raw.btf_path.c_str(), R_OK) != 0) {
     ok = errors->Fail("btf-path", Quote(raw.btf_path) + ": " + std::strerror(errno));
   }
+  if (ok && !raw.cgroup.empty()) ok = CheckCgroup(raw.cgroup, errors);
   // Read in full when the server starts (and on SIGHUP), where a broken file
   // is reported by file and key; here only whether it can be read at all.
   if (ok && !raw.web_config_file.empty() && access(raw.web_config_file.c_str(), R_OK) != 0) {
@@ -310,6 +332,7 @@ std::optional<Config> Validate(const RawFlags& raw, Errors* errors) {
   config.keep_capabilities = raw.keep_capabilities;
   config.frontends = raw.frontends;
   config.btf_path = raw.btf_path;
+  config.cgroup = raw.cgroup;
   return config;
 }
 

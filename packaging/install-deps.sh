@@ -26,6 +26,7 @@ test_deps=(
   procps       # sysctl: tests/e2e/storage_failure.sh sets net.core.optmem_max in its namespace
   qemu-system-x86 busybox-static cpio  # the kernel matrix's guests (tests/vm)
   libclang-rt-dev  # libFuzzer and the sanitizers' runtimes for clang (tests/fuzz)
+  linux-perf       # profiles in the benchmarks (bench/proxy_cost.sh PROXY_COST_PERF, bench/cgroup_scope_cost.sh)
 )
 packaging_deps=(
   dpkg-dev     # dpkg-shlibdeps, dpkg-buildflags, dpkg-architecture

@@ -3,10 +3,12 @@
 // Every count is exact; the duration is checked against the server's own
 // timing.
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -16,6 +18,7 @@
 #include <thread>
 #include <vector>
 
+#include "agent/kernel_features.h"
 #include "http_test_server.h"
 #include "loopback_fixture.h"
 
@@ -205,6 +208,66 @@ TEST_F(LoopbackTraffic, UnansweredRequestsByWhoClosed) {
             2);
   EXPECT_EQ(Metric("sockeye_backend_requests_total", {{"backend", b}}), 4);
   EXPECT_EQ(Metric("sockeye_backend_responses_total", {{"backend", b}, {"code", "2xx"}}), 2);
+}
+
+// Moves this whole process into a cgroup v2 directory while it lives, and
+// back to the hierarchy's root after.
+class InCgroup {
+ public:
+  InCgroup(const std::string& root, const std::string& dir) : root_(root) { joined_ = Join(dir); }
+  ~InCgroup() {
+    if (joined_) Join(root_);
+  }
+  bool joined() const { return joined_; }
+
+ private:
+  static bool Join(const std::string& dir) {
+    const int fd = open((dir + "/cgroup.procs").c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return false;
+    const std::string pid = std::to_string(getpid());
+    const bool ok = write(fd, pid.data(), pid.size()) == static_cast<ssize_t>(pid.size());
+    close(fd);
+    return ok;
+  }
+  std::string root_;
+  bool joined_ = false;
+};
+
+// --cgroup: the status programs read only the sockets of that cgroup, which
+// a socket joins when it is created. The requests of a client created
+// outside it still count, without statuses.
+TEST_F(LoopbackTraffic, HttpStatusOnlyInTheGivenCgroup) {
+  const std::string root = Cgroup2MountPoint();
+  if (root.empty()) GTEST_SKIP() << "no cgroup v2 hierarchy here";
+  const std::string dir = root + "/sockeye-test";
+  if (mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) GTEST_SKIP() << dir << ": " << errno;
+  StartAgent([&dir](Config& config) { config.cgroup = dir; });
+  REQUIRE_STATUS_PROGRAM();
+  HttpServer server("127.0.0.3");
+  {
+    const InCgroup inside(root, dir);
+    ASSERT_TRUE(inside.joined());
+    HttpClient client(server);
+    ASSERT_TRUE(client.connected());
+    for (const char* command : {"S 200 0 0", "S 404 0 0", "S 503 0 0"})
+      ASSERT_TRUE(client.Ask(command, "hello"));
+  }
+  {
+    HttpClient client(server);
+    ASSERT_TRUE(client.connected());
+    for (const char* command : {"S 200 0 0", "S 500 0 0"})
+      ASSERT_TRUE(client.Ask(command, "hello"));
+  }
+  const std::string b = server.backend();
+  EXPECT_EQ(WaitForMetric("sockeye_backend_connections_closed_total",
+                          {{"backend", b}, {"closed_by", "local"}}, 2),
+            2);
+  EXPECT_EQ(Metric("sockeye_backend_requests_total", {{"backend", b}}), 5);
+  for (const char* code : {"2xx", "4xx", "5xx"})
+    EXPECT_EQ(Metric("sockeye_backend_responses_total", {{"backend", b}, {"code", code}}), 1)
+        << code;
+  agent_.reset();
+  rmdir(dir.c_str());
 }
 
 }  // namespace

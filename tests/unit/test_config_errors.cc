@@ -50,6 +50,19 @@ TEST(ConfigErrorsTest, WebConfigFile) {
   EXPECT_EQ(MustParse({}).web_config_file, "");
 }
 
+// A cgroup_skb program attaches only to a cgroup v2 directory. Whether the
+// build machine has one is not known here: the cases that need none.
+TEST(ConfigErrorsTest, CgroupMustBeACgroupV2Directory) {
+  EXPECT_EQ(Parse({"--cgroup", "system.slice/nginx.service"}).message,
+            "sockeye: --cgroup: \"system.slice/nginx.service\" is not an absolute path (e.g. "
+            "/sys/fs/cgroup/system.slice/nginx.service)");
+  EXPECT_EQ(Parse({"--cgroup", "/nonexistent/nginx.service"}).message,
+            "sockeye: --cgroup: \"/nonexistent/nginx.service\": No such file or directory");
+  EXPECT_EQ(Parse({"--cgroup", "/proc"}).message,
+            "sockeye: --cgroup: \"/proc\" is not in a cgroup v2 hierarchy");
+  EXPECT_EQ(MustParse({}).cgroup, "");
+}
+
 TEST(ConfigErrorsTest, OutOfRange) {
   ExpectUsageError(Parse({"--max-backends", "0"}), "--max-backends: 0 is out of range (1-1000000)");
   ExpectUsageError(Parse({"--max-backends", "1000001"}), "--max-backends: 1000001 is out of range");
