@@ -14,9 +14,11 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// Every Nth sweep reports all open connections, so connections whose close
-// record was lost are found and retired (Aggregator::EndFullSweep).
-constexpr unsigned kSweepsPerFullSweep = 30;
+// A full sweep every N --sweep-intervals reports all open connections, so
+// connections whose close record was lost are found and retired
+// (Aggregator::EndFullSweep). Counted in time, not in sweeps: slow sweeps
+// are spaced out (SweepSpacing()) and retirement must not wait N of those.
+constexpr unsigned kIntervalsPerFullSweep = 30;
 constexpr auto kMaintenanceInterval = std::chrono::seconds(5);
 // /healthz fails when the event loop has not turned for this long.
 constexpr auto kStalledAfter = std::chrono::seconds(10);
@@ -134,6 +136,7 @@ std::unique_ptr<Agent> Agent::Start(const Config& config, std::string* error) {
   }
 
   agent->next_sweep_ = Clock::now() + config.sweep_interval;
+  agent->last_full_sweep_ = Clock::now();
   agent->probes_->NoteSweepSpacing(config.sweep_interval);
   agent->next_maintenance_ = Clock::now() + kMaintenanceInterval;
   return agent;
@@ -202,8 +205,8 @@ void Agent::Tick(int timeout_ms) {
     next_sweep_ = now + config_.sweep_interval;  // Sweep() stretches it when sweeps are slow
     RefreshFrontends();
     const bool anything_to_sweep = aggregator_->StartSweepInterval();
-    if (++sweeps_since_full_ >= kSweepsPerFullSweep) {
-      sweeps_since_full_ = 0;
+    if (now - last_full_sweep_ >= config_.sweep_interval * kIntervalsPerFullSweep) {
+      last_full_sweep_ = now;
       DrainRecords();  // let pending close records land first
       Sweep(true);
     } else if (anything_to_sweep) {

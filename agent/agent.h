@@ -79,7 +79,7 @@ class Agent {
   std::chrono::steady_clock::time_point records_read_at_;
   std::chrono::steady_clock::time_point next_sweep_;
   std::chrono::steady_clock::time_point next_maintenance_;
-  unsigned sweeps_since_full_ = 0;
+  std::chrono::steady_clock::time_point last_full_sweep_;
   bool sweeps_stretched_ = false;  // the last sweep's spacing exceeded --sweep-interval
   std::atomic<int64_t> last_tick_ns_{0};
 };

@@ -166,7 +166,7 @@ sleep 0.5
 echo "--- 1. ring buffer of 4 KiB under load"
 m=$(log_mark)
 a=$(accepts)
-# A sweep every 100 ms: the full sweep (every 30th) retires connections
+# A sweep every 100 ms: the full sweep (every 30 intervals) retires connections
 # whose close record was lost within 3 s.
 start_agent "$work/agent1.log" --ringbuf-size 4KiB --sweep-interval 100ms
 load 16 4 /churn &
