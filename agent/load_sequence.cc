@@ -240,8 +240,9 @@ bool AttachHooks(sockeye_bpf* skel, const LoadPlan& plan, std::vector<LinkPtr>* 
 // agent's process. At the root every socket in the hierarchy is seen, so
 // proxies in any service's cgroup are; --cgroup spares every other
 // process's packets the programs (~0.2-0.35 us per proxied request on
-// loopback, bench/cgroup_scope_cost.sh). The build in an object of its own first, when loaded; if it will not
-// attach, the main object's, and *fallback says why. Once one is attached
+// loopback, bench/cgroup_scope_cost.sh). The build in an object of its own
+// first, when loaded; if it will not attach, the main object's, and
+// *fallback says why. Once one is attached
 // the other is unloaded. Optional: when neither attaches, the hook's
 // --check entry says so and the agent runs without it. Returns whether the
 // main object's build is the one attached.
